@@ -1,0 +1,56 @@
+"""Wall time of (a) feature extraction for every RAVDESS take and (b) a full 6-fold CV on cached features.
+
+    python benchmarks/bench_ravdess.py [--data ../shared/data/ravdess] [--config configs/ravdess_mars.yaml]
+
+Extraction starts from an empty cache; the CV then runs on the cache it filled (a fresh run
+directory, so nothing is resumed). Figures are printed, not asserted: compare them with the targets
+in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from emofuse.config import load_config
+from emofuse.evaluation.cross_validation import run_cross_validation
+from emofuse.features.cache import FeatureCache
+from emofuse.features.dataset import build_ravdess_features
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ravdess")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "ravdess_mars.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    config = load_config(args.config, args.overrides)
+    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = FeatureCache(Path(tmp) / "cache")
+        started = time.perf_counter()
+        fs = build_ravdess_features(args.data, config.data, config.features, cache, progress=False)
+        extract_s = time.perf_counter() - started
+        started = time.perf_counter()
+        build_ravdess_features(args.data, config.data, config.features, cache, progress=False)
+        cached_s = time.perf_counter() - started
+        print(f"(a) feature extraction ({config.features.audio.name}, {len(fs.meta)} takes, "
+              f"{config.features.workers} workers): {extract_s:.1f} s; again from the cache: {cached_s:.1f} s")
+        started = time.perf_counter()
+        summary = run_cross_validation(config, args.data, Path(tmp) / "run", cache.root, progress=False)
+        cv_s = time.perf_counter() - started
+        epochs = sum(f["epochs_run"] for f in summary["folds"])
+        print(f"(b) {len(summary['folds'])}-fold CV of {config.name} on cached features: {cv_s:.1f} s "
+              f"({epochs} epochs in all); accuracy {summary['accuracy_mean']:.4f} ± {summary['accuracy_std']:.4f}, "
+              f"macro-F1 {summary['macro_f1_mean']:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Typed experiment configuration, validated when it is loaded.
+
+Unknown keys, ill-typed values and unknown or mis-parameterised parts (extractors, encoders,
+fusions, losses) are all errors that name the key, before any data is read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from emofuse.registry import ConfigError, format_validation_error
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Part(Strict):
+    """A registered component and its parameters."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class VisualSourceConfig(Strict):
+    kind: Literal["table", "openface_frames"] = "table"
+    path: str = Field("openface_au_clip_means.csv", description="relative to the data directory")
+
+
+class DataConfig(Strict):
+    dataset: Literal["ravdess"] = "ravdess"
+    audio_dir: str = Field("audio16k", description="folder of Actor_XX audio, relative to the data directory")
+    visual: VisualSourceConfig = Field(default_factory=VisualSourceConfig)
+    modalities: list[Literal["audio", "visual"]] = Field(default_factory=lambda: ["audio", "visual"], min_length=1)
+    on_incomplete: Literal["error", "skip"] = Field(
+        "error", description="a take whose modality is missing or unreadable: fail, or leave it out and report it"
+    )
+
+
+class FeaturesConfig(Strict):
+    audio: Part = Field(default_factory=lambda: Part(name="mfcc"))
+    speaker_norm: bool = Field(
+        False, description="standardise features per speaker with statistics of that speaker's own (unlabelled) clips"
+    )
+    workers: int = Field(2, ge=1)
+
+
+class ModelConfig(Strict):
+    encoders: dict[str, Part]
+    fusion: Part = Field(default_factory=lambda: Part(name="average"))
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before each branch classifier")
+
+
+class EarlyStoppingConfig(Strict):
+    monitor: str = "accuracy"
+    mode: Literal["max", "min"] = "max"
+    patience: int = Field(10, ge=1)
+    min_epochs: int = Field(0, ge=0, description="never stop before this many epochs")
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-2, ge=0)
+    warmup_epochs: int = Field(0, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    crop_frames: int | None = Field(
+        None, gt=0, description="train on a random window of at most this many frames of each sequence (augmentation)"
+    )
+    ema_decay: float | None = Field(None, gt=0, lt=1)
+    early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
+    amp: Literal["auto", "off"] = Field("auto", description="mixed precision when CUDA is present")
+    device: str = "auto"
+
+
+class ProtocolConfig(Strict):
+    n_folds: int = Field(6, ge=2, description="contiguous groups of the sorted actor ids (24 actors: 1-4, 5-8, ...)")
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="share of each fold's training actors held out for model selection")
+
+
+class ExperimentConfig(Strict):
+    name: str
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    model: ModelConfig
+    loss: Part = Field(default_factory=lambda: Part(name="cross_entropy"))
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
+
+    @model_validator(mode="after")
+    def _check_parts(self) -> "ExperimentConfig":
+        # Imported here: the registries live in the model/loss packages, which depend on this module.
+        from emofuse.features import EXTRACTORS
+        from emofuse.losses import LOSSES
+        from emofuse.models import ENCODERS, FUSIONS
+
+        missing = [m for m in self.data.modalities if m not in self.model.encoders]
+        if missing:
+            raise ValueError(f"model.encoders has no encoder for modalities {missing}")
+        extra = sorted(set(self.model.encoders) - set(self.data.modalities))
+        if extra:
+            raise ValueError(f"model.encoders names modalities not in data.modalities: {extra}")
+        EXTRACTORS.validate_params(self.features.audio.name, self.features.audio.params, "features.audio.params")
+        for modality, part in self.model.encoders.items():
+            ENCODERS.validate_params(part.name, part.params, f"model.encoders.{modality}.params")
+        FUSIONS.validate_params(self.model.fusion.name, self.model.fusion.params, "model.fusion.params")
+        LOSSES.validate_params(self.loss.name, self.loss.params, "loss.params")
+        return self
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{dotted}': '{k}' is not a section")
+    node[keys[-1]] = value
+
+
+def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
+    """``key.sub=value`` pairs from the command line; values are parsed as YAML scalars."""
+    out = []
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"override '{pair}' is not of the form key=value")
+        key, raw = pair.split("=", 1)
+        out.append((key.strip(), yaml.safe_load(raw)))
+    return out
+
+
+def config_from_dict(tree: dict, source: str = "config") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {format_validation_error(err)}") from None
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file does not exist")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    for key, value in parse_overrides(overrides or []):
+        _set_dotted(tree, key, value)
+    return config_from_dict(tree, str(path))
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

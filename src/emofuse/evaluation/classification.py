@@ -1,0 +1,63 @@
+"""Exact epoch-level classification metrics (torchmetrics) for the fused and each branch's output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from emofuse.training.batches import TensorData
+
+
+@dataclass
+class Predictions:
+    probs: np.ndarray  # (N, K) fused
+    branch_probs: dict[str, np.ndarray]  # modality -> (N, K)
+    target: np.ndarray
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: TensorData, batch_size: int = 256) -> Predictions:
+    model.eval()
+    device = next(model.parameters()).device
+    probs, branch, targets = [], {}, []
+    for batch in data.batches(batch_size):
+        out = model(batch.to(device).inputs, batch.to(device).lengths)
+        probs.append(out.probs.float().cpu())
+        for m, z in out.branch_logits.items():
+            branch.setdefault(m, []).append(z.float().softmax(-1).cpu())
+        targets.append(batch.target)
+    return Predictions(
+        probs=torch.cat(probs).numpy(),
+        branch_probs={m: torch.cat(v).numpy() for m, v in branch.items()},
+        target=torch.cat(targets).numpy(),
+    )
+
+
+def classification_metrics(pred: Predictions, n_classes: int) -> dict[str, float]:
+    target = torch.as_tensor(pred.target)
+    accuracy = MulticlassAccuracy(n_classes, average="micro")
+    macro_f1 = MulticlassF1Score(n_classes, average="macro")
+    probs = torch.as_tensor(pred.probs)
+    metrics = {
+        "accuracy": accuracy(probs, target).item(),
+        "macro_f1": macro_f1(probs, target).item(),
+        "nll": F.nll_loss(probs.clamp_min(1e-12).log(), target).item(),
+    }
+    for m, p in pred.branch_probs.items():
+        metrics[f"accuracy/{m}"] = MulticlassAccuracy(n_classes, average="micro")(torch.as_tensor(p), target).item()
+    return metrics
+
+
+class ClassificationEvaluator:
+    """The trainer's validation hook: metrics over the whole validation set, never per-batch means."""
+
+    def __init__(self, n_classes: int):
+        self.n_classes = n_classes
+
+    def __call__(self, model: nn.Module, data: TensorData) -> dict[str, float]:
+        return classification_metrics(predict(model, data), self.n_classes)

@@ -1,0 +1,196 @@
+"""Speaker-independent k-fold cross-validation of one config, resumable fold by fold.
+
+Per fold: features are standardised with statistics of the training actors (optionally after
+per-speaker normalisation), the model is trained on the training actors, the epoch is selected on
+the validation actors, and the selected weights are scored once on the test actors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from emofuse.config import ExperimentConfig, dump_config
+from emofuse.evaluation.classification import ClassificationEvaluator, classification_metrics, predict
+from emofuse.evaluation.folds import Fold, actor_folds
+from emofuse.features.cache import FeatureCache
+from emofuse.features.dataset import FeatureSet, build_ravdess_features
+from emofuse.features.normalize import Standardizer, speaker_normalize
+from emofuse.losses import LOSSES
+from emofuse.models import create_model
+from emofuse.registry import ConfigError
+from emofuse.runs import atomic_write_text, attach_log_file, versions, write_json
+from emofuse.training.batches import TensorData
+from emofuse.training.seeding import seed_everything
+from emofuse.training.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+
+def prepare_inputs(fs: FeatureSet, speaker_norm: bool) -> dict:
+    if not speaker_norm:
+        return fs.features
+    return {m: speaker_normalize(v, fs.meta["actor"].to_numpy()) for m, v in fs.features.items()}
+
+
+def fold_data(fs: FeatureSet, inputs: dict, fold: Fold) -> tuple[TensorData, TensorData, TensorData]:
+    actor = fs.meta["actor"].to_numpy()
+    label = fs.meta["label"].to_numpy()
+    masks = [np.isin(actor, fold.train_actors), np.isin(actor, fold.val_actors), np.isin(actor, fold.test_actors)]
+    train_mask = masks[0]
+    scalers = {}
+    for m, values in inputs.items():
+        rows = [values[i] for i in np.flatnonzero(train_mask)] if isinstance(values, list) else values[train_mask]
+        scalers[m] = Standardizer().fit(rows)
+    out = []
+    for mask in masks:
+        idx = np.flatnonzero(mask)
+        feats = {}
+        for m, values in inputs.items():
+            rows = [values[i] for i in idx] if isinstance(values, list) else values[idx]
+            feats[m] = scalers[m].transform(rows)
+        out.append(TensorData(feats, label[idx]))
+    return tuple(out)
+
+
+def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: dict, fold: Fold, fold_dir: Path | None,
+               epoch_callbacks=None):
+    """Train one fold, select on its validation actors; returns (model with selected weights, fit result, test data)."""
+    seed = config.seed * 1000 + fold.index
+    seed_everything(seed)
+    train, val, test = fold_data(fs, inputs, fold)
+    n_classes = len(fs.class_names)
+    model = create_model(config.model, fs.input_dims, fs.sequence, n_classes)
+    loss = LOSSES.create(config.loss.name, config.loss.params, modalities=list(config.data.modalities))
+    trainer = Trainer(config.train, ClassificationEvaluator(n_classes), fold_dir, seed=seed, epoch_callbacks=epoch_callbacks)
+    fit = trainer.fit(model, loss, train, val)
+    model.load_state_dict(fit.best_state)
+    return model, fit, test
+
+
+def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: dict, fold: Fold, fold_dir: Path) -> dict:
+    started = time.perf_counter()
+    model, fit, test = train_fold(config, fs, inputs, fold, fold_dir)
+    preds = predict(model, test)
+    metrics = classification_metrics(preds, len(fs.class_names))
+    test_meta = fs.meta[np.isin(fs.meta["actor"], fold.test_actors)].reset_index(drop=True)
+    table = predictions_table(test_meta, preds, fs.class_names, fold.index)
+    result = {
+        "fold": fold.index,
+        "test_actors": list(fold.test_actors),
+        "val_actors": list(fold.val_actors),
+        "train_actors": list(fold.train_actors),
+        "n_test": len(test_meta),
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "modality_accuracy": {m: metrics[f"accuracy/{m}"] for m in preds.branch_probs},
+        "best_epoch": fit.best_epoch,
+        "epochs_run": fit.epochs_run,
+        "val_at_best": fit.best_metrics,
+        "seconds": time.perf_counter() - started,
+    }
+    pd.DataFrame(fit.history).to_csv(fold_dir / "history.csv", index=False)
+    torch.save(fit.best_state, fold_dir / "best.pt")
+    atomic_write_text(fold_dir / "predictions.csv", table.to_csv(index=False))
+    write_json(fold_dir / "result.json", result)  # written last: its presence marks the fold done
+    return result
+
+
+def predictions_table(meta: pd.DataFrame, preds, class_names, fold: int) -> pd.DataFrame:
+    table = pd.DataFrame(
+        {
+            "clip": meta["clip"], "take": meta["take"], "actor": meta["actor"], "fold": fold,
+            "label": [class_names[i] for i in preds.target], "pred": [class_names[i] for i in preds.probs.argmax(1)],
+        }
+    )
+    for k, name in enumerate(class_names):
+        table[f"prob_{name}"] = preds.probs[:, k]
+    for m, p in preds.branch_probs.items():
+        table[f"pred_{m}"] = [class_names[i] for i in p.argmax(1)]
+    return table
+
+
+def summarize(config: ExperimentConfig, fs: FeatureSet, fold_results: list[dict], predictions: pd.DataFrame) -> dict:
+    acc = np.array([r["accuracy"] for r in fold_results])
+    f1 = np.array([r["macro_f1"] for r in fold_results])
+    modalities = list(fold_results[0]["modality_accuracy"])
+    return {
+        "name": config.name,
+        "folds": fold_results,
+        "accuracy_mean": float(acc.mean()),
+        "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+        "macro_f1_mean": float(f1.mean()),
+        "macro_f1_std": float(f1.std(ddof=1)) if len(f1) > 1 else 0.0,
+        "modality_accuracy_mean": {m: float(np.mean([r["modality_accuracy"][m] for r in fold_results])) for m in modalities},
+        "pooled_accuracy": float((predictions["label"] == predictions["pred"]).mean()),
+        "n_clips": int(len(predictions)),
+        "speaker_norm": config.features.speaker_norm,
+        "skipped_takes": fs.skipped,
+        "data_fingerprint": fs.fingerprint,
+        "std_note": "sample standard deviation (ddof=1) over folds",
+        "config": config.model_dump(mode="json"),
+    }
+
+
+def run_cross_validation(config: ExperimentConfig, data_dir: Path, run_dir: Path, cache_dir: Path,
+                         progress: bool = True, only_folds: list[int] | None = None) -> dict:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = attach_log_file(run_dir)
+    try:
+        return _run(config, Path(data_dir), run_dir, FeatureCache(cache_dir), progress, only_folds)
+    finally:
+        logging.getLogger("emofuse").removeHandler(handler)
+        handler.close()
+
+
+def _run(config, data_dir, run_dir, cache, progress, only_folds) -> dict:
+    started = time.perf_counter()
+    resolved = dump_config(config)
+    config_path = run_dir / "config.yaml"
+    if config_path.is_file() and config_path.read_text() != resolved:
+        raise ConfigError(f"{run_dir} holds a run of a different config; use a new --out directory (or --overwrite)")
+    atomic_write_text(config_path, resolved)
+    write_json(run_dir / "versions.json", versions())
+    log.info("run %s: config %s, data %s", run_dir, config.name, data_dir)
+
+    fs = build_ravdess_features(data_dir, config.data, config.features, cache, progress)
+    fingerprint = {"sha256": fs.fingerprint, "data_dir": str(data_dir), "n_takes": len(fs.meta),
+                   "skipped_takes": fs.skipped, "feature_dims": fs.input_dims}
+    fp_path = run_dir / "data_fingerprint.json"
+    if fp_path.is_file():
+        if json.loads(fp_path.read_text())["sha256"] != fs.fingerprint:
+            raise ConfigError(f"{run_dir} was started on different data (fingerprint differs); use a new --out directory")
+    write_json(fp_path, fingerprint)
+
+    inputs = prepare_inputs(fs, config.features.speaker_norm)
+    folds = actor_folds(fs.meta["actor"].unique(), config.protocol.n_folds, config.protocol.val_fraction, config.seed)
+    if only_folds:
+        folds = [f for f in folds if f.index in only_folds]
+    results, tables = [], []
+    for fold in folds:
+        fold_dir = run_dir / "folds" / f"fold_{fold.index}"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        done = fold_dir / "result.json"
+        if done.is_file():
+            result = json.loads(done.read_text())
+            log.info("fold %d already done (accuracy %.4f)", fold.index, result["accuracy"])
+        else:
+            log.info("fold %d: test %s, val %s", fold.index, fold.test_actors, fold.val_actors)
+            result = run_fold(config, fs, inputs, fold, fold_dir)
+            log.info("fold %d: accuracy %.4f, macro-F1 %.4f, %s (best epoch %d of %d, %.1fs)", fold.index,
+                     result["accuracy"], result["macro_f1"], result["modality_accuracy"], result["best_epoch"],
+                     result["epochs_run"], result["seconds"])
+        results.append(result)
+        tables.append(pd.read_csv(fold_dir / "predictions.csv"))
+    predictions = pd.concat(tables, ignore_index=True)
+    summary = summarize(config, fs, results, predictions)
+    summary["seconds"] = time.perf_counter() - started
+    atomic_write_text(run_dir / "predictions.csv", predictions.to_csv(index=False))
+    write_json(run_dir / "results.json", summary)
+    return summary

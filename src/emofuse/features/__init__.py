@@ -1,0 +1,4 @@
+from emofuse.features.base import EXTRACTORS, AudioExtractor
+from emofuse.features import egemaps, spectral  # noqa: F401  (registration)
+
+__all__ = ["EXTRACTORS", "AudioExtractor"]

@@ -1,0 +1,64 @@
+"""On-disk feature cache keyed by file content and extractor settings.
+
+An entry is ``ROOT/<settings_key>/<sha256 of the file's bytes>.npy``: renaming or moving a file
+keeps its entry, editing it or changing any extractor setting does not. Entries are written to a
+temporary file and renamed into place, so an interrupted extraction leaves only whole entries and a
+rerun resumes with the files that are missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("EMOFUSE_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emofuse"
+
+
+def file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class FeatureCache:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def entry(self, settings_key: str, digest: str) -> Path:
+        return self.root / settings_key / f"{digest}.npy"
+
+    def load(self, settings_key: str, digest: str) -> np.ndarray | None:
+        path = self.entry(settings_key, digest)
+        if not path.is_file():
+            return None
+        try:
+            return np.load(path)
+        except (ValueError, OSError, EOFError):
+            path.unlink(missing_ok=True)  # a damaged entry is recomputed, never trusted
+            return None
+
+    def save(self, settings_key: str, digest: str, array: np.ndarray) -> None:
+        atomic_save_npy(self.entry(settings_key, digest), array)

@@ -1,0 +1,105 @@
+"""Parallel, cached, resumable feature extraction over many audio files."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from emofuse.data.audio import load_audio
+from emofuse.data.errors import DataError
+from emofuse.features.base import EXTRACTORS, AudioExtractor
+from emofuse.features.cache import FeatureCache, file_digest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExtractionReport:
+    features: dict[Path, np.ndarray] = field(default_factory=dict)
+    failures: dict[Path, str] = field(default_factory=dict)  # file -> what is wrong
+    computed: int = 0
+    cached: int = 0
+
+
+_worker_extractor: AudioExtractor | None = None
+
+
+def _init_worker(name: str, params: dict) -> None:
+    global _worker_extractor
+    import torch
+
+    torch.set_num_threads(1)
+    _worker_extractor = EXTRACTORS.create(name, params)
+
+
+def _extract_one(path: Path, digest: str, cache_root: str) -> str | None:
+    """Extract one file into the cache; returns the problem instead of raising, so the batch goes on."""
+    extractor = _worker_extractor
+    try:
+        features = extractor(load_audio(path, extractor.sample_rate))
+    except DataError as err:
+        return err.problem
+    except Exception as err:  # a decoder or extractor failure on this file only
+        return f"feature extraction failed ({type(err).__name__}: {err})"
+    if not np.isfinite(features).all():
+        return "extracted features hold NaN or infinity"
+    FeatureCache(cache_root).save(extractor.settings_key(), digest, features)
+    return None
+
+
+def extract_features(
+    files: list[Path],
+    extractor: AudioExtractor,
+    cache: FeatureCache,
+    workers: int = 2,
+    progress: bool = True,
+) -> ExtractionReport:
+    """Features for every file, from the cache where present; failures are collected, not raised."""
+    report = ExtractionReport()
+    key = extractor.settings_key()
+    digests = {path: file_digest(path) if path.is_file() else None for path in files}
+    todo = []
+    for path, digest in digests.items():
+        if digest is None:
+            report.failures[path] = "audio file does not exist"
+            continue
+        cached = cache.load(key, digest)
+        if cached is None:
+            todo.append(path)
+        else:
+            report.features[path] = cached
+            report.cached += 1
+    if todo:
+        log.info("extracting %s for %d files (%d cached) with %d workers", key, len(todo), report.cached, workers)
+        _run_workers(todo, digests, extractor, cache, workers, progress, report)
+    return report
+
+
+def _run_workers(todo, digests, extractor, cache, workers, progress, report) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    key = extractor.settings_key()
+    ctx = multiprocessing.get_context("spawn")  # fork is unsafe once torch threads exist
+    bar = Progress(
+        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        disable=not progress, transient=True,
+    )
+    init_args = (extractor.registry_name, extractor.params.model_dump())
+    with bar, ProcessPoolExecutor(max(1, workers), mp_context=ctx, initializer=_init_worker, initargs=init_args) as pool:
+        task = bar.add_task(f"{extractor.registry_name}", total=len(todo))
+        futures = {pool.submit(_extract_one, p, digests[p], str(cache.root)): p for p in todo}
+        for future in as_completed(futures):
+            path = futures[future]
+            problem = future.result()
+            if problem is None:
+                report.features[path] = cache.load(key, digests[path])
+                report.computed += 1
+            else:
+                report.failures[path] = problem
+                log.warning("%s: %s", path, problem)
+            bar.advance(task)

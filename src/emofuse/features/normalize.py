@@ -1,0 +1,49 @@
+"""Feature standardisation: global (fitted on training rows only) and per speaker.
+
+Speaker normalisation uses each speaker's own clips, test speakers included, but never their
+labels: it is the usual unsupervised speaker adaptation of speaker-independent emotion work, and
+results record whether it was on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+Values = np.ndarray | list[np.ndarray]
+
+
+def _stack(values: Values) -> np.ndarray:
+    return np.concatenate(values) if isinstance(values, list) else values
+
+
+def _apply(values: Values, mean: np.ndarray, std: np.ndarray) -> Values:
+    if isinstance(values, list):
+        return [((v - mean) / std).astype(np.float32) for v in values]
+    return ((values - mean) / std).astype(np.float32)
+
+
+def fit_stats(values: Values, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    stacked = _stack(values).astype(np.float64)
+    return stacked.mean(0), np.maximum(stacked.std(0), eps)
+
+
+class Standardizer:
+    def fit(self, values: Values) -> "Standardizer":
+        self.mean, self.std = fit_stats(values)
+        return self
+
+    def transform(self, values: Values) -> Values:
+        return _apply(values, self.mean, self.std)
+
+
+def speaker_normalize(values: Values, speakers: np.ndarray) -> Values:
+    """Standardise each speaker's rows with that speaker's own mean and standard deviation."""
+    speakers = np.asarray(speakers)
+    out: list = list(values) if isinstance(values, list) else np.empty_like(values, dtype=np.float32)
+    for s in np.unique(speakers):
+        idx = np.flatnonzero(speakers == s)
+        rows = [values[i] for i in idx] if isinstance(values, list) else values[idx]
+        normed = _apply(rows, *fit_stats(rows))
+        for j, i in enumerate(idx):
+            out[i] = normed[j]
+    return out

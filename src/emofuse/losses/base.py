@@ -1,0 +1,54 @@
+"""Training losses over a model's outputs.
+
+Most fusion losses here are per-branch cross-entropies with per-sample weights,
+``L = mean_i sum_m w_m(i) * CE(z_m(i), y_i)``; a subclass only says how the weights are made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from emofuse.registry import Registry
+
+LOSSES: Registry["Loss"] = Registry("loss")
+
+
+@dataclass
+class LossOutput:
+    total: torch.Tensor
+    terms: dict[str, float] = field(default_factory=dict)  # logged per epoch (batch-size weighted means)
+
+
+class Loss(nn.Module):
+    def __init__(self, params, modalities: list[str]):
+        super().__init__()
+        self.params = params
+        self.modalities = list(modalities)
+
+    def forward(self, output, target: torch.Tensor, epoch: int) -> LossOutput:
+        raise NotImplementedError
+
+
+class BranchReweightingLoss(Loss):
+    def branch_weights(
+        self, branch_logits: dict[str, torch.Tensor], target: torch.Tensor, epoch: int
+    ) -> dict[str, torch.Tensor]:
+        """Per-sample weight (B,) for each branch; treated as constants (no gradient)."""
+        raise NotImplementedError
+
+    def forward(self, output, target: torch.Tensor, epoch: int) -> LossOutput:
+        logits = {m: z.float() for m, z in output.branch_logits.items()}
+        with torch.no_grad():
+            weights = self.branch_weights(logits, target, epoch)
+        total = torch.zeros((), device=target.device)
+        terms: dict[str, float] = {}
+        for m, z in logits.items():
+            ce = F.cross_entropy(z, target, reduction="none")
+            total = total + (weights[m].detach() * ce).mean()
+            terms[f"ce/{m}"] = ce.mean().item()
+            terms[f"weight/{m}"] = weights[m].mean().item()
+        return LossOutput(total=total, terms=terms)

@@ -1,0 +1,24 @@
+"""Console tables of results (rich)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_cv_summary(summary: dict, run_dir: Path) -> None:
+    modalities = list(summary["modality_accuracy_mean"])
+    table = Table(title=f"{summary['name']}: speaker-independent {len(summary['folds'])}-fold CV")
+    for col in ["fold", "test actors", "val actors", "accuracy", "macro-F1", *[f"acc {m}" for m in modalities], "best epoch"]:
+        table.add_column(col, justify="right")
+    for r in summary["folds"]:
+        table.add_row(str(r["fold"]), ",".join(map(str, r["test_actors"])), ",".join(map(str, r["val_actors"])),
+                      f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}",
+                      *[f"{r['modality_accuracy'][m]:.4f}" for m in modalities], f"{r['best_epoch']}/{r['epochs_run']}")
+    table.add_row("mean ± std", "", "", f"{summary['accuracy_mean']:.4f} ± {summary['accuracy_std']:.4f}",
+                  f"{summary['macro_f1_mean']:.4f}", *[f"{summary['modality_accuracy_mean'][m]:.4f}" for m in modalities], "")
+    console = Console()
+    console.print(table)
+    console.print(f"{summary['n_clips']} test clips; speaker_norm={summary['speaker_norm']}; results in {run_dir}/results.json")

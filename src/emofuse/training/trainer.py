@@ -1,0 +1,185 @@
+"""One training loop for every model and loss in emofuse.
+
+AdamW with linear warm-up and cosine decay per step, gradient-norm clipping, optional EMA of the
+weights (evaluated instead of the raw weights), bf16 autocast on CUDA, early stopping and
+best-epoch selection on a validation metric, and a checkpoint after every epoch from which an
+interrupted run resumes exactly (weights, optimiser, scheduler, EMA, callbacks and RNG states).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from emofuse.config import TrainConfig
+from emofuse.training.batches import TensorData
+from emofuse.training.callbacks import BestTracker, EarlyStopping
+from emofuse.training.seeding import restore_rng_state, rng_state
+
+log = logging.getLogger(__name__)
+
+Evaluator = Callable[[nn.Module, TensorData], dict[str, float]]
+
+
+@dataclass
+class FitResult:
+    best_state: dict  # weights of the selected epoch (EMA weights when EMA is on)
+    best_epoch: int
+    best_metrics: dict[str, float]
+    epochs_run: int
+    history: list[dict] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: TrainConfig,
+        evaluate: Evaluator,
+        checkpoint_dir: str | Path | None = None,
+        seed: int = 0,
+        epoch_callbacks: list[Callable[[int, dict], None]] | None = None,
+    ):
+        self.config = config
+        self.evaluate = evaluate
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.seed = seed
+        self.epoch_callbacks = epoch_callbacks or []
+        self.device = resolve_device(config.device)
+        self.use_amp = config.amp == "auto" and self.device.type == "cuda"
+
+    def fit(self, model: nn.Module, loss_fn: nn.Module, train: TensorData, val: TensorData) -> FitResult:
+        cfg = self.config
+        model.to(self.device)
+        loss_fn.to(self.device)
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=self.device.type in ("cpu", "cuda")
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, cosine_with_warmup(cfg.epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch)
+        )
+        ema = (
+            AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+            if cfg.ema_decay
+            else None
+        )
+        es_cfg = cfg.early_stopping
+        monitor, mode = (es_cfg.monitor, es_cfg.mode) if es_cfg else ("accuracy", "max")
+        stopper = EarlyStopping(monitor, mode, es_cfg.patience, es_cfg.min_epochs) if es_cfg else None
+        tracker = BestTracker(monitor, mode)
+        shuffle_gen = torch.Generator().manual_seed(self.seed)
+        best_state: dict = {}
+        history: list[dict] = []
+        start_epoch = 0
+
+        last_path = self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
+        if last_path is not None and last_path.is_file():
+            ckpt = torch.load(last_path, map_location=self.device, weights_only=False)
+            model.load_state_dict(ckpt["model"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            if ema is not None:
+                ema.load_state_dict(ckpt["ema"])
+            if stopper is not None:
+                stopper.load_state_dict(ckpt["early_stopping"])
+            tracker.load_state_dict(ckpt["tracker"])
+            shuffle_gen.set_state(ckpt["shuffle_generator"])
+            restore_rng_state(ckpt["rng"])
+            best_state, history, start_epoch = ckpt["best_state"], ckpt["history"], ckpt["epoch"] + 1
+            log.info("resumed from %s at epoch %d", last_path, start_epoch)
+            if ckpt.get("finished"):
+                return self._result(best_state, tracker, history)
+
+        for epoch in range(start_epoch, cfg.epochs):
+            started = time.perf_counter()
+            model.train()
+            sums: dict[str, float] = {}
+            seen = 0
+            for batch in train.batches(
+                cfg.batch_size, shuffle=True, generator=shuffle_gen, drop_last=True, crop=cfg.crop_frames
+            ):
+                batch = batch.to(self.device)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+                    output = model(batch.inputs, batch.lengths)
+                loss = loss_fn(output, batch.target, epoch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.total.backward()
+                if cfg.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                scheduler.step()
+                if ema is not None:
+                    ema.update_parameters(model)
+                n = len(batch.target)
+                seen += n
+                sums["loss"] = sums.get("loss", 0.0) + loss.total.item() * n
+                for k, v in loss.terms.items():
+                    sums[k] = sums.get(k, 0.0) + v * n
+            eval_model = ema.module if ema is not None else model
+            val_metrics = self.evaluate(eval_model, val)
+            record = {"epoch": epoch, "lr": scheduler.get_last_lr()[0]}
+            record.update({f"train/{k}": v / max(seen, 1) for k, v in sums.items()})
+            record.update({f"val/{k}": v for k, v in val_metrics.items()})
+            if tracker.update(epoch, val_metrics):
+                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in eval_model.state_dict().items()})
+            stop = stopper.step(epoch, val_metrics) if stopper else False
+            record["seconds"] = time.perf_counter() - started
+            history.append(record)
+            for callback in self.epoch_callbacks:
+                callback(epoch, record)
+            log.debug("epoch %d %s", epoch, {k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
+            finished = stop or epoch + 1 == cfg.epochs
+            if last_path is not None:
+                atomic_torch_save(
+                    {
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "ema": ema.state_dict() if ema else None,
+                        "early_stopping": stopper.state_dict() if stopper else None,
+                        "tracker": tracker.state_dict(), "shuffle_generator": shuffle_gen.get_state(),
+                        "rng": rng_state(), "best_state": best_state, "history": history,
+                        "epoch": epoch, "finished": finished,
+                    },
+                    last_path,
+                )
+            if stop:
+                log.info("early stop at epoch %d (best epoch %d)", epoch, tracker.best_epoch)
+                break
+        return self._result(best_state, tracker, history)
+
+    @staticmethod
+    def _result(best_state: dict, tracker: BestTracker, history: list[dict]) -> FitResult:
+        best = history[tracker.best_epoch]
+        best_metrics = {k[4:]: v for k, v in best.items() if k.startswith("val/")}
+        return FitResult(best_state, tracker.best_epoch, best_metrics, len(history), history)

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+RAVDESS = SHARED_DATA / "ravdess"
+AU_NAMES = [f"AU{n:02d}_r" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 45)] + [
+    f"AU{n:02d}_c" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26, 28, 45)
+]
+
+
+def requires_shared_data():
+    return pytest.mark.skipif(not RAVDESS.is_dir(), reason="../shared/data/ravdess is not beside the repository")
+
+
+def make_ravdess_fixture(root: Path, actors=range(1, 7), emotions=range(1, 9), sample_rate: int = 22050,
+                         seconds: float = 0.6, seed: int = 0) -> Path:
+    """A tiny RAVDESS-shaped directory: tone-like audio and an AU table, both carrying the label."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    for actor in actors:
+        folder = root / "audio16k" / f"Actor_{actor:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for emotion in emotions:
+            for statement in (1, 2):
+                intensity = 1
+                take = f"01-{emotion:02d}-{intensity:02d}-{statement:02d}-01-{actor:02d}"
+                wave = 0.3 * np.sin(2 * np.pi * (150 + 60 * emotion) * t) + 0.02 * rng.standard_normal(len(t))
+                sf.write(folder / f"03-{take}.wav", wave.astype(np.float32), sample_rate)
+                au = rng.random(len(AU_NAMES)) * 0.5
+                au[emotion % len(AU_NAMES)] += 2.0
+                rows.append({"video_stem": f"01-{take}", "actor": actor, "emotion": emotion,
+                             **dict(zip(AU_NAMES, au))})
+    pd.DataFrame(rows).to_csv(root / "openface_au_clip_means.csv", index=False)
+    return root
+
+
+@pytest.fixture
+def ravdess_fixture(tmp_path) -> Path:
+    return make_ravdess_fixture(tmp_path / "ravdess")
