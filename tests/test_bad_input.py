@@ -14,7 +14,7 @@ from conftest import REPO
 
 def build(root, tmp_path, **data_kwargs):
     return build_ravdess_features(
-        root, DataConfig(**data_kwargs), FeaturesConfig(audio={"name": "mfcc", "params": {"n_mfcc": 13}}),
+        root, DataConfig(**data_kwargs), FeaturesConfig(audio={"name": "mfcc", "params": {"n_mfcc": 13}}, workers=1),
         FeatureCache(tmp_path / "cache"), progress=False,
     )
 
@@ -66,12 +66,23 @@ def write_config(tmp_path, text):
     return path
 
 
-BASE = (REPO / "configs" / "ravdess_mars.yaml").read_text()
+BASE = (REPO / "configs" / "ravdess_mars_cnn.yaml").read_text()
 
 
 def test_shipped_configs_load():
-    for name in ("ravdess_mars", "ravdess_ce"):
-        load_config(REPO / "configs" / f"{name}.yaml")
+    paths = sorted((REPO / "configs").glob("ravdess_*.yaml"))
+    assert len(paths) >= 4
+    for path in paths:
+        load_config(path)
+
+
+def test_mars_and_ce_configs_differ_only_in_the_loss():
+    for mars, ce in (("ravdess_mars", "ravdess_ce"), ("ravdess_mars_cnn", "ravdess_ce_cnn")):
+        a = load_config(REPO / "configs" / f"{mars}.yaml").model_dump()
+        b = load_config(REPO / "configs" / f"{ce}.yaml").model_dump()
+        assert a.pop("loss")["name"] == "mars" and b.pop("loss")["name"] == "cross_entropy"
+        a.pop("name"), b.pop("name")
+        assert a == b
 
 
 @pytest.mark.parametrize(

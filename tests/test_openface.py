@@ -49,7 +49,7 @@ def test_per_frame_folder_feeds_the_pipeline(ravdess_fixture, tmp_path):
         frames -= frames.mean(0) - clip  # frame mean equals the table row
         actor = int(row["actor"])
         write_openface_csv(tmp_path / "frames" / f"Actor_{actor:02d}" / f"{row.video_stem}.csv", frames, [1] * 5, [0.99] * 5)
-    features = FeaturesConfig(audio={"name": "mfcc", "params": {"n_mfcc": 13}})
+    features = FeaturesConfig(audio={"name": "mfcc", "params": {"n_mfcc": 13}}, workers=1)
     cache = FeatureCache(tmp_path / "cache")
     from_table = build_ravdess_features(ravdess_fixture, DataConfig(modalities=["visual"]), features, cache, False)
     from_frames = build_ravdess_features(

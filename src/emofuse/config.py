@@ -73,6 +73,9 @@ class TrainConfig(Strict):
         None, gt=0, description="train on a random window of at most this many frames of each sequence (augmentation)"
     )
     ema_decay: float | None = Field(None, gt=0, lt=1)
+    ema_start_epoch: int = Field(
+        0, ge=0, description="first epoch (0-based) whose steps update the EMA; earlier epochs evaluate the raw weights"
+    )
     early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
     amp: Literal["auto", "off"] = Field("auto", description="mixed precision when CUDA is present")
     device: str = "auto"
@@ -135,16 +138,17 @@ def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
     return out
 
 
-def config_from_dict(tree: dict, source: str = "config") -> ExperimentConfig:
+def config_from_dict(tree: dict, source: str = "config", schema: type[BaseModel] = ExperimentConfig) -> Any:
     try:
-        return ExperimentConfig.model_validate(tree)
+        return schema.model_validate(tree)
     except ValidationError as err:
         raise ConfigError(f"{source}: {format_validation_error(err)}") from None
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+def load_config(path: str | Path, overrides: list[str] | None = None, schema: type[BaseModel] = ExperimentConfig) -> Any:
+    """Read, override and validate a YAML config against ``schema`` (the classification experiment by default)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file does not exist")
@@ -156,8 +160,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
         raise ConfigError(f"{path}: expected a mapping at the top level")
     for key, value in parse_overrides(overrides or []):
         _set_dotted(tree, key, value)
-    return config_from_dict(tree, str(path))
+    return config_from_dict(tree, str(path), schema)
 
 
-def dump_config(config: ExperimentConfig) -> str:
+def dump_config(config: BaseModel) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -28,6 +28,8 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
         loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
         if e["type"] == "extra_forbidden":
             lines.append(f"unknown key '{loc}'")
+        elif not loc and "error" in e.get("ctx", {}):  # a whole-config check: its message names the keys
+            lines.append(str(e["ctx"]["error"]))
         else:
             lines.append(f"'{loc}': {e['msg']} (got {e.get('input')!r})")
     return "; ".join(lines)

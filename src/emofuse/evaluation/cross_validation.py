@@ -21,7 +21,7 @@ from emofuse.evaluation.classification import ClassificationEvaluator, classific
 from emofuse.evaluation.folds import Fold, actor_folds
 from emofuse.features.cache import FeatureCache
 from emofuse.features.dataset import FeatureSet, build_ravdess_features
-from emofuse.features.normalize import Standardizer, speaker_normalize
+from emofuse.features.normalize import Standardizer, select_rows, speaker_normalize
 from emofuse.losses import LOSSES
 from emofuse.models import create_model
 from emofuse.registry import ConfigError
@@ -40,23 +40,15 @@ def prepare_inputs(fs: FeatureSet, speaker_norm: bool) -> dict:
 
 
 def fold_data(fs: FeatureSet, inputs: dict, fold: Fold) -> tuple[TensorData, TensorData, TensorData]:
+    """Train / validation / test data of a fold, standardised with statistics of the training actors."""
     actor = fs.meta["actor"].to_numpy()
     label = fs.meta["label"].to_numpy()
-    masks = [np.isin(actor, fold.train_actors), np.isin(actor, fold.val_actors), np.isin(actor, fold.test_actors)]
-    train_mask = masks[0]
-    scalers = {}
-    for m, values in inputs.items():
-        rows = [values[i] for i in np.flatnonzero(train_mask)] if isinstance(values, list) else values[train_mask]
-        scalers[m] = Standardizer().fit(rows)
-    out = []
-    for mask in masks:
-        idx = np.flatnonzero(mask)
-        feats = {}
-        for m, values in inputs.items():
-            rows = [values[i] for i in idx] if isinstance(values, list) else values[idx]
-            feats[m] = scalers[m].transform(rows)
-        out.append(TensorData(feats, label[idx]))
-    return tuple(out)
+    splits = [np.flatnonzero(np.isin(actor, actors)) for actors in (fold.train_actors, fold.val_actors, fold.test_actors)]
+    scalers = {m: Standardizer().fit(select_rows(values, splits[0])) for m, values in inputs.items()}
+    return tuple(
+        TensorData({m: scalers[m].transform(select_rows(values, idx)) for m, values in inputs.items()}, label[idx])
+        for idx in splits
+    )
 
 
 def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: dict, fold: Fold, fold_dir: Path | None,

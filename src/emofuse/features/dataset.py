@@ -37,10 +37,6 @@ class FeatureSet:
     def input_dims(self) -> dict[str, int]:
         return {m: (v[0].shape[1] if isinstance(v, list) else v.shape[1]) for m, v in self.features.items()}
 
-    def rows(self, mask: np.ndarray) -> dict[str, np.ndarray | list[np.ndarray]]:
-        idx = np.flatnonzero(mask)
-        return {m: ([v[i] for i in idx] if isinstance(v, list) else v[idx]) for m, v in self.features.items()}
-
 
 def build_ravdess_features(
     data_dir: str | Path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,19 +84,27 @@ def extract_features(
 def _run_workers(todo, digests, extractor, cache, workers, progress, report) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    global _worker_extractor
     key = extractor.settings_key()
-    ctx = multiprocessing.get_context("spawn")  # fork is unsafe once torch threads exist
     bar = Progress(
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         disable=not progress, transient=True,
     )
-    init_args = (extractor.registry_name, extractor.params.model_dump())
-    with bar, ProcessPoolExecutor(max(1, workers), mp_context=ctx, initializer=_init_worker, initargs=init_args) as pool:
+    with bar, ExitStack() as stack:
         task = bar.add_task(f"{extractor.registry_name}", total=len(todo))
-        futures = {pool.submit(_extract_one, p, digests[p], str(cache.root)): p for p in todo}
-        for future in as_completed(futures):
-            path = futures[future]
-            problem = future.result()
+        if workers <= 1:  # in this process: no start-up cost, for small jobs and debugging
+            _worker_extractor = extractor
+            results = ((p, _extract_one(p, digests[p], str(cache.root))) for p in todo)
+        else:
+            pool = stack.enter_context(
+                ProcessPoolExecutor(
+                    workers, mp_context=multiprocessing.get_context("spawn"),  # fork is unsafe once torch threads exist
+                    initializer=_init_worker, initargs=(extractor.registry_name, extractor.params.model_dump()),
+                )
+            )
+            futures = {pool.submit(_extract_one, p, digests[p], str(cache.root)): p for p in todo}
+            results = ((futures[f], f.result()) for f in as_completed(futures))
+        for path, problem in results:
             if problem is None:
                 report.features[path] = cache.load(key, digests[path])
                 report.computed += 1

@@ -12,6 +12,10 @@ import numpy as np
 Values = np.ndarray | list[np.ndarray]
 
 
+def select_rows(values: Values, idx: np.ndarray) -> Values:
+    return [values[i] for i in idx] if isinstance(values, list) else values[idx]
+
+
 def _stack(values: Values) -> np.ndarray:
     return np.concatenate(values) if isinstance(values, list) else values
 
@@ -42,7 +46,7 @@ def speaker_normalize(values: Values, speakers: np.ndarray) -> Values:
     out: list = list(values) if isinstance(values, list) else np.empty_like(values, dtype=np.float32)
     for s in np.unique(speakers):
         idx = np.flatnonzero(speakers == s)
-        rows = [values[i] for i in idx] if isinstance(values, list) else values[idx]
+        rows = select_rows(values, idx)
         normed = _apply(rows, *fit_stats(rows))
         for j, i in enumerate(idx):
             out[i] = normed[j]

@@ -140,14 +140,14 @@ class Trainer:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
                 scheduler.step()
-                if ema is not None:
+                if ema is not None and epoch >= cfg.ema_start_epoch:
                     ema.update_parameters(model)
                 n = len(batch.target)
                 seen += n
                 sums["loss"] = sums.get("loss", 0.0) + loss.total.item() * n
                 for k, v in loss.terms.items():
                     sums[k] = sums.get(k, 0.0) + v * n
-            eval_model = ema.module if ema is not None else model
+            eval_model = ema.module if ema is not None and epoch >= cfg.ema_start_epoch else model
             val_metrics = self.evaluate(eval_model, val)
             record = {"epoch": epoch, "lr": scheduler.get_last_lr()[0]}
             record.update({f"train/{k}": v / max(seen, 1) for k, v in sums.items()})
