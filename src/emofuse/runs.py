@@ -9,8 +9,12 @@ import platform
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
+from typing import Iterator
+
+from emofuse.registry import ConfigError
 
 TRACKED_PACKAGES = ("emofuse", "torch", "torchmetrics", "numpy", "pandas", "scikit-learn", "opensmile", "librosa", "soundfile", "pydantic")
 
@@ -50,11 +54,35 @@ def versions() -> dict:
     return out
 
 
-def attach_log_file(run_dir: Path) -> logging.Handler:
+@contextmanager
+def logging_to(run_dir: Path) -> Iterator[None]:
+    """Everything the emofuse loggers say, at every level, also goes to RUN_DIR/log.txt."""
+    run_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(run_dir / "log.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.DEBUG)
     root = logging.getLogger("emofuse")
     root.setLevel(logging.DEBUG)
     root.addHandler(handler)
-    return handler
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def start_run(run_dir: Path, resolved_config: str) -> None:
+    """Write the resolved config and versions; a directory holding another config's run is refused."""
+    config_path = run_dir / "config.yaml"
+    if config_path.is_file() and config_path.read_text() != resolved_config:
+        raise ConfigError(f"{run_dir} holds a run of a different config; use a new --out directory (or --overwrite)")
+    atomic_write_text(config_path, resolved_config)
+    write_json(run_dir / "versions.json", versions())
+
+
+def record_fingerprint(run_dir: Path, fingerprint: dict) -> None:
+    """Write data_fingerprint.json (with a ``sha256`` key); a run started on other data is refused."""
+    path = run_dir / "data_fingerprint.json"
+    if path.is_file() and json.loads(path.read_text())["sha256"] != fingerprint["sha256"]:
+        raise ConfigError(f"{run_dir} was started on different data (fingerprint differs); use a new --out directory")
+    write_json(path, fingerprint)

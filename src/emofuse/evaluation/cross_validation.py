@@ -24,8 +24,7 @@ from emofuse.features.dataset import FeatureSet, build_ravdess_features
 from emofuse.features.normalize import Standardizer, select_rows, speaker_normalize
 from emofuse.losses import LOSSES
 from emofuse.models import create_model
-from emofuse.registry import ConfigError
-from emofuse.runs import atomic_write_text, attach_log_file, versions, write_json
+from emofuse.runs import atomic_write_text, logging_to, record_fingerprint, start_run, write_json
 from emofuse.training.batches import TensorData
 from emofuse.training.seeding import seed_everything
 from emofuse.training.trainer import Trainer
@@ -132,33 +131,18 @@ def summarize(config: ExperimentConfig, fs: FeatureSet, fold_results: list[dict]
 
 def run_cross_validation(config: ExperimentConfig, data_dir: Path, run_dir: Path, cache_dir: Path,
                          progress: bool = True, only_folds: list[int] | None = None) -> dict:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handler = attach_log_file(run_dir)
-    try:
+    with logging_to(run_dir):
         return _run(config, Path(data_dir), run_dir, FeatureCache(cache_dir), progress, only_folds)
-    finally:
-        logging.getLogger("emofuse").removeHandler(handler)
-        handler.close()
 
 
 def _run(config, data_dir, run_dir, cache, progress, only_folds) -> dict:
     started = time.perf_counter()
-    resolved = dump_config(config)
-    config_path = run_dir / "config.yaml"
-    if config_path.is_file() and config_path.read_text() != resolved:
-        raise ConfigError(f"{run_dir} holds a run of a different config; use a new --out directory (or --overwrite)")
-    atomic_write_text(config_path, resolved)
-    write_json(run_dir / "versions.json", versions())
+    start_run(run_dir, dump_config(config))
     log.info("run %s: config %s, data %s", run_dir, config.name, data_dir)
 
     fs = build_ravdess_features(data_dir, config.data, config.features, cache, progress)
-    fingerprint = {"sha256": fs.fingerprint, "data_dir": str(data_dir), "n_takes": len(fs.meta),
-                   "skipped_takes": fs.skipped, "feature_dims": fs.input_dims}
-    fp_path = run_dir / "data_fingerprint.json"
-    if fp_path.is_file():
-        if json.loads(fp_path.read_text())["sha256"] != fs.fingerprint:
-            raise ConfigError(f"{run_dir} was started on different data (fingerprint differs); use a new --out directory")
-    write_json(fp_path, fingerprint)
+    record_fingerprint(run_dir, {"sha256": fs.fingerprint, "data_dir": str(data_dir), "n_takes": len(fs.meta),
+                                 "skipped_takes": fs.skipped, "feature_dims": fs.input_dims})
 
     inputs = prepare_inputs(fs, config.features.speaker_norm)
     folds = actor_folds(fs.meta["actor"].unique(), config.protocol.n_folds, config.protocol.val_fraction, config.seed)

@@ -25,8 +25,7 @@ from emofuse.evaluation.regression import RegressionEvaluator, pearson, predict
 from emofuse.features.normalize import Standardizer, select_rows
 from emofuse.losses.emi import EmiLoss
 from emofuse.models.emi import EmiRegressor, adaptive_avg_pool_time
-from emofuse.registry import ConfigError
-from emofuse.runs import atomic_write_text, attach_log_file, versions, write_json
+from emofuse.runs import atomic_write_text, logging_to, record_fingerprint, start_run, write_json
 from emofuse.training.batches import TensorData
 from emofuse.training.seeding import seed_everything
 from emofuse.training.trainer import Trainer, resolve_device
@@ -94,23 +93,13 @@ def predictions_table(data: FeatureDirData, split: str, pred: np.ndarray) -> pd.
 def run_emi(config: EmiConfig, data_dir: Path, run_dir: Path, epoch_callbacks=None) -> dict:
     """Train (or resume, or read back a finished run) and write results.json; returns its content."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handler = attach_log_file(run_dir)
-    try:
+    with logging_to(run_dir):
         return _run(config, Path(data_dir), run_dir, epoch_callbacks)
-    finally:
-        logging.getLogger("emofuse").removeHandler(handler)
-        handler.close()
 
 
 def _run(config: EmiConfig, data_dir: Path, run_dir: Path, epoch_callbacks) -> dict:
     started = time.perf_counter()
-    resolved = dump_config(config)
-    config_path = run_dir / "config.yaml"
-    if config_path.is_file() and config_path.read_text() != resolved:
-        raise ConfigError(f"{run_dir} holds a run of a different config; use a new --out directory (or --overwrite)")
-    atomic_write_text(config_path, resolved)
-    write_json(run_dir / "versions.json", versions())
+    start_run(run_dir, dump_config(config))
     log.info("run %s: config %s, data %s", run_dir, config.name, data_dir)
 
     data = load_feature_dir(data_dir, config.data.modalities, config.data.targets, config.extra_columns)
@@ -119,10 +108,7 @@ def _run(config: EmiConfig, data_dir: Path, run_dir: Path, epoch_callbacks) -> d
         "n": {s: int(len(data.rows(s))) for s in ("train", "val", "test")},
         "max_length": {m: max(len(a) for a in v) for m, v in data.features.items()},
     }
-    fp_path = run_dir / "data_fingerprint.json"
-    if fp_path.is_file() and json.loads(fp_path.read_text())["sha256"] != data.fingerprint:
-        raise ConfigError(f"{run_dir} was started on different data (fingerprint differs); use a new --out directory")
-    write_json(fp_path, fingerprint)
+    record_fingerprint(run_dir, fingerprint)
     done = run_dir / "results.json"
     if done.is_file():
         log.info("%s is finished; reading it back", run_dir)

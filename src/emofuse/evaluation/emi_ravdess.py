@@ -33,7 +33,7 @@ from emofuse.features import EXTRACTORS
 from emofuse.features.cache import FeatureCache
 from emofuse.features.dataset import FeatureSet, build_ravdess_features
 from emofuse.registry import ConfigError
-from emofuse.runs import atomic_write_text, attach_log_file, versions, write_json
+from emofuse.runs import atomic_write_text, logging_to, record_fingerprint, start_run, write_json
 
 log = logging.getLogger(__name__)
 
@@ -107,22 +107,18 @@ def run_ravdess_emi(config: EmiConfig, ravdess: RavdessSource, data_dir: Path, r
                     progress: bool = True, only_folds: list[int] | None = None) -> dict:
     check_compatible(config, ravdess)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handler = attach_log_file(run_dir)
-    try:
+    with logging_to(run_dir):
         return _run(config, ravdess, Path(data_dir), run_dir, FeatureCache(cache_dir), progress, only_folds)
-    finally:
-        logging.getLogger("emofuse").removeHandler(handler)
-        handler.close()
 
 
 def _run(config, ravdess, data_dir, run_dir, cache, progress, only_folds) -> dict:
     started = time.perf_counter()
-    atomic_write_text(run_dir / "config.yaml", dump_config(config))
+    start_run(run_dir, dump_config(config))
     atomic_write_text(run_dir / "ravdess_config.yaml", dump_config(ravdess))
-    write_json(run_dir / "versions.json", versions())
     data_cfg = ravdess.data.model_copy(update={"modalities": list(config.data.modalities)})
     fs = build_ravdess_features(data_dir, data_cfg, ravdess.features, cache, progress)
+    record_fingerprint(run_dir, {"sha256": fs.fingerprint, "data_dir": str(data_dir), "n_takes": len(fs.meta),
+                                 "skipped_takes": fs.skipped, "feature_dims": fs.input_dims})
     features_dir = run_dir / "features"
     write_features(fs, prepare_inputs(fs, ravdess.features.speaker_norm), features_dir)
     folds = actor_folds(fs.meta["actor"].unique(), ravdess.protocol.n_folds, ravdess.protocol.val_fraction, config.seed)

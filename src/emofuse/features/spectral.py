@@ -20,6 +20,16 @@ class MfccParams(FrameParams):
     deltas: bool = False
 
 
+def log_mel(wave: np.ndarray, p: FrameParams) -> np.ndarray:
+    """(n_mels, T) log-power mel spectrogram in dB (80 dB floor): the input of MFCC and the log-mel feature."""
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=wave, sr=p.sample_rate, n_fft=p.n_fft, win_length=p.win_length, hop_length=p.hop_length, n_mels=p.n_mels
+    )
+    return librosa.power_to_db(mel, ref=1.0, top_db=80.0)
+
+
 @EXTRACTORS.register("mfcc")
 class Mfcc(AudioExtractor):
     Params = MfccParams
@@ -28,12 +38,8 @@ class Mfcc(AudioExtractor):
     def compute(self, wave: np.ndarray) -> np.ndarray:
         import librosa
 
-        p = self.params
-        mfcc = librosa.feature.mfcc(
-            y=wave, sr=p.sample_rate, n_mfcc=p.n_mfcc, n_fft=p.n_fft, win_length=p.win_length,
-            hop_length=p.hop_length, n_mels=p.n_mels,
-        )
-        if p.deltas:
+        mfcc = librosa.feature.mfcc(S=log_mel(wave, self.params), n_mfcc=self.params.n_mfcc)
+        if self.params.deltas:
             mfcc = np.concatenate([mfcc, librosa.feature.delta(mfcc, mode="nearest")])
         return mfcc.T.astype(np.float32)
 
@@ -44,11 +50,4 @@ class LogMel(AudioExtractor):
     sequence = True
 
     def compute(self, wave: np.ndarray) -> np.ndarray:
-        import librosa
-
-        p = self.params
-        mel = librosa.feature.melspectrogram(
-            y=wave, sr=p.sample_rate, n_fft=p.n_fft, win_length=p.win_length,
-            hop_length=p.hop_length, n_mels=p.n_mels,
-        )
-        return librosa.power_to_db(mel, ref=1.0, top_db=80.0).T.astype(np.float32)
+        return log_mel(wave, self.params).T.astype(np.float32)
