@@ -112,6 +112,30 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--folds", type=int, nargs="+", default=None, help="run only these fold numbers (1-based)")
     _common_data_args(rv)
 
+    sw = sub.add_parser("sweep", help="hyper-parameter search over a config (optuna: grid or TPE)",
+                        description="Search the config keys named in --space (lists of values: grid or categorical; "
+                                    "{low, high, log, step} ranges: TPE) on the speaker-independent folds of CONFIG. "
+                                    "A trial is scored by the mean over folds of the validation accuracy of the selected "
+                                    "epoch only; trials whose running mean falls below the median of earlier trials are "
+                                    "pruned (MedianPruner). After the search the best configuration, and only it, is "
+                                    "scored once on the test folds in OUT/best. Writes OUT/sweep.json and OUT/trials.csv. "
+                                    "The study is kept in --storage (default sqlite:///OUT/sweep.db): rerunning continues "
+                                    "it, and workers started on several machines with one --storage URL and --study share it.")
+    sw.add_argument("config", type=Path, help="experiment YAML, e.g. configs/ravdess_mars.yaml")
+    sw.add_argument("--space", type=Path, required=True, help="search space YAML, e.g. configs/spaces/mars_grid.yaml")
+    sw.add_argument("--out", type=Path, required=True, help="run directory")
+    sw.add_argument("--sampler", choices=["grid", "tpe"], default="grid",
+                    help="grid: every combination of the listed values (default); tpe: optuna's TPE sampler")
+    sw.add_argument("--trials", type=int, default=None,
+                    help="tpe: finished (complete or pruned) trials the study should reach (default 20); "
+                         "grid: at most this many trials in this call (default: the rest of the grid)")
+    sw.add_argument("--storage", default=None,
+                    help="optuna RDB storage URL, e.g. postgresql://user@host/db (default: sqlite:///OUT/sweep.db)")
+    sw.add_argument("--study", default=None, help="study name (default: <config name>-sweep)")
+    sw.add_argument("--folds", type=int, nargs="+", default=None, help="search and test on only these fold numbers (1-based)")
+    sw.add_argument("--no-prune", action="store_true", help="run every trial on every fold (no median pruning)")
+    _common_data_args(sw)
+
     show = sub.add_parser("registry", help="list the registered extractors, encoders, fusions and losses",
                           description="List every registered part that a config can name.")
     show.set_defaults(overrides=[])
@@ -241,8 +265,27 @@ def cmd_emi_ravdess(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from emofuse.config import load_config
+    from emofuse.evaluation.sweep import load_space, run_sweep
+
+    config = load_config(args.config, args.overrides)
+    space = load_space(args.space)
+    if args.trials is not None and args.trials < 1:
+        raise ConfigError("--trials must be at least 1")
+    s = run_sweep(config, space, _data_dir(args.data), args.out, _cache_dir(args.cache), sampler=args.sampler,
+                  n_trials=args.trials, storage=args.storage, study_name=args.study, only_folds=args.folds,
+                  prune=not args.no_prune, progress=not args.no_progress, space_source=str(args.space))
+    print(f"{s['n_complete']} complete, {s['n_pruned']} pruned of {s['n_trials']} trials ({s['sampler']}); "
+          f"best {s['best_params']}: validation accuracy {s['best_value']:.4f}")
+    t = s["test"]
+    print(f"test (best configuration, scored once): accuracy {t['accuracy_mean']:.4f} +- {t['accuracy_std']:.4f}, "
+          f"macro-F1 {t['macro_f1_mean']:.4f}; sweep in {args.out}/sweep.json")
+    return 0
+
+
 COMMANDS = {"cv": cmd_cv, "extract": cmd_extract, "registry": cmd_registry, "train": cmd_train, "evaluate": cmd_evaluate,
-            "make-emi-fixture": cmd_make_emi_fixture, "ablation": cmd_ablation, "emi-ravdess": cmd_emi_ravdess}
+            "make-emi-fixture": cmd_make_emi_fixture, "ablation": cmd_ablation, "emi-ravdess": cmd_emi_ravdess, "sweep": cmd_sweep}
 
 if __name__ == "__main__":
     sys.exit(main())

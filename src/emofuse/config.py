@@ -117,7 +117,7 @@ class ExperimentConfig(Strict):
         return self
 
 
-def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+def set_dotted(tree: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     node = tree
     for k in keys[:-1]:
@@ -159,7 +159,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None, schema: ty
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     for key, value in parse_overrides(overrides or []):
-        _set_dotted(tree, key, value)
+        set_dotted(tree, key, value)
     return config_from_dict(tree, str(path), schema)
 
 

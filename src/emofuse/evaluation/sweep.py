@@ -1,0 +1,343 @@
+"""Hyper-parameter search over a config (``emofuse sweep``), on optuna.
+
+A space file names dotted config keys (e.g. ``loss.params.switch_epoch``) with either a list of
+values (grid sampler; TPE treats a list as categorical) or a ``{low, high, log, step}`` range (TPE
+only). Every trial builds the config with its values applied as overrides and runs the
+speaker-independent folds of the base config, scoring the mean over folds of the validation
+accuracy of the selected epoch: the test actors are never scored during the search. After each
+fold the running mean is reported to optuna's MedianPruner, which stops trials whose running
+mean falls below the median of earlier trials at the same fold. After the search, the best
+configuration, and only that one, is scored once on the test folds with
+:func:`emofuse.evaluation.cross_validation.run_cross_validation` in ``RUN_DIR/best``.
+
+Features are extracted once per sweep (keys under ``data``, ``features`` and ``protocol`` cannot
+be searched). The study lives in an optuna RDB storage: by default ``sqlite:///RUN_DIR/sweep.db``;
+any RDB URL (e.g. ``postgresql://user@host/db``) lets several workers share one study. Workers
+send a heartbeat: a trial of a killed worker is marked failed by the next worker (or restart)
+after the grace period and re-enqueued, so a killed worker loses only its current trial.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import shutil
+import time
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from emofuse.config import ExperimentConfig, set_dotted, config_from_dict, dump_config
+from emofuse.registry import ConfigError, format_validation_error
+from emofuse.runs import atomic_write_text, logging_to, write_json
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE = "mean over folds of the validation accuracy of the selected epoch (test actors never scored)"
+SAMPLERS = ("grid", "tpe")
+FIXED_SECTIONS = ("name", "seed", "data", "features", "protocol")  # built once per sweep: not searchable
+HEARTBEAT_S = 60
+GRACE_S = 180
+
+
+class Range(BaseModel):
+    """A numeric range for TPE: integers when low, high (and step) are integers."""
+
+    model_config = ConfigDict(extra="forbid")
+    low: int | float
+    high: int | float
+    log: bool = False
+    step: int | float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Range:
+        if self.high <= self.low:
+            raise ValueError(f"high ({self.high}) must be above low ({self.low})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be combined")
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        return all(isinstance(v, int) for v in (self.low, self.high)) and (self.step is None or isinstance(self.step, int))
+
+
+class SearchSpace(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    description: str = ""
+    params: dict[str, list[Any] | Range] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchSpace:
+        for key, spec in self.params.items():
+            if isinstance(spec, list) and not spec:
+                raise ValueError(f"params.{key}: an empty list of values")
+        return self
+
+    def grid(self) -> list[dict[str, Any]]:
+        ranges = [k for k, v in self.params.items() if isinstance(v, Range)]
+        if ranges:
+            raise ConfigError(f"the grid sampler needs a list of values for every parameter; ranges given for {ranges} "
+                              f"(use --sampler tpe)")
+        keys = list(self.params)
+        return [dict(zip(keys, values)) for values in product(*(self.params[k] for k in keys))]
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: space file does not exist")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    try:
+        return SearchSpace.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {format_validation_error(err)}") from None
+
+
+def _has_key(tree: dict, dotted: str) -> bool:
+    node: Any = tree
+    for k in dotted.split("."):
+        if not isinstance(node, dict) or k not in node:
+            return False
+        node = node[k]
+    return True
+
+
+def apply_params(base: dict, params: dict[str, Any], source: str = "sweep") -> ExperimentConfig:
+    tree = copy.deepcopy(base)
+    for key, value in params.items():
+        set_dotted(tree, key, value)
+    return config_from_dict(tree, source)
+
+
+def check_space(space: SearchSpace, base: dict, source: str) -> None:
+    """Every key must exist in the resolved base config, be searchable and accept each of its values."""
+    for key, spec in space.params.items():
+        where = f"{source}: parameter '{key}'"
+        if key.split(".")[0] in FIXED_SECTIONS:
+            raise ConfigError(f"{where}: keys under {list(FIXED_SECTIONS)} are fixed for a sweep (features and folds "
+                              f"are built once); sweep separate configs instead")
+        if not _has_key(base, key):
+            raise ConfigError(f"{where} is not a key of the config (write it in the config first, e.g. "
+                              f"loss.params.gamma as {{audio: 1.0, visual: 1.0}} to search loss.params.gamma.audio)")
+        values = spec if isinstance(spec, list) else [spec.low, spec.high]
+        for value in values:
+            try:
+                apply_params(base, {key: value}, f"{source}: {key}={value!r}")
+            except ConfigError as err:
+                raise ConfigError(str(err)) from None
+
+
+def public_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # not an SQLAlchemy URL: keep only what follows any credentials
+        return url.split("@", 1)[-1] if "@" in url else url
+
+
+def _suggest(trial, space: SearchSpace) -> dict[str, Any]:
+    out = {}
+    for key, spec in space.params.items():
+        if isinstance(spec, list):
+            out[key] = trial.suggest_categorical(key, spec)
+        elif spec.is_int:
+            out[key] = trial.suggest_int(key, spec.low, spec.high, step=spec.step or 1, log=spec.log)
+        else:
+            out[key] = trial.suggest_float(key, spec.low, spec.high, step=spec.step, log=spec.log)
+    return out
+
+
+def _storage(url: str):
+    """An RDB storage with heartbeats: stale trials of killed workers are failed and re-enqueued (twice at most)."""
+    import inspect
+
+    from optuna import storages
+
+    if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):  # optuna >= 4.9
+        retry = {"heartbeat_stale_trial_callback": storages.RetryHeartbeatStaleTrialCallback(max_retry=2)}
+    else:
+        retry = {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=2)}
+    assert set(retry) <= set(inspect.signature(storages.RDBStorage).parameters)
+    return storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **retry)
+
+
+def _params_key(params: dict) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def run_sweep(config: ExperimentConfig, space: SearchSpace, data_dir: Path, run_dir: Path, cache_dir: Path,
+              sampler: str = "grid", n_trials: int | None = None, storage: str | None = None,
+              study_name: str | None = None, only_folds: list[int] | None = None, prune: bool = True,
+              progress: bool = True, space_source: str = "space") -> dict:
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler '{sampler}' (choose from {list(SAMPLERS)})")
+    base = config.model_dump(mode="json")
+    check_space(space, base, space_source)
+    grid = space.grid() if sampler == "grid" else None
+    if sampler == "tpe" and n_trials is None:
+        n_trials = 20
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+
+    with logging_to(run_dir), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return _sweep(config, base, space, Path(data_dir), run_dir, Path(cache_dir), sampler, grid, n_trials,
+                      storage, study_name, only_folds, prune, progress)
+
+
+def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid, n_trials, storage_url, study_name,
+           only_folds, prune, progress) -> dict:
+    import optuna
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    from emofuse.evaluation import cross_validation as cv
+    from emofuse.features.cache import FeatureCache
+    from emofuse.features.dataset import build_ravdess_features
+
+    started = time.perf_counter()
+    storage_url = storage_url or f"sqlite:///{(run_dir / 'sweep.db').resolve()}"
+    study_name = study_name or f"{config.name}-sweep"
+    atomic_write_text(run_dir / "base_config.yaml", dump_config(config))
+    atomic_write_text(run_dir / "space.yaml", yaml.safe_dump(space.model_dump(mode="json"), sort_keys=False))
+
+    # Features and folds: once per sweep, shared by every trial.
+    fs = build_ravdess_features(data_dir, config.data, config.features, FeatureCache(cache_dir), progress)
+    inputs = cv.prepare_inputs(fs, config.features.speaker_norm)
+    folds = cv.actor_folds(fs.meta["actor"].unique(), config.protocol.n_folds, config.protocol.val_fraction, config.seed)
+    if only_folds:
+        folds = [f for f in folds if f.index in only_folds]
+        if not folds:
+            raise ConfigError(f"--folds {only_folds}: no such fold (1..{config.protocol.n_folds})")
+
+    storage = _storage(storage_url)
+    if sampler_name == "grid":
+        sampler = optuna.samplers.GridSampler({k: list(v) for k, v in space.params.items()}, seed=config.seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=config.seed)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if prune else optuna.pruners.NopPruner()
+    study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner,
+                                direction="maximize", load_if_exists=True)
+    identity = hashlib.sha256((dump_config(config) + _params_key(space.model_dump(mode="json"))
+                               + _params_key([f.index for f in folds]) + fs.fingerprint).encode()).hexdigest()
+    known = study.user_attrs.get("sweep_identity")
+    if known is None:
+        study.set_user_attr("sweep_identity", identity)
+        study.set_user_attr("objective", OBJECTIVE)
+    elif known != identity:
+        raise ConfigError(f"study '{study_name}' in {public_url(storage_url)} was started with another config, space, "
+                          f"fold selection or data; use another --study or --out")
+    fail_stale_trials(study)
+
+    def objective(trial) -> float:
+        params = _suggest(trial, space)
+        trial_config = apply_params(base, params, f"trial {trial.number}")
+        scores = []
+        for step, fold in enumerate(folds):
+            _model, fit, _test = cv.train_fold(trial_config, fs, inputs, fold, None)  # test data is never scored
+            scores.append(float(fit.best_metrics["accuracy"]))
+            trial.set_user_attr("val_accuracy_folds", scores)
+            running = float(np.mean(scores))
+            trial.report(running, step=step)
+            log.info("trial %d %s: fold %d validation accuracy %.4f (running mean %.4f)", trial.number, params,
+                     fold.index, scores[-1], running)
+            if step < len(folds) - 1 and trial.should_prune():
+                log.info("trial %d pruned after fold %d", trial.number, fold.index)
+                raise optuna.TrialPruned()
+        return float(np.mean(scores))
+
+    finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
+    if grid is not None:
+        # GridSampler treats a failed grid point as visited: re-enqueue grid points that only ever failed.
+        for _ in range(3):
+            trials = study.get_trials(deepcopy=False)
+            covered = {_params_key(t.params) for t in trials if t.state in finished_states + (TrialState.RUNNING,)}
+            waiting = {_params_key(t.params) for t in trials if t.state == TrialState.WAITING}
+            missing = [p for p in grid if _params_key(p) not in covered]
+            if not missing:
+                break
+            for p in missing:
+                if _params_key(p) not in waiting and any(_params_key(t.params) == _params_key(p) for t in trials):
+                    study.enqueue_trial(p)
+            todo = len(missing) if n_trials is None else min(len(missing), n_trials)
+            study.optimize(objective, n_trials=todo, gc_after_trial=False)
+            if n_trials is not None:
+                break
+    else:
+        done = len(study.get_trials(deepcopy=False, states=finished_states))
+        if done < n_trials:
+            study.optimize(objective, n_trials=None, gc_after_trial=False,
+                           callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=finished_states)])
+
+    trials = study.get_trials(deepcopy=False)
+    write_trials_csv(run_dir / "trials.csv", trials)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        raise ConfigError(f"study '{study_name}': no trial completed, nothing to score")
+    best = study.best_trial
+    best_config = apply_params(base, best.params, f"best trial {best.number}")
+    best_dir = run_dir / "best"
+    config_file = best_dir / "config.yaml"
+    if config_file.is_file() and config_file.read_text() != dump_config(best_config):
+        log.info("%s holds the test run of an earlier best configuration; replacing it", best_dir)
+        shutil.rmtree(best_dir)
+    log.info("best trial %d %s: validation %.4f; scoring its test folds once", best.number, best.params, best.value)
+    test = cv.run_cross_validation(best_config, data_dir, best_dir, cache_dir, progress=progress, only_folds=only_folds)
+
+    summary = {
+        "study": study_name,
+        "storage": public_url(storage_url),
+        "sampler": sampler_name,
+        "pruner": "median (optuna MedianPruner, n_startup_trials=5, n_warmup_steps=1, on the running mean over folds)"
+        if prune else "none",
+        "objective": OBJECTIVE,
+        "space": {k: (v if isinstance(v, list) else v.model_dump()) for k, v in space.params.items()},
+        "folds": [f.index for f in folds],
+        "best_trial": best.number,
+        "best_params": best.params,
+        "best_value": best.value,
+        "best_val_accuracy_folds": best.user_attrs.get("val_accuracy_folds"),
+        "n_trials": len(trials),
+        "n_complete": len(complete),
+        "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "n_failed": sum(t.state == TrialState.FAIL for t in trials),
+        "test": {
+            "accuracy_mean": test["accuracy_mean"],
+            "accuracy_std": test["accuracy_std"],
+            "macro_f1_mean": test["macro_f1_mean"],
+            "run_dir": str(best_dir),
+        },
+        "trial_seconds_total": float(sum(t.duration.total_seconds() for t in trials if t.duration is not None)),
+        "wall_seconds": time.perf_counter() - started,
+    }
+    write_json(run_dir / "sweep.json", summary)
+    return summary
+
+
+def write_trials_csv(path: Path, trials) -> None:
+    import pandas as pd
+
+    rows = []
+    for t in trials:
+        row = {"number": t.number, "state": t.state.name, "value": t.value,
+               "seconds": t.duration.total_seconds() if t.duration is not None else None}
+        row.update({f"params_{k}": v for k, v in t.params.items()})
+        rows.append(row)
+    atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
