@@ -147,17 +147,22 @@ def config_from_dict(tree: dict, source: str = "config", schema: type[BaseModel]
         raise ConfigError(f"{source}: {err}") from None
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None, schema: type[BaseModel] = ExperimentConfig) -> Any:
-    """Read, override and validate a YAML config against ``schema`` (the classification experiment by default)."""
+def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file does not exist")
+        raise ConfigError(f"{path}: {what} does not exist")
     try:
         tree = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    return tree
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None, schema: type[BaseModel] = ExperimentConfig) -> Any:
+    """Read, override and validate a YAML config against ``schema`` (the classification experiment by default)."""
+    tree = read_yaml_mapping(path)
     for key, value in parse_overrides(overrides or []):
         set_dotted(tree, key, value)
     return config_from_dict(tree, str(path), schema)

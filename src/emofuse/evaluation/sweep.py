@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from emofuse.config import ExperimentConfig, set_dotted, config_from_dict, dump_config
-from emofuse.registry import ConfigError, format_validation_error
+from emofuse.config import ExperimentConfig, config_from_dict, dump_config, read_yaml_mapping, set_dotted
+from emofuse.registry import ConfigError
 from emofuse.runs import atomic_write_text, logging_to, write_json
 
 log = logging.getLogger(__name__)
@@ -92,17 +92,7 @@ class SearchSpace(BaseModel):
 
 
 def load_space(path: str | Path) -> SearchSpace:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: space file does not exist")
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
-    try:
-        return SearchSpace.model_validate(tree)
-    except ValidationError as err:
-        raise ConfigError(f"{path}: {format_validation_error(err)}") from None
+    return config_from_dict(read_yaml_mapping(path, "space file"), str(path), SearchSpace)
 
 
 def _has_key(tree: dict, dotted: str) -> bool:
