@@ -11,14 +11,17 @@ from pathlib import Path
 from emofuse.registry import ConfigError
 
 
+def _overrides_arg(p: argparse.ArgumentParser, help: str = "override a config value, e.g. --set train.epochs=5 (repeatable)") -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
 def _common_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=None,
                    help="RAVDESS directory (Actor_XX audio under data.audio_dir, visual table at data.visual.path); "
                         "default: the packaged sample (6 actors)")
     p.add_argument("--cache", type=Path, default=None,
                    help="feature cache directory (default: $EMOFUSE_CACHE or ~/.cache/emofuse)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+    _overrides_arg(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -28,8 +31,7 @@ def _emi_data_args(p: argparse.ArgumentParser) -> None:
                         "arrays (T, D), or one <modality>.npz per modality")
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--overwrite", action="store_true", help="delete --out first instead of resuming")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+    _overrides_arg(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,8 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("configs", type=Path, nargs="+", help="EMI YAMLs, one table row each, in this order")
     ab.add_argument("--data", type=Path, required=True, help="feature directory (labels.csv + one folder or .npz per modality)")
     ab.add_argument("--out", type=Path, required=True, help="directory for the runs and the table")
-    ab.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a value in every config, e.g. --set train.epochs=10 (repeatable)")
+    _overrides_arg(ab, "override a value in every config, e.g. --set train.epochs=10 (repeatable)")
 
     rv = sub.add_parser("emi-ravdess", help="EMI real-data check: the recipe on RAVDESS intensities, 6 folds by actor",
                         description="Run an EMI config on RAVDESS with continuous targets (per non-neutral emotion: 0.5 "
