@@ -42,17 +42,50 @@ def build_parser() -> argparse.ArgumentParser:
     cv = sub.add_parser("cv", help="speaker-independent cross-validation of one config",
                         description="Train and test CONFIG on every actor fold; writes results.json, "
                                     "predictions.csv, the resolved config, versions, data fingerprint and a log to --out. "
-                                    "Rerunning with the same --out resumes where it stopped.")
+                                    "Rerunning with the same --out resumes where it stopped. Under torchrun "
+                                    "(torchrun --nproc-per-node N -m emofuse cv ...) each fold's model is trained "
+                                    "with DistributedDataParallel over the N processes (gloo on CPU, nccl on CUDA); "
+                                    "rank 0 writes the run directory.")
     cv.add_argument("config", type=Path, help="experiment YAML, e.g. configs/ravdess_mars.yaml")
     cv.add_argument("--out", type=Path, required=True, help="run directory")
     cv.add_argument("--folds", type=int, nargs="+", default=None, help="run only these fold numbers (1-based)")
     cv.add_argument("--overwrite", action="store_true", help="delete --out first instead of resuming")
     _common_data_args(cv)
 
+    cmp = sub.add_parser("compare", help="compare methods (configs) under the same folds and seeds",
+                         description="Cross-validate every CONFIG with seeds 0..N-1 (same folds and validation actors for "
+                                     "all; each run in OUT/<config name>/seed_<s>, resumable) and write OUT/comparison.csv, "
+                                     "OUT/comparison.md (accuracy and macro-F1 as mean ± std over folds x seeds, branch "
+                                     "accuracies, parameters, paired Wilcoxon test against --reference), OUT/runs.csv "
+                                     "(one row per seed and fold) and plots in OUT/plots (accuracy spread, a confusion "
+                                     "matrix per method, Mars weights per epoch, last-epoch training-loss histograms).")
+    cmp.add_argument("configs", type=Path, nargs="+", help="experiment YAMLs, one table row each, e.g. configs/ravdess_*.yaml")
+    cmp.add_argument("--out", type=Path, required=True, help="directory for the runs, table and plots")
+    cmp.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
+    cmp.add_argument("--reference", default=None, help="config name the others are tested against (default: the first)")
+    cmp.add_argument("--jobs", type=int, default=1, help="(method, seed) runs at a time, one thread each (default 1)")
+    _common_data_args(cmp)
+
+    sens = sub.add_parser("sensitivity", help="accuracy against one config value (e.g. Mars' switching epoch L)",
+                          description="Cross-validate CONFIG once per value of --param and write OUT/sensitivity.csv and "
+                                      "OUT/sensitivity.png: validation accuracy (what a search selects on) and test "
+                                      "accuracy (reported, never used for selection) per value.")
+    sens.add_argument("config", type=Path, help="experiment YAML, e.g. configs/ravdess_mars.yaml")
+    sens.add_argument("--param", required=True, help="dotted config key, e.g. loss.params.switch_epoch or loss.params.gamma.audio")
+    sens.add_argument("--values", nargs="+", required=True, help="values to try (parsed as YAML scalars)")
+    sens.add_argument("--out", type=Path, required=True, help="run directory")
+    sens.add_argument("--seeds", type=int, default=1, help="seeds per value (default 1)")
+    sens.add_argument("--jobs", type=int, default=1, help="runs at a time, one thread each (default 1)")
+    _common_data_args(sens)
+
     ex = sub.add_parser("extract", help="extract (and cache) the features a config needs",
                         description="Extract audio features for every take in parallel into the cache, "
-                                    "and check that every take has its visual features.")
+                                    "and check that every take has its visual features. With --shard i/n only the "
+                                    "i-th of n disjoint shares of the takes: run shards 1..n on several machines (or "
+                                    "processes) with one shared --cache and together they fill it.")
     ex.add_argument("config", type=Path, help="experiment YAML")
+    ex.add_argument("--shard", default=None, metavar="I/N",
+                    help="extract only shard I of N (1-based; takes are assigned by a hash of their id)")
     _common_data_args(ex)
 
     tr = sub.add_parser("train", help="EMI regression: train one config on a feature directory",
@@ -135,7 +168,63 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--study", default=None, help="study name (default: <config name>-sweep)")
     sw.add_argument("--folds", type=int, nargs="+", default=None, help="search and test on only these fold numbers (1-based)")
     sw.add_argument("--no-prune", action="store_true", help="run every trial on every fold (no median pruning)")
+    sw.add_argument("--heartbeat", type=int, default=60, metavar="SECONDS",
+                    help="a worker records a heartbeat for its running trial every SECONDS (default 60); a trial "
+                         "without one for 3 x SECONDS belongs to a killed worker and is failed and re-enqueued")
     _common_data_args(sw)
+
+    pr = sub.add_parser("predict", help="emotion probabilities for audio/video files with a finished `emofuse cv` run",
+                        description="Decode each FILE (mp4, flv, webm, mkv, wav, flac, mp3, ...), extract the features the "
+                                    "run's config names and predict with the ensemble of the run's fold models "
+                                    "(probabilities averaged over folds; --fold k for one). A modality that is missing "
+                                    "or unreadable is left out of the decision fusion and reported. --json prints a "
+                                    "list, one object per file: file, pred, probs, modality_probs, modalities, missing "
+                                    "(and error where no prediction could be made). Exit code 1 when a file got an error entry.")
+    pr.add_argument("run_dir", type=Path, help="run directory written by `emofuse cv`")
+    pr.add_argument("files", type=Path, nargs="+", help="media files")
+    pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pr.add_argument("--openface", type=Path, default=None, metavar="DIR",
+                    help="OpenFace per-frame CSVs named <file stem>.csv, for the visual branch")
+    pr.add_argument("--fold", type=int, default=None, help="use this fold's model only (default: all folds, averaged)")
+    pr.add_argument("--speaker-stats", choices=["call", "training"], default="call",
+                    help="runs with features.speaker_norm: normalise with the statistics of this call's files, "
+                         "taken as one speaker (default; needs 2+ files), or of a typical training speaker")
+    pr.set_defaults(overrides=[])
+
+    xp = sub.add_parser("export", help="export a cv run's fold model to ONNX (or TorchScript), checked against PyTorch",
+                        description="Export the selected weights of one fold of an `emofuse cv` run: named inputs per "
+                                    "modality (plus <modality>_lengths for frame sequences), outputs probs (fused) and "
+                                    "probs_<modality>; batch and frame axes dynamic. The file is kept only if onnxruntime "
+                                    "(or TorchScript) reproduces PyTorch within --atol on random inputs; where ONNX cannot "
+                                    "express the model it falls back to TorchScript and says why. Writes the model and a "
+                                    "JSON description beside it (default: RUN_DIR/export/fold_K.onnx).")
+    xp.add_argument("run_dir", type=Path, help="run directory written by `emofuse cv`")
+    xp.add_argument("--fold", type=int, default=None, help="fold number (default: the lowest fold with best.pt)")
+    xp.add_argument("--out", type=Path, default=None, help="output file (default: RUN_DIR/export/fold_K.onnx or .pt)")
+    xp.add_argument("--format", dest="fmt", choices=["onnx", "torchscript"], default="onnx",
+                    help="onnx (default; TorchScript fallback) or torchscript")
+    xp.add_argument("--atol", type=float, default=1e-5, help="largest accepted |exported - PyTorch| (default 1e-5)")
+    xp.set_defaults(overrides=[])
+
+    co = sub.add_parser("cost", help="parameters, FLOPs and latency per sample of every registered method",
+                        description="One row per registered fusion (default parameters) and per loss-only variant of the "
+                                    "average fusion, in two settings: `ravdess` (the encoders of --config on its feature "
+                                    "dimensions) and `paper` (3D ResNeXt-50 on 30 face crops of 224x224 + the 1D CNN of "
+                                    "--cnn-config on 2.45 s of MFCC frames). FLOPs: ptflops (pytorch backend) "
+                                    "multiply-accumulates, reported as MACs and FLOPs = 2 x MACs. Latency: median of "
+                                    "--repeats forward passes at batch 1 after --warmup, with torch's thread count.")
+    co.add_argument("--json", action="store_true", help="print a JSON list of rows instead of a table")
+    co.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                    help="cpu: CPU latency only; cuda: CPU and CUDA (default: cuda when available)")
+    co.add_argument("--setting", choices=["ravdess", "paper", "all"], default="all", help="which setting(s) (default all)")
+    co.add_argument("--config", type=Path, default=Path("configs/ravdess_mars.yaml"),
+                    help="config of the ravdess setting (default configs/ravdess_mars.yaml)")
+    co.add_argument("--cnn-config", type=Path, default=Path("configs/ravdess_mars_cnn.yaml"),
+                    help="config whose audio encoder and features the paper setting uses (default configs/ravdess_mars_cnn.yaml)")
+    co.add_argument("--repeats", type=int, default=10, help="timed forward passes per method (default 10)")
+    co.add_argument("--warmup", type=int, default=2, help="untimed forward passes first (default 2)")
+    co.add_argument("--out", type=Path, default=None, help="also write the rows as JSON to this file")
+    co.set_defaults(overrides=[])
 
     show = sub.add_parser("registry", help="list the registered extractors, encoders, fusions and losses",
                           description="List every registered part that a config can name.")
@@ -180,12 +269,53 @@ def cmd_cv(args) -> int:
     from emofuse.evaluation.cross_validation import run_cross_validation
     from emofuse.report import print_cv_summary
 
+    from emofuse.features.cache import FeatureCache
+    from emofuse.features.dataset import build_ravdess_features
+    from emofuse.training import distributed
+
     config = load_config(args.config, args.overrides)
-    if args.overwrite and args.out.exists():
-        shutil.rmtree(args.out)
-    summary = run_cross_validation(config, _data_dir(args.data), args.out, _cache_dir(args.cache),
-                                   progress=not args.no_progress, only_folds=args.folds)
-    print_cv_summary(summary, args.out)
+    with distributed.process_group():  # joins the torchrun job, if this is one
+        if not distributed.is_main():
+            logging.getLogger("emofuse").setLevel(logging.WARNING)  # rank 0 tells the story
+        if args.overwrite and args.out.exists() and distributed.is_main():
+            shutil.rmtree(args.out)
+        if distributed.active():  # each rank extracts its shard of any uncached features, then all read the cache
+            build_ravdess_features(_data_dir(args.data), config.data, config.features, FeatureCache(_cache_dir(args.cache)),
+                                   progress=False, shard=(distributed.rank() + 1, distributed.world_size()))
+            distributed.barrier()
+        summary = run_cross_validation(config, _data_dir(args.data), args.out, _cache_dir(args.cache),
+                                       progress=not args.no_progress and distributed.is_main(), only_folds=args.folds)
+        if distributed.is_main():
+            print_cv_summary(summary, args.out)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from emofuse.config import load_config
+    from emofuse.evaluation.compare import Variant, run_compare
+
+    variants = [Variant(c.name, c) for c in (load_config(path, args.overrides) for path in args.configs)]
+    s = run_compare(variants, _data_dir(args.data), args.out, _cache_dir(args.cache), seeds=args.seeds,
+                    reference=args.reference, progress=not args.no_progress, sources=[str(p) for p in args.configs],
+                    jobs=args.jobs)
+    print((args.out / "comparison.md").read_text(), end="")
+    print(f"{len(variants)} methods x {args.seeds} seeds in {s['seconds']:.0f} s; table in {args.out}/comparison.csv, "
+          f"plots in {args.out}/plots")
+    return 0
+
+
+def cmd_sensitivity(args) -> int:
+    import yaml
+
+    from emofuse.config import load_config
+    from emofuse.evaluation.compare import run_sensitivity
+
+    config = load_config(args.config, args.overrides)
+    values = [yaml.safe_load(v) for v in args.values]
+    table = run_sensitivity(config, args.param, values, _data_dir(args.data), args.out, _cache_dir(args.cache),
+                            seeds=args.seeds, progress=not args.no_progress, jobs=args.jobs)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    print(f"table in {args.out}/sensitivity.csv, plot in {args.out}/sensitivity.png")
     return 0
 
 
@@ -194,19 +324,87 @@ def cmd_extract(args) -> int:
     from emofuse.features.cache import FeatureCache
     from emofuse.features.dataset import build_ravdess_features
 
+    from emofuse.features.extract import parse_shard
+
     config = load_config(args.config, args.overrides)
+    shard = parse_shard(args.shard) if args.shard else None
     fs = build_ravdess_features(_data_dir(args.data), config.data, config.features, FeatureCache(_cache_dir(args.cache)),
-                                progress=not args.no_progress)
-    print(f"{len(fs.meta)} takes ready; feature dims {fs.input_dims}; {len(fs.skipped)} skipped")
+                                progress=not args.no_progress, shard=shard)
+    where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+    print(f"{len(fs.meta)} takes ready{where}; feature dims {fs.input_dims}; {len(fs.skipped)} skipped")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    from emofuse.predict import Predictor, print_predictions
+
+    for handler in logging.getLogger().handlers:  # warnings to stderr: stdout is the JSON
+        if isinstance(handler, RichHandler):
+            handler.console = Console(stderr=True)
+    predictor = Predictor(args.run_dir, fold=args.fold)
+    entries = predictor.predict(args.files, args.openface, args.speaker_stats)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    else:
+        print_predictions(entries, predictor.class_names)
+    return 1 if any("error" in e for e in entries) else 0
+
+
+def cmd_export(args) -> int:
+    from emofuse.export import export_run
+
+    r = export_run(args.run_dir, fold=args.fold, out=args.out, fmt=args.fmt, atol=args.atol)
+    if r.fallback_reason:
+        print(f"exported TorchScript instead of ONNX: {r.fallback_reason}")
+    runtime = "onnxruntime" if r.format == "onnx" else "TorchScript"
+    print(f"fold {r.fold} exported as {r.format}: {r.path} (inputs {', '.join(r.inputs)}; outputs {', '.join(r.outputs)})")
+    print(f"check: {runtime} vs PyTorch on {r.checks} random batches, max |difference| {r.max_abs_diff:.2e} <= atol {r.atol:g}: OK")
+    return 0
+
+
+def cmd_cost(args) -> int:
+    import json
+
+    import torch
+
+    from emofuse.cost import PAPER_GFLOPS, cost_table, devices_for, markdown_table, paper_setting, ravdess_setting
+    from emofuse.runs import write_json
+
+    devices = devices_for(args.device)
+    settings = []
+    if args.setting in ("ravdess", "all"):
+        settings.append(ravdess_setting(args.config))
+    if args.setting in ("paper", "all"):
+        settings.append(paper_setting(args.cnn_config))
+    rows = cost_table(settings, devices, repeats=args.repeats, warmup=args.warmup)
+    if args.out:
+        write_json(args.out, rows)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"torch threads: {torch.get_num_threads()}; latency: median of {args.repeats} runs after {args.warmup} warm-up, batch 1")
+    for s in settings:
+        print(f"{s.name}: {s.note}")
+    print(markdown_table(rows), end="")
+    paper = next((r for r in rows if r["setting"] == "paper" and r["method"] == "average" and "gmacs" in r), None)
+    if paper:
+        print(f"paper setting, average fusion: {paper['gmacs']:.2f} GMACs = {paper['gflops']:.2f} GFLOPs; "
+              f"the paper's Table II: {PAPER_GFLOPS} G")
     return 0
 
 
 def cmd_registry(args) -> int:
     from emofuse.features import EXTRACTORS
+    from emofuse.features.text import TEXT_ENCODERS
     from emofuse.losses import LOSSES
     from emofuse.models import ENCODERS, FUSIONS
 
-    for reg in (EXTRACTORS, ENCODERS, FUSIONS, LOSSES):
+    for reg in (EXTRACTORS, TEXT_ENCODERS, ENCODERS, FUSIONS, LOSSES):
         print(f"{reg.kind}: {', '.join(reg.names())}")
     return 0
 
@@ -276,7 +474,8 @@ def cmd_sweep(args) -> int:
         raise ConfigError("--trials must be at least 1")
     s = run_sweep(config, space, _data_dir(args.data), args.out, _cache_dir(args.cache), sampler=args.sampler,
                   n_trials=args.trials, storage=args.storage, study_name=args.study, only_folds=args.folds,
-                  prune=not args.no_prune, progress=not args.no_progress, space_source=str(args.space))
+                  prune=not args.no_prune, progress=not args.no_progress, space_source=str(args.space),
+                  heartbeat_s=args.heartbeat)
     print(f"{s['n_complete']} complete, {s['n_pruned']} pruned of {s['n_trials']} trials ({s['sampler']}); "
           f"best {s['best_params']}: validation accuracy {s['best_value']:.4f}")
     t = s["test"]
@@ -285,8 +484,9 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-COMMANDS = {"cv": cmd_cv, "extract": cmd_extract, "registry": cmd_registry, "train": cmd_train, "evaluate": cmd_evaluate,
-            "make-emi-fixture": cmd_make_emi_fixture, "ablation": cmd_ablation, "emi-ravdess": cmd_emi_ravdess, "sweep": cmd_sweep}
+COMMANDS = {"predict": cmd_predict, "cv": cmd_cv, "compare": cmd_compare, "sensitivity": cmd_sensitivity, "extract": cmd_extract, "registry": cmd_registry, "train": cmd_train, "evaluate": cmd_evaluate,
+            "make-emi-fixture": cmd_make_emi_fixture, "ablation": cmd_ablation, "emi-ravdess": cmd_emi_ravdess, "sweep": cmd_sweep,
+            "export": cmd_export, "cost": cmd_cost}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -114,6 +114,10 @@ class ExperimentConfig(Strict):
             ENCODERS.validate_params(part.name, part.params, f"model.encoders.{modality}.params")
         FUSIONS.validate_params(self.model.fusion.name, self.model.fusion.params, "model.fusion.params")
         LOSSES.validate_params(self.loss.name, self.loss.params, "loss.params")
+        fused_head = not FUSIONS.get(self.model.fusion.name).decision_level
+        if fused_head != LOSSES.get(self.loss.name).trains_fused_head:
+            need = "a loss on its fused logits (fused_cross_entropy)" if fused_head else "a loss on the branch logits"
+            raise ValueError(f"fusion {self.model.fusion.name!r} needs {need}; loss {self.loss.name!r} does not fit it")
         return self
 
 
@@ -160,9 +164,31 @@ def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
     return tree
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None, schema: type[BaseModel] = ExperimentConfig) -> Any:
-    """Read, override and validate a YAML config against ``schema`` (the classification experiment by default)."""
+def deep_merge(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+def read_config_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A config file's mapping with ``extends: other.yaml`` (relative to the file) merged in beneath it, so that
+    configs meant to differ in one part (a method comparison) share everything else by construction."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ConfigError(f"{path}: `extends` loops back to itself ({' -> '.join(p.name for p in (*_seen, path))})")
     tree = read_yaml_mapping(path)
+    parent = tree.pop("extends", None)
+    if parent is None:
+        return tree
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: `extends` must be a file name, got {parent!r}")
+    return deep_merge(read_config_tree(path.parent / parent, (*_seen, path)), tree)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None, schema: type[BaseModel] = ExperimentConfig) -> Any:
+    """Read (following ``extends``), override and validate a YAML config against ``schema``."""
+    tree = read_config_tree(path)
     for key, value in parse_overrides(overrides or []):
         set_dotted(tree, key, value)
     return config_from_dict(tree, str(path), schema)

@@ -1,4 +1,8 @@
-"""Audio decoding for feature extraction: any sample rate in, mono float32 at the extractor's rate out."""
+"""Audio decoding for feature extraction: any sample rate in, mono float32 at the extractor's rate out.
+
+WAV and FLAC (the RAVDESS path) are read with soundfile; any other container (mp3, mp4, flv, webm,
+...) falls back to PyAV (emofuse.data.media), which ends in the same mono + soxr step.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ import numpy as np
 import soundfile as sf
 
 from emofuse.data.errors import DataError
+from emofuse.data.media import decode_audio, to_mono_at_rate
+
+SOUNDFILE_SUFFIXES = (".wav", ".flac")
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
@@ -15,17 +22,10 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "audio file does not exist")
+    if path.suffix.lower() not in SOUNDFILE_SUFFIXES:
+        return decode_audio(path, sample_rate)
     try:
         wave, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise DataError(path, f"cannot decode audio ({err})") from None
-    if wave.shape[0] == 0:
-        raise DataError(path, "audio file holds no samples")
-    wave = wave.mean(axis=1)
-    if not np.isfinite(wave).all():
-        raise DataError(path, "audio holds NaN or infinite samples")
-    if file_rate != sample_rate:
-        import librosa
-
-        wave = librosa.resample(wave, orig_sr=file_rate, target_sr=sample_rate, res_type="soxr_hq")
-    return np.ascontiguousarray(wave, dtype=np.float32)
+    return to_mono_at_rate(path, wave, file_rate, sample_rate)

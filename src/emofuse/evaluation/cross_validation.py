@@ -21,10 +21,11 @@ from emofuse.evaluation.classification import ClassificationEvaluator, classific
 from emofuse.evaluation.folds import Fold, actor_folds
 from emofuse.features.cache import FeatureCache
 from emofuse.features.dataset import FeatureSet, build_ravdess_features
-from emofuse.features.normalize import Standardizer, select_rows, speaker_normalize
+from emofuse.features.normalize import Standardizer, select_rows, speaker_normalize, typical_speaker
 from emofuse.losses import LOSSES
 from emofuse.models import create_model
 from emofuse.runs import atomic_write_text, logging_to, record_fingerprint, start_run, write_json
+from emofuse.training import distributed
 from emofuse.training.batches import TensorData
 from emofuse.training.seeding import seed_everything
 from emofuse.training.trainer import Trainer
@@ -38,12 +39,29 @@ def prepare_inputs(fs: FeatureSet, speaker_norm: bool) -> dict:
     return {m: speaker_normalize(v, fs.meta["actor"].to_numpy()) for m, v in fs.features.items()}
 
 
+def fold_scalers(fs: FeatureSet, inputs: dict, fold: Fold) -> dict[str, Standardizer]:
+    """Per-modality standardisation fitted on the fold's training actors."""
+    train = np.flatnonzero(np.isin(fs.meta["actor"].to_numpy(), fold.train_actors))
+    return {m: Standardizer().fit(select_rows(values, train)) for m, values in inputs.items()}
+
+
+def fold_standardizers(fs: FeatureSet, inputs: dict, fold: Fold, speaker_norm: bool) -> dict:
+    """What `emofuse predict` needs to prepare new clips as this fold's were: the model inputs' statistics and,
+    with speaker normalisation, a typical training speaker's (for a new speaker with too few clips of their own)."""
+    out = {"inputs": {m: s.to_dict() for m, s in fold_scalers(fs, inputs, fold).items()}}
+    if speaker_norm:
+        train = np.flatnonzero(np.isin(fs.meta["actor"].to_numpy(), fold.train_actors))
+        actors = fs.meta["actor"].to_numpy()[train]
+        out["typical_speaker"] = {m: typical_speaker(select_rows(v, train), actors).to_dict() for m, v in fs.features.items()}
+    return out
+
+
 def fold_data(fs: FeatureSet, inputs: dict, fold: Fold) -> tuple[TensorData, TensorData, TensorData]:
     """Train / validation / test data of a fold, standardised with statistics of the training actors."""
     actor = fs.meta["actor"].to_numpy()
     label = fs.meta["label"].to_numpy()
     splits = [np.flatnonzero(np.isin(actor, actors)) for actors in (fold.train_actors, fold.val_actors, fold.test_actors)]
-    scalers = {m: Standardizer().fit(select_rows(values, splits[0])) for m, values in inputs.items()}
+    scalers = fold_scalers(fs, inputs, fold)
     return tuple(
         TensorData({m: scalers[m].transform(select_rows(values, idx)) for m, values in inputs.items()}, label[idx])
         for idx in splits
@@ -65,6 +83,23 @@ def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: dict, fold: Fol
     return model, fit, test
 
 
+@torch.no_grad()
+def last_epoch_train_losses(model, fold_dir: Path, fs: FeatureSet, inputs: dict, fold: Fold) -> pd.DataFrame:
+    """Per-sample cross-entropy of each branch on the training clips with the weights of the last epoch run
+    (the Mars paper's Fig. 7 compares these distributions for CE and Mars)."""
+    last = torch.load(fold_dir / "last.pt", map_location="cpu", weights_only=False)["model"]
+    selected = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(last)
+    train, _, _ = fold_data(fs, inputs, fold)
+    preds = predict(model, train)
+    model.load_state_dict(selected)
+    train_meta = fs.meta[np.isin(fs.meta["actor"], fold.train_actors)].reset_index(drop=True)
+    table = pd.DataFrame({"clip": train_meta["clip"], "label": preds.target})
+    for m, p in preds.branch_probs.items():
+        table[f"ce_{m}"] = -np.log(np.clip(p[np.arange(len(p)), preds.target], 1e-12, None))
+    return table
+
+
 def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: dict, fold: Fold, fold_dir: Path) -> dict:
     started = time.perf_counter()
     model, fit, test = train_fold(config, fs, inputs, fold, fold_dir)
@@ -84,11 +119,15 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: dict, fold: Fold,
         "best_epoch": fit.best_epoch,
         "epochs_run": fit.epochs_run,
         "val_at_best": fit.best_metrics,
+        "params": model.n_parameters(),
         "seconds": time.perf_counter() - started,
     }
     pd.DataFrame(fit.history).to_csv(fold_dir / "history.csv", index=False)
     torch.save(fit.best_state, fold_dir / "best.pt")
+    write_json(fold_dir / "standardizer.json", fold_standardizers(fs, inputs, fold, config.features.speaker_norm))
     atomic_write_text(fold_dir / "predictions.csv", table.to_csv(index=False))
+    losses = last_epoch_train_losses(model, fold_dir, fs, inputs, fold)
+    atomic_write_text(fold_dir / "train_losses.csv", losses.to_csv(index=False))
     write_json(fold_dir / "result.json", result)  # written last: its presence marks the fold done
     return result
 
@@ -131,6 +170,8 @@ def summarize(config: ExperimentConfig, fs: FeatureSet, fold_results: list[dict]
 
 def run_cross_validation(config: ExperimentConfig, data_dir: Path, run_dir: Path, cache_dir: Path,
                          progress: bool = True, only_folds: list[int] | None = None) -> dict:
+    if not distributed.is_main():  # another torchrun rank: trains each fold with rank 0 and writes nothing
+        return distributed.follow_cross_validation(config, Path(data_dir), FeatureCache(cache_dir), only_folds)
     with logging_to(run_dir):
         return _run(config, Path(data_dir), run_dir, FeatureCache(cache_dir), progress, only_folds)
 
@@ -153,7 +194,7 @@ def _run(config, data_dir, run_dir, cache, progress, only_folds) -> dict:
         fold_dir = run_dir / "folds" / f"fold_{fold.index}"
         fold_dir.mkdir(parents=True, exist_ok=True)
         done = fold_dir / "result.json"
-        if done.is_file():
+        if distributed.from_main(done.is_file()):  # other torchrun ranks skip the folds rank 0 skips
             result = json.loads(done.read_text())
             log.info("fold %d already done (accuracy %.4f)", fold.index, result["accuracy"])
         else:

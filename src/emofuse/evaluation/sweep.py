@@ -12,9 +12,16 @@ configuration, and only that one, is scored once on the test folds with
 
 Features are extracted once per sweep (keys under ``data``, ``features`` and ``protocol`` cannot
 be searched). The study lives in an optuna RDB storage: by default ``sqlite:///RUN_DIR/sweep.db``;
-any RDB URL (e.g. ``postgresql://user@host/db``) lets several workers share one study. Workers
-send a heartbeat: a trial of a killed worker is marked failed by the next worker (or restart)
-after the grace period and re-enqueued, so a killed worker loses only its current trial.
+any RDB URL (e.g. ``postgresql://user@host/db``) lets several workers share one study.
+
+Several workers, exactly once: the worker that creates the study enqueues every grid point as a
+WAITING trial (the others wait until it has), and a worker takes a trial only by switching it
+from WAITING to RUNNING, which the storage does atomically (a row lock in PostgreSQL), so no grid
+point is started twice and no worker invents a point of its own. Workers send a heartbeat; the
+trial of a killed worker is marked FAIL by any worker once its heartbeat is older than the grace
+period (3 heartbeats) and re-enqueued with the same parameters (optuna's retry callback), so a
+killed worker loses only its current trial. A worker with nothing left to take waits for the
+trials still running elsewhere, so that every worker ends on the finished study.
 """
 
 from __future__ import annotations
@@ -23,8 +30,14 @@ import copy
 import hashlib
 import json
 import logging
+import os
+import random
 import shutil
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -33,7 +46,13 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from emofuse.config import ExperimentConfig, config_from_dict, dump_config, read_yaml_mapping, set_dotted
+from emofuse.config import (
+    ExperimentConfig,
+    config_from_dict,
+    dump_config,
+    read_yaml_mapping,
+    set_dotted,
+)
 from emofuse.registry import ConfigError
 from emofuse.runs import atomic_write_text, logging_to, write_json
 
@@ -43,7 +62,8 @@ OBJECTIVE = "mean over folds of the validation accuracy of the selected epoch (t
 SAMPLERS = ("grid", "tpe")
 FIXED_SECTIONS = ("name", "seed", "data", "features", "protocol")  # built once per sweep: not searchable
 HEARTBEAT_S = 60
-GRACE_S = 180
+GRACE_HEARTBEATS = 3  # a RUNNING trial without a heartbeat for this many intervals belongs to a dead worker
+READY_TIMEOUT_S = 120
 
 
 class Range(BaseModel):
@@ -151,7 +171,7 @@ def _suggest(trial, space: SearchSpace) -> dict[str, Any]:
     return out
 
 
-def _storage(url: str):
+def _storage(url: str, heartbeat_s: int):
     """An RDB storage with heartbeats: stale trials of killed workers are failed and re-enqueued (twice at most)."""
     import inspect
 
@@ -162,19 +182,65 @@ def _storage(url: str):
     else:
         retry = {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=2)}
     assert set(retry) <= set(inspect.signature(storages.RDBStorage).parameters)
-    return storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **retry)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(5):
+        try:
+            return storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=GRACE_HEARTBEATS * heartbeat_s,
+                                       **retry)
+        except ImportError as err:
+            raise ConfigError(f"storage {public_url(url)}: its database driver is missing ({err}); for PostgreSQL: "
+                              f"pip install 'emofuse[postgres]'") from None
+        except SQLAlchemyError as err:
+            # Workers started together on an empty database race to create optuna's tables; the losers find
+            # them on the next try. Anything else (a wrong URL, no server) still fails after the last try.
+            if attempt == 4:
+                raise ConfigError(f"storage {public_url(url)}: {type(err).__name__}: {str(err).splitlines()[0]}") from None
+            time.sleep(0.5 + random.random())
 
 
 def _params_key(params: dict) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
+def _point(trial) -> dict:
+    """A trial's parameters; an enqueued trial carries them as fixed params until it suggests them."""
+    return trial.system_attrs.get("fixed_params") or trial.params
+
+
+def worker_id() -> str:
+    """Names the process in each trial it runs (user attr ``worker``): which machine did what, who died."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextmanager
+def _heartbeat(storage, trial_id: int) -> Iterator[None]:
+    """Record the trial's heartbeat every interval while it runs, as optuna's own optimize loop does."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            storage.record_heartbeat(trial_id)
+            if stop.wait(storage.get_heartbeat_interval()):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def run_sweep(config: ExperimentConfig, space: SearchSpace, data_dir: Path, run_dir: Path, cache_dir: Path,
               sampler: str = "grid", n_trials: int | None = None, storage: str | None = None,
               study_name: str | None = None, only_folds: list[int] | None = None, prune: bool = True,
-              progress: bool = True, space_source: str = "space") -> dict:
+              progress: bool = True, space_source: str = "space", heartbeat_s: int = HEARTBEAT_S) -> dict:
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler '{sampler}' (choose from {list(SAMPLERS)})")
+    if heartbeat_s < 1:
+        raise ConfigError(f"the heartbeat interval must be at least 1 second, got {heartbeat_s}")
     base = config.model_dump(mode="json")
     check_space(space, base, space_source)
     grid = space.grid() if sampler == "grid" else None
@@ -189,13 +255,119 @@ def run_sweep(config: ExperimentConfig, space: SearchSpace, data_dir: Path, run_
     with logging_to(run_dir), warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         return _sweep(config, base, space, Path(data_dir), run_dir, Path(cache_dir), sampler, grid, n_trials,
-                      storage, study_name, only_folds, prune, progress)
+                      storage, study_name, only_folds, prune, progress, heartbeat_s)
+
+
+def _open_study(storage, study_name: str, sampler, pruner, identity: str, grid: list[dict] | None, url: str):
+    """Create the study and enqueue its grid, or join the study another worker created (and wait until it is ready)."""
+    import optuna
+
+    try:
+        study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner,
+                                    direction="maximize")
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not study.user_attrs.get("sweep_ready"):
+            if time.monotonic() > deadline:
+                raise ConfigError(f"study '{study_name}' in {public_url(url)} exists but its first worker never finished "
+                                  f"setting it up (stopped while enqueueing?); delete it (optuna delete-study) or use "
+                                  f"another --study") from None
+            time.sleep(0.5)
+        if study.user_attrs.get("sweep_identity") != identity:
+            raise ConfigError(f"study '{study_name}' in {public_url(url)} was started with another config, space, "
+                              f"sampler, fold selection or data; use another --study or --out") from None
+        return study
+    study.set_user_attr("sweep_identity", identity)
+    study.set_user_attr("objective", OBJECTIVE)
+    for params in grid or []:
+        study.enqueue_trial(params)
+    study.set_user_attr("sweep_ready", True)
+    return study
+
+
+def _requeue_failed_points(study, grid: list[dict]) -> None:
+    """Grid points whose every trial failed (an error, or a worker killed more often than the retries allow)."""
+    from optuna.trial import TrialState
+
+    live = {_params_key(_point(t)) for t in study.get_trials(deepcopy=False) if t.state != TrialState.FAIL}
+    for params in grid:
+        if _params_key(params) not in live:
+            log.info("grid point %s has only failed trials: enqueued again", params)
+            study.enqueue_trial(params)
+
+
+def _duplicate_of(trial, trials) -> int | None:
+    """Another trial that owns this trial's grid point: a finished one, or an earlier live one (the lowest number
+    wins), so that points enqueued twice by workers racing to re-enqueue failures still run once."""
+    from optuna.trial import TrialState
+
+    key = _params_key(_point(trial))
+    for t in trials:
+        if t.number != trial.number and _params_key(_point(t)) == key and (
+            t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            or (t.state in (TrialState.RUNNING, TrialState.WAITING) and t.number < trial.number)
+        ):
+            return t.number
+    return None
+
+
+def _run_claimed(study, storage, study_id: int, trial_id: int, objective) -> None:
+    """Run one trial this worker has switched to RUNNING, with a heartbeat, and record how it ended."""
+    import optuna
+    from optuna.trial import TrialState
+
+    trial = optuna.trial.Trial(study, trial_id)
+    owner = _duplicate_of(storage.get_trial(trial_id), storage.get_all_trials(study_id, deepcopy=False))
+    if owner is not None:
+        log.info("trial %d repeats trial %d: not run", trial.number, owner)
+        trial.set_user_attr("duplicate_of", owner)
+        study.tell(trial, state=TrialState.FAIL)
+        return
+    state, value = TrialState.COMPLETE, None
+    with _heartbeat(storage, trial_id):
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except BaseException:
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+    study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+    log.info("trial %d %s: %s", trial.number, trial.params, f"{value:.4f}" if value is not None else state.name.lower())
+
+
+def _wait_or_take(study, storage, study_id: int, poll_s: float) -> int | None:
+    """Take the next WAITING trial; with none, wait while trials run elsewhere (a killed worker's trial turns
+    into a WAITING retry once stale). None when nothing is waiting or running."""
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    announced = False
+    while True:
+        fail_stale_trials(study)
+        trials = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+        waiting = sorted(t.number for t in trials if t.state == TrialState.WAITING)
+        for number in waiting:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+            if storage.set_trial_state_values(trial_id, TrialState.RUNNING):  # False: another worker took it first
+                storage.record_heartbeat(trial_id)  # at once: a trial that never beat is never found stale
+                return trial_id
+        if waiting:
+            continue
+        running = [t.number for t in trials if t.state == TrialState.RUNNING]
+        if not running:
+            return None
+        if not announced:
+            log.info("nothing left to start; waiting for running trials %s (other workers, or a killed worker's trial "
+                     "that is failed and re-enqueued once its heartbeat is stale)", running)
+            announced = True
+        time.sleep(poll_s)
 
 
 def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid, n_trials, storage_url, study_name,
-           only_folds, prune, progress) -> dict:
+           only_folds, prune, progress, heartbeat_s) -> dict:
     import optuna
-    from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
 
     from emofuse.evaluation import cross_validation as cv
@@ -203,8 +375,10 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
     from emofuse.features.dataset import build_ravdess_features
 
     started = time.perf_counter()
+    shared = storage_url is not None
     storage_url = storage_url or f"sqlite:///{(run_dir / 'sweep.db').resolve()}"
     study_name = study_name or f"{config.name}-sweep"
+    worker = worker_id()
     atomic_write_text(run_dir / "base_config.yaml", dump_config(config))
     atomic_write_text(run_dir / "space.yaml", yaml.safe_dump(space.model_dump(mode="json"), sort_keys=False))
 
@@ -217,26 +391,20 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
         if not folds:
             raise ConfigError(f"--folds {only_folds}: no such fold (1..{config.protocol.n_folds})")
 
-    storage = _storage(storage_url)
+    storage = _storage(storage_url, heartbeat_s)
     if sampler_name == "grid":
-        sampler = optuna.samplers.GridSampler({k: list(v) for k, v in space.params.items()}, seed=config.seed)
+        sampler = optuna.samplers.RandomSampler(seed=config.seed)  # never asked: every grid trial is enqueued
     else:
-        sampler = optuna.samplers.TPESampler(seed=config.seed)
+        # Workers sharing a storage get their own seed, else they would propose the same points in step.
+        seed = config.seed if not shared else int(hashlib.sha256(f"{config.seed}:{worker}".encode()).hexdigest()[:8], 16)
+        sampler = optuna.samplers.TPESampler(seed=seed)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if prune else optuna.pruners.NopPruner()
-    study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner,
-                                direction="maximize", load_if_exists=True)
-    identity = hashlib.sha256((dump_config(config) + _params_key(space.model_dump(mode="json"))
+    identity = hashlib.sha256((dump_config(config) + _params_key(space.model_dump(mode="json")) + sampler_name
                                + _params_key([f.index for f in folds]) + fs.fingerprint).encode()).hexdigest()
-    known = study.user_attrs.get("sweep_identity")
-    if known is None:
-        study.set_user_attr("sweep_identity", identity)
-        study.set_user_attr("objective", OBJECTIVE)
-    elif known != identity:
-        raise ConfigError(f"study '{study_name}' in {public_url(storage_url)} was started with another config, space, "
-                          f"fold selection or data; use another --study or --out")
-    fail_stale_trials(study)
+    study = _open_study(storage, study_name, sampler, pruner, identity, grid, storage_url)
 
     def objective(trial) -> float:
+        trial.set_user_attr("worker", worker)
         params = _suggest(trial, space)
         trial_config = apply_params(base, params, f"trial {trial.number}")
         scores = []
@@ -254,29 +422,24 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
         return float(np.mean(scores))
 
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
+    poll_s = min(float(heartbeat_s), 5.0)
     if grid is not None:
-        # GridSampler treats a failed grid point as visited: re-enqueue grid points that only ever failed.
-        for _ in range(3):
-            trials = study.get_trials(deepcopy=False)
-            covered = {_params_key(t.params) for t in trials if t.state in finished_states + (TrialState.RUNNING,)}
-            waiting = {_params_key(t.params) for t in trials if t.state == TrialState.WAITING}
-            missing = [p for p in grid if _params_key(p) not in covered]
-            if not missing:
+        _requeue_failed_points(study, grid)
+        study_id = storage.get_study_id_from_name(study_name)
+        taken = 0
+        while n_trials is None or taken < n_trials:
+            trial_id = _wait_or_take(study, storage, study_id, poll_s)
+            if trial_id is None:
                 break
-            for p in missing:
-                if _params_key(p) not in waiting and any(_params_key(t.params) == _params_key(p) for t in trials):
-                    study.enqueue_trial(p)
-            todo = len(missing) if n_trials is None else min(len(missing), n_trials)
-            study.optimize(objective, n_trials=todo, gc_after_trial=False)
-            if n_trials is not None:
-                break
+            taken += 1
+            _run_claimed(study, storage, study_id, trial_id, objective)
     else:
         done = len(study.get_trials(deepcopy=False, states=finished_states))
         if done < n_trials:
             study.optimize(objective, n_trials=None, gc_after_trial=False,
                            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=finished_states)])
 
-    trials = study.get_trials(deepcopy=False)
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
     write_trials_csv(run_dir / "trials.csv", trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
@@ -291,6 +454,10 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
     log.info("best trial %d %s: validation %.4f; scoring its test folds once", best.number, best.params, best.value)
     test = cv.run_cross_validation(best_config, data_dir, best_dir, cache_dir, progress=progress, only_folds=only_folds)
 
+    workers: dict[str, int] = {}
+    for t in trials:
+        if t.state in finished_states:
+            workers[t.user_attrs.get("worker", "?")] = workers.get(t.user_attrs.get("worker", "?"), 0) + 1
     summary = {
         "study": study_name,
         "storage": public_url(storage_url),
@@ -308,6 +475,10 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
         "n_complete": len(complete),
         "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
         "n_failed": sum(t.state == TrialState.FAIL for t in trials),
+        "n_running": sum(t.state == TrialState.RUNNING for t in trials),
+        "n_waiting": len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))),
+        "trials_by_worker": workers,
+        "worker": worker,
         "test": {
             "accuracy_mean": test["accuracy_mean"],
             "accuracy_std": test["accuracy_std"],
@@ -327,7 +498,8 @@ def write_trials_csv(path: Path, trials) -> None:
     rows = []
     for t in trials:
         row = {"number": t.number, "state": t.state.name, "value": t.value,
-               "seconds": t.duration.total_seconds() if t.duration is not None else None}
+               "seconds": t.duration.total_seconds() if t.duration is not None else None,
+               "worker": t.user_attrs.get("worker"), "retry_of": t.system_attrs.get("failed_trial")}
         row.update({f"params_{k}": v for k, v in t.params.items()})
         rows.append(row)
     atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))

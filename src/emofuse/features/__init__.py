@@ -1,4 +1,4 @@
 from emofuse.features.base import EXTRACTORS, AudioExtractor
-from emofuse.features import egemaps, spectral  # noqa: F401  (registration)
+from emofuse.features import egemaps, pretrained, spectral  # noqa: F401  (registration)
 
 __all__ = ["EXTRACTORS", "AudioExtractor"]

@@ -3,7 +3,10 @@
 An entry is ``ROOT/<settings_key>/<sha256 of the file's bytes>.npy``: renaming or moving a file
 keeps its entry, editing it or changing any extractor setting does not. Entries are written to a
 temporary file and renamed into place, so an interrupted extraction leaves only whole entries and a
-rerun resumes with the files that are missing.
+rerun resumes with the files that are missing. The temporary name is unique per write (``mkstemp``
+creates it exclusively, also on a shared file system), so processes or machines extracting into one
+cache at the same time never write the same file; if two compute the same entry, the identical
+result of the last rename stays.
 """
 
 from __future__ import annotations

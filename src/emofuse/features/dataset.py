@@ -16,7 +16,7 @@ from emofuse.data.openface import VisualSource
 from emofuse.data.ravdess import EMOTIONS, find_audio_files, parse_name
 from emofuse.features.base import EXTRACTORS
 from emofuse.features.cache import FeatureCache, file_digest
-from emofuse.features.extract import extract_features
+from emofuse.features.extract import extract_features, in_shard
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,15 @@ def build_ravdess_features(
     features: FeaturesConfig,
     cache: FeatureCache,
     progress: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> FeatureSet:
-    """Find the takes, extract (or load cached) features for each modality and pair them by take."""
+    """Find the takes, extract (or load cached) features for each modality and pair them by take.
+
+    ``shard=(i, n)`` keeps only the i-th of n disjoint shares of the takes (``emofuse extract --shard i/n``)."""
     data_dir = Path(data_dir)
     audio_files = find_audio_files(data_dir / data.audio_dir)
+    if shard is not None:
+        audio_files = {take: path for take, path in audio_files.items() if in_shard(take, *shard)}
     problems: dict[str, list[str]] = {take: [] for take in audio_files}
     modality_values: dict[str, dict[str, np.ndarray]] = {}
     digests: dict[str, str] = {}

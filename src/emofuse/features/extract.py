@@ -1,7 +1,15 @@
-"""Parallel, cached, resumable feature extraction over many audio files."""
+"""Parallel, cached, resumable feature extraction over many audio files, shardable across machines.
+
+Within a machine, files are spread over worker processes. Across machines (or several processes),
+``emofuse extract CONFIG --shard i/n`` takes only the i-th of n disjoint shares of the takes; all n
+shards together fill the cache, and since each entry is written under a unique temporary name and
+renamed into place (features/cache.py), shards or whole runs writing one shared cache at once
+cannot clash: a reader sees a whole entry or none.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -15,6 +23,7 @@ from emofuse.data.audio import load_audio
 from emofuse.data.errors import DataError
 from emofuse.features.base import EXTRACTORS, AudioExtractor
 from emofuse.features.cache import FeatureCache, file_digest
+from emofuse.registry import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +37,23 @@ class ExtractionReport:
 
 
 _worker_extractor: AudioExtractor | None = None
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` (1-based) as (i, n)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard {text!r}: expected i/n, e.g. 2/4") from None
+    if not 1 <= index <= count:
+        raise ConfigError(f"--shard {text!r}: i must be between 1 and n")
+    return index, count
+
+
+def in_shard(key: str, index: int, count: int) -> bool:
+    """Whether ``key`` (a take id) falls in shard ``index`` of ``count``: decided by a hash of the key alone, so
+    every machine agrees whatever else its file listing holds, and the shards are disjoint and cover everything."""
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % count == index - 1
 
 
 def _init_worker(name: str, params: dict) -> None:

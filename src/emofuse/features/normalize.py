@@ -39,6 +39,15 @@ class Standardizer:
     def transform(self, values: Values) -> Values:
         return _apply(values, self.mean, self.std)
 
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> Standardizer:
+        scaler = cls()
+        scaler.mean, scaler.std = np.asarray(state["mean"], np.float64), np.asarray(state["std"], np.float64)
+        return scaler
+
 
 def speaker_normalize(values: Values, speakers: np.ndarray) -> Values:
     """Standardise each speaker's rows with that speaker's own mean and standard deviation."""
@@ -51,3 +60,16 @@ def speaker_normalize(values: Values, speakers: np.ndarray) -> Values:
         for j, i in enumerate(idx):
             out[i] = normed[j]
     return out
+
+
+def typical_speaker(values: Values, speakers: np.ndarray) -> Standardizer:
+    """A typical speaker's statistics: the mean of the speakers' means and the root mean of their variances.
+
+    Stands in for a new speaker's own statistics when too few of their clips are at hand.
+    """
+    speakers = np.asarray(speakers)
+    stats = [fit_stats(select_rows(values, np.flatnonzero(speakers == s))) for s in np.unique(speakers)]
+    scaler = Standardizer()
+    scaler.mean = np.mean([mean for mean, _ in stats], axis=0)
+    scaler.std = np.sqrt(np.mean([std**2 for _, std in stats], axis=0))
+    return scaler

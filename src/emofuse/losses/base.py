@@ -24,6 +24,8 @@ class LossOutput:
 
 
 class Loss(nn.Module):
+    trains_fused_head = False  # True: trains a fusion's own classifier (feature-level fusions need one such loss)
+
     def __init__(self, params, modalities: list[str]):
         super().__init__()
         self.params = params

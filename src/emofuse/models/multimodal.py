@@ -1,4 +1,7 @@
-"""Encoders + per-branch classifiers + a fusion block (MultiBench-style composition)."""
+"""Encoders + per-branch classifiers + a fusion (MultiBench-style composition).
+
+The encoders run stage by stage in step so that a fusion's model-level blocks can act between stages.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from torch import nn
 from emofuse.config import ModelConfig
 from emofuse.models.encoders import ENCODERS
 from emofuse.models.fusion import FUSIONS
+from emofuse.models.fusion.base import FusionInputs
 
 
 @dataclass
@@ -32,11 +36,29 @@ class MultimodalClassifier(nn.Module):
     def modalities(self) -> list[str]:
         return list(self.encoders)
 
+    def n_parameters(self) -> int:
+        """Trainable parameters of the predictor; the probes of a feature-level fusion are not part of it."""
+        probes = set() if self.fusion.decision_level else {id(p) for p in self.classifiers.parameters()}
+        return sum(p.numel() for p in self.parameters() if p.requires_grad and id(p) not in probes)
+
     def forward(self, inputs: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor | None] | None = None) -> ModelOutput:
         lengths = lengths or {}
-        features = {m: enc(inputs[m], lengths.get(m)) for m, enc in self.encoders.items() if m in inputs}
-        logits = {m: self.classifiers[m](h) for m, h in features.items()}
-        fused = self.fusion(features, logits)
+        present = [m for m in self.encoders if m in inputs]
+        if self.fusion.stage_blocks and len(present) < len(self.encoders):
+            raise ValueError(f"model-level fusion needs every modality ({self.modalities}); got {present}")
+        states = {m: self.encoders[m].begin(inputs[m], lengths.get(m)) for m in present}
+        depth = max(len(self.encoders[m].stages) for m in present)
+        for i in range(depth):
+            for m in present:
+                if i < len(self.encoders[m].stages):
+                    states[m] = self.encoders[m].stages[i](*states[m])
+            if str(i) in self.fusion.stage_blocks:
+                gated = self.fusion.stage_blocks[str(i)](states)
+                states = {m: (gated[m], states[m][1]) for m in present}
+        features = {m: self.encoders[m].pool(*states[m]) for m in present}
+        head_inputs = features if self.fusion.decision_level else {m: h.detach() for m, h in features.items()}
+        logits = {m: self.classifiers[m](head_inputs[m]) for m in present}
+        fused = self.fusion(FusionInputs(features, logits, states))
         return ModelOutput(branch_logits=logits, probs=fused.probs, fused_logits=fused.logits)
 
 
@@ -46,6 +68,7 @@ def create_model(config: ModelConfig, input_dims: dict[str, int], sequence: dict
         for m, part in config.encoders.items()
     }
     fusion = FUSIONS.create(
-        config.fusion.name, config.fusion.params, feature_dims={m: e.out_dim for m, e in encoders.items()}, n_classes=n_classes
+        config.fusion.name, config.fusion.params, feature_dims={m: e.out_dim for m, e in encoders.items()},
+        n_classes=n_classes, stage_dims={m: list(e.stage_dims) for m, e in encoders.items()},
     )
     return MultimodalClassifier(encoders, n_classes, fusion, dropout=config.dropout)

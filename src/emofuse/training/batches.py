@@ -23,7 +23,7 @@ class Batch:
     def to(self, device: torch.device) -> "Batch":
         return Batch(
             inputs={m: x.to(device, non_blocking=True) for m, x in self.inputs.items()},
-            lengths={m: (l.to(device) if l is not None else None) for m, l in self.lengths.items()},
+            lengths={m: (n.to(device) if n is not None else None) for m, n in self.lengths.items()},
             target=self.target.to(device),
             index=self.index,
         )

@@ -22,6 +22,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from emofuse.config import TrainConfig
+from emofuse.training import distributed
 from emofuse.training.batches import TensorData
 from emofuse.training.callbacks import BestTracker, EarlyStopping
 from emofuse.training.seeding import restore_rng_state, rng_state
@@ -83,6 +84,8 @@ class Trainer:
         cfg = self.config
         model.to(self.device)
         loss_fn.to(self.device)
+        ddp = distributed.wrap(model)  # under torchrun only (see training/distributed.py); None in one process
+        step_model = ddp if ddp is not None else model
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=self.device.type in ("cpu", "cuda")
@@ -105,8 +108,12 @@ class Trainer:
         start_epoch = 0
 
         last_path = self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
-        if last_path is not None and last_path.is_file():
+        ckpt = None
+        if last_path is not None and distributed.is_main() and last_path.is_file():
             ckpt = torch.load(last_path, map_location=self.device, weights_only=False)
+        if ddp is not None:
+            ckpt = distributed.from_main(ckpt)  # every rank resumes from rank 0's checkpoint
+        if ckpt is not None:
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
@@ -130,12 +137,14 @@ class Trainer:
             for batch in train.batches(
                 cfg.batch_size, shuffle=True, generator=shuffle_gen, drop_last=True, crop=cfg.crop_frames
             ):
+                if ddp is not None:
+                    batch, share = distributed.shard_batch(batch)  # this rank's rows of the global batch
                 batch = batch.to(self.device)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
-                    output = model(batch.inputs, batch.lengths)
+                    output = step_model(batch.inputs, batch.lengths)
                 loss = loss_fn(output, batch.target, epoch)
                 optimizer.zero_grad(set_to_none=True)
-                loss.total.backward()
+                (loss.total * share if ddp is not None else loss.total).backward()
                 if cfg.grad_clip:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
@@ -147,6 +156,8 @@ class Trainer:
                 sums["loss"] = sums.get("loss", 0.0) + loss.total.item() * n
                 for k, v in loss.terms.items():
                     sums[k] = sums.get(k, 0.0) + v * n
+            if ddp is not None:
+                sums, seen = distributed.sum_over_ranks(sums, seen)
             eval_model = ema.module if ema is not None and epoch >= cfg.ema_start_epoch else model
             val_metrics = self.evaluate(eval_model, val)
             record = {"epoch": epoch, "lr": scheduler.get_last_lr()[0]}
@@ -161,7 +172,7 @@ class Trainer:
                 callback(epoch, record)
             log.debug("epoch %d %s", epoch, {k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
             finished = stop or epoch + 1 == cfg.epochs
-            if last_path is not None:
+            if last_path is not None and distributed.is_main():
                 atomic_torch_save(
                     {
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),

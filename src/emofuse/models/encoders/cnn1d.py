@@ -60,14 +60,15 @@ class CNN1DEncoder(Encoder):
             ConvStage(widths[i], widths[i + 1], params.kernel_size, params.first_stride if i == 0 else 1, params.dropout)
             for i in range(len(params.channels))
         )
+        self.stage_dims = list(params.channels)
         self.out_dim = widths[-1] * (2 if params.pooling == "meanmax" else 1)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def begin(self, x: torch.Tensor, lengths: torch.Tensor | None):
         if lengths is None:
             lengths = torch.full((x.shape[0],), x.shape[1], device=x.device, dtype=torch.long)
-        h = x.transpose(1, 2) * time_mask(lengths, x.shape[1])  # (B, D, T), padding zeroed
-        for stage in self.stages:
-            h, lengths = stage(h, lengths)
+        return x.transpose(1, 2) * time_mask(lengths, x.shape[1]), lengths  # (B, D, T), padding zeroed
+
+    def pool(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = time_mask(lengths, h.shape[2])
         pooled = []
         if self.pooling in ("mean", "meanmax"):

@@ -1,0 +1,250 @@
+"""`emofuse predict`: emotion probabilities for your own recordings from a finished `emofuse cv` run.
+
+The deployed model is the ensemble of the run's finished folds: each fold's selected weights, fed
+features prepared with that fold's own training-actor statistics (saved as ``standardizer.json``),
+and the class probabilities averaged over the folds (``fold=k`` uses one fold instead). No fold is
+chosen by its test score, so the ensemble uses nothing the protocol did not already allow.
+
+Per file, every modality of the run is looked for: audio is decoded from any container (PyAV) and
+put through the run's extractor; the visual branch of the RAVDESS configs takes OpenFace action-unit
+clip means, so it is fed only from ``openface_dir/<file stem>.csv`` (OpenFace's per-frame output).
+A modality that is missing or unreadable is left out of the decision fusion (the mean of the
+available branches' probabilities) and reported with the reason; a fusion with its own classifier
+over all modalities cannot leave one out, so such a file gets an error entry instead.
+
+Runs trained with ``features.speaker_norm`` standardised each speaker by that speaker's own clips.
+Here the files of one call are taken to be one speaker (``speaker_stats="call"``: call predict once
+per speaker) when at least MIN_SPEAKER_FILES of them have the modality; otherwise, or with
+``speaker_stats="training"``, a typical training speaker's statistics stand in, and the entry says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emofuse.config import ExperimentConfig, load_config
+from emofuse.data.errors import DataError
+from emofuse.data.ravdess import EMOTIONS
+from emofuse.features.normalize import Standardizer
+from emofuse.registry import ConfigError
+
+log = logging.getLogger(__name__)
+
+MIN_SPEAKER_FILES = 2  # fewer clips of a speaker give no usable statistics of their own
+DECIMALS = 6  # probabilities are rounded so that the output is byte-identical from run to run
+OPENFACE_HINT = ("not given: the model's visual branch takes OpenFace action-unit clip means; pass --openface DIR "
+                 "holding OpenFace's per-frame CSV of each file as <file stem>.csv")
+
+
+class Missing(Exception):
+    """A modality that is not available for a file, for a reason that is not the file's fault."""
+
+
+@dataclass
+class FoldModel:
+    index: int
+    model: torch.nn.Module
+    scalers: dict[str, Standardizer]  # model-input statistics of the fold's training actors
+    typical: dict[str, Standardizer]  # a typical training speaker's raw-feature statistics (speaker_norm runs)
+
+
+def _fold_dirs(run_dir: Path, fold: int | None) -> list[Path]:
+    done = sorted((p.parent for p in (run_dir / "folds").glob("fold_*/result.json")), key=lambda p: int(p.name[5:]))
+    if fold is not None:
+        done = [p for p in done if p.name == f"fold_{fold}"]
+        if not done:
+            raise ConfigError(f"{run_dir}: fold {fold} is not a finished fold of this run")
+    if not done:
+        raise ConfigError(f"{run_dir}: no finished fold (folds/fold_k/result.json); is it an `emofuse cv` run?")
+    return done
+
+
+def _read_standardizers(fold_dir: Path, modalities: list[str]) -> dict:
+    path = fold_dir / "standardizer.json"
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist: this run was made before `emofuse cv` saved each fold's feature "
+                          "standardisation, which predict needs; rerun the config into a new --out directory")
+    state = json.loads(path.read_text())
+    if sorted(state.get("inputs", {})) != sorted(modalities):
+        raise ConfigError(f"{path}: holds statistics for {sorted(state.get('inputs', {}))}, the run's modalities are {modalities}")
+    return state
+
+
+class Predictor:
+    def __init__(self, run_dir: str | Path, fold: int | None = None):
+        from emofuse.features import EXTRACTORS
+        from emofuse.models import create_model
+
+        self.run_dir = Path(run_dir)
+        if not (self.run_dir / "config.yaml").is_file():
+            raise ConfigError(f"{self.run_dir}: no config.yaml; RUN_DIR must be a finished `emofuse cv` run directory")
+        self.config: ExperimentConfig = load_config(self.run_dir / "config.yaml")
+        self.modalities = list(self.config.data.modalities)
+        self.class_names = EMOTIONS
+        audio = self.config.features.audio
+        self.extractor = EXTRACTORS.create(audio.name, audio.params) if "audio" in self.modalities else None
+        sequence = {"audio": bool(self.extractor and self.extractor.sequence), "visual": False}
+        self.folds: list[FoldModel] = []
+        for fold_dir in _fold_dirs(self.run_dir, fold):
+            state = _read_standardizers(fold_dir, self.modalities)
+            scalers = {m: Standardizer.from_dict(s) for m, s in state["inputs"].items()}
+            typical = {m: Standardizer.from_dict(s) for m, s in state.get("typical_speaker", {}).items()}
+            if self.config.features.speaker_norm and sorted(typical) != sorted(self.modalities):
+                raise ConfigError(f"{fold_dir}/standardizer.json: the run used speaker_norm but holds no typical-speaker statistics")
+            model = create_model(self.config.model, {m: len(s.mean) for m, s in scalers.items()}, sequence, len(self.class_names))
+            try:
+                model.load_state_dict(torch.load(fold_dir / "best.pt", map_location="cpu", weights_only=True))
+            except (OSError, RuntimeError) as err:
+                raise ConfigError(f"{fold_dir}/best.pt: cannot load the fold's weights ({err})") from None
+            self.folds.append(FoldModel(int(fold_dir.name[5:]), model.eval(), scalers, typical))
+        fusion = self.folds[0].model.fusion
+        self.fusion_name = self.config.model.fusion.name
+        self.can_drop = getattr(fusion, "decision_level", True) and not len(getattr(fusion, "stage_blocks", None) or {})
+
+    # ---- features -------------------------------------------------------------------------------
+    def _audio(self, path: Path, timings: dict) -> np.ndarray:
+        from emofuse.data.audio import load_audio
+
+        started = time.perf_counter()
+        wave = load_audio(path, self.extractor.sample_rate)
+        decoded = time.perf_counter()
+        timings["decode"] = timings.get("decode", 0.0) + decoded - started
+        try:
+            features = self.extractor(wave)
+        except Exception as err:  # noqa: BLE001  (an extractor failure on this file only)
+            raise DataError(path, f"audio feature extraction failed ({type(err).__name__}: {err})") from None
+        finally:
+            timings["features"] = timings.get("features", 0.0) + time.perf_counter() - decoded
+        if not np.isfinite(features).all():
+            raise DataError(path, "audio features hold NaN or infinity")
+        return features
+
+    def _visual(self, path: Path, openface_dir: Path | None, timings: dict) -> np.ndarray:
+        from emofuse.data.openface import clip_vector_from_frames
+
+        if openface_dir is None:
+            raise Missing(OPENFACE_HINT)
+        csv = Path(openface_dir) / f"{path.stem}.csv"
+        if not csv.is_file():
+            raise DataError(csv, "no OpenFace output for this file")
+        started = time.perf_counter()
+        vector, names, _ = clip_vector_from_frames(csv)
+        timings["features"] = timings.get("features", 0.0) + time.perf_counter() - started
+        expected = len(self.folds[0].scalers["visual"].mean)
+        if len(vector) != expected:
+            raise DataError(csv, f"{len(vector)} action-unit columns, the model was trained on {expected}")
+        return vector
+
+    def features(self, path: Path, openface_dir: Path | None = None, timings: dict | None = None):
+        """Raw features of one file per modality, and the reason for each modality that could not be had."""
+        timings = {} if timings is None else timings
+        values, missing = {}, {}
+        readers = {"audio": lambda: self._audio(path, timings), "visual": lambda: self._visual(path, openface_dir, timings)}
+        for m in self.modalities:
+            try:
+                values[m] = readers[m]()
+            except (DataError, Missing) as err:
+                missing[m] = str(err)
+        return values, missing
+
+    # ---- model ----------------------------------------------------------------------------------
+    def _speaker_stats(self, raw: list[dict], mode: str) -> tuple[dict[str, Standardizer], str | None]:
+        """The call's own speaker statistics per modality (modalities without enough files are left out)."""
+        if not self.config.features.speaker_norm:
+            return {}, None
+        call = {}
+        if mode == "call":
+            for m in self.modalities:
+                rows = [r[m] for r in raw if m in r]
+                if len(rows) >= MIN_SPEAKER_FILES:
+                    call[m] = Standardizer().fit(rows if rows[0].ndim == 2 else np.stack(rows))
+                elif rows:
+                    log.warning("speaker normalisation of %s: only %d file(s) in this call, using a typical training "
+                                "speaker's statistics instead", m, len(rows))
+        return call, mode
+
+    def _prepare(self, raw: np.ndarray, m: str, fold: FoldModel, call: dict) -> torch.Tensor:
+        x = raw
+        if self.config.features.speaker_norm:
+            x = (call.get(m) or fold.typical[m]).transform(x)
+        return torch.as_tensor(fold.scalers[m].transform(x), dtype=torch.float32)[None]
+
+    @torch.no_grad()
+    def _forward(self, raw: dict[str, np.ndarray], call: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        fused, branch = [], {m: [] for m in raw}
+        for fold in self.folds:
+            inputs = {m: self._prepare(v, m, fold, call) for m, v in raw.items()}
+            lengths = {m: (torch.tensor([x.shape[1]]) if x.dim() == 3 else None) for m, x in inputs.items()}
+            out = fold.model(inputs, lengths)
+            fused.append(out.probs[0].float())
+            for m, z in out.branch_logits.items():
+                branch[m].append(z[0].float().softmax(-1))
+        mean = lambda ps: torch.stack(ps).mean(0).numpy().astype(np.float64)  # noqa: E731
+        return mean(fused), {m: mean(ps) for m, ps in branch.items()}
+
+    def _named(self, probs: np.ndarray) -> dict[str, float]:
+        return {c: round(float(p), DECIMALS) for c, p in zip(self.class_names, probs)}
+
+    def predict(self, files: list[str | Path], openface_dir: str | Path | None = None, speaker_stats: str = "call",
+                timings: dict | None = None) -> list[dict]:
+        """One entry per file: file, pred, probs, modality_probs, modalities, missing (and error when none could be made)."""
+        if speaker_stats not in ("call", "training"):
+            raise ConfigError(f"speaker_stats must be 'call' or 'training', not {speaker_stats!r}")
+        timings = {} if timings is None else timings
+        extracted = [self.features(Path(f), Path(openface_dir) if openface_dir else None, timings) for f in files]
+        call, mode = self._speaker_stats([raw for raw, _ in extracted], speaker_stats)
+        started = time.perf_counter()
+        entries = []
+        for f, (raw, missing) in zip(files, extracted):
+            entry = {"file": str(f), "pred": None, "probs": None, "modality_probs": {}, "modalities": sorted(raw),
+                     "missing": missing}
+            if self.config.features.speaker_norm:
+                entry["speaker_stats"] = {m: ("call" if m in call else "training") for m in sorted(raw)} if mode else None
+            if not raw:
+                entry["error"] = "no usable modality"
+            elif missing and not self.can_drop:
+                entry["error"] = (f"fusion '{self.fusion_name}' combines the modalities before its own classifier and "
+                                  f"cannot leave out {', '.join(sorted(missing))}")
+            else:
+                fused, branch = self._forward(raw, call)
+                entry.update(pred=self.class_names[int(np.argmax(fused))], probs=self._named(fused),
+                             modality_probs={m: self._named(p) for m, p in sorted(branch.items())})
+            entries.append(entry)
+        timings["model"] = timings.get("model", 0.0) + time.perf_counter() - started
+        return entries
+
+
+def print_predictions(entries: list[dict], class_names: tuple[str, ...]) -> None:
+    """A rich table: one row per file with its fused probabilities; missing modalities and errors below it
+    (a file's row uses every modality of the run that is not listed as missing for it)."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="emotion probabilities, fused over the modalities used", box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1),
+                  pad_edge=False)
+    table.add_column("file", no_wrap=True)
+    table.add_column("pred", no_wrap=True)
+    for c in class_names:
+        table.add_column(c[:3], justify="right", min_width=4, no_wrap=True)
+    notes: dict[str, list[str]] = {}  # one note per distinct problem, with the files it concerns
+    for e in entries:
+        name = Path(e["file"]).name
+        if e["probs"] is None:
+            table.add_row(name, "error", *[""] * len(class_names))
+            notes.setdefault(f"error: {e['error']}", []).append(name)
+        else:
+            table.add_row(name, e["pred"], *[f"{e['probs'][c]:.2f}" for c in class_names])
+        for m, reason in e["missing"].items():
+            notes.setdefault(f"{m} missing: {reason}", []).append(name)
+    console = Console()
+    console.print(table)
+    for note, names in notes.items():
+        console.print(f"{note} ({len(names)} file{'s' * (len(names) > 1)}: {', '.join(names)})", markup=False, highlight=False)

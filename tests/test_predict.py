@@ -1,0 +1,178 @@
+"""`emofuse predict`: a tiny cross-validation run on the RAVDESS-shaped fixture, then real CREMA-D media."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from emofuse.cli import main
+from emofuse.config import load_config
+from emofuse.evaluation.cross_validation import run_cross_validation
+from emofuse.predict import Predictor
+from emofuse.registry import ConfigError
+
+from conftest import AU_NAMES, REPO, make_ravdess_fixture
+from test_media import CREMA, requires_crema, write_video
+from test_openface import write_openface_csv
+
+TINY = ["protocol.n_folds=2", "train.epochs=3", "train.early_stopping.min_epochs=0", "features.workers=1",
+        "loss.params.switch_epoch=1"]
+
+
+def train_tiny(tmp_path_factory, config: str, extra: list[str]):
+    root = tmp_path_factory.mktemp(config.split("/")[-1].split(".")[0])
+    data = make_ravdess_fixture(root / "ravdess", actors=range(1, 5), sample_rate=16000)
+    cfg = load_config(REPO / config, TINY + extra)
+    run_cross_validation(cfg, data, root / "run", root / "cache", progress=False)
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """configs/ravdess_mars.yaml (eGeMAPS + AU MLPs, speaker normalisation, Mars loss), shrunk to 2 folds, 3 epochs."""
+    return train_tiny(tmp_path_factory, "configs/ravdess_mars.yaml", [])
+
+
+@pytest.fixture(scope="module")
+def predictor(run_dir):
+    return Predictor(run_dir)
+
+
+FLV = sorted(CREMA.glob("*.flv"))
+MP3 = sorted(CREMA.glob("*.mp3"))
+
+
+def check_entry(entry, class_names):
+    assert set(entry) >= {"file", "pred", "probs", "modality_probs", "modalities", "missing"}
+    probs = np.array([entry["probs"][c] for c in class_names])
+    assert abs(probs.sum() - 1) < 1e-4 and (probs >= 0).all()
+    assert entry["pred"] == class_names[int(np.argmax(probs))]
+
+
+def test_each_fold_saves_its_standardisation(run_dir):
+    for fold in (1, 2):
+        state = json.loads((run_dir / "folds" / f"fold_{fold}" / "standardizer.json").read_text())
+        assert sorted(state["inputs"]) == sorted(state["typical_speaker"]) == ["audio", "visual"]
+        assert len(state["inputs"]["visual"]["mean"]) == len(AU_NAMES)
+        assert min(state["inputs"]["audio"]["std"]) > 0
+
+
+@requires_crema
+def test_crema_clips_audio_only_and_deterministic(run_dir, predictor, capsys):
+    entries = predictor.predict(FLV)
+    assert [e["file"] for e in entries] == [str(f) for f in FLV]
+    for e in entries:
+        check_entry(e, predictor.class_names)
+        assert e["modalities"] == ["audio"] and list(e["modality_probs"]) == ["audio"]
+        assert "--openface" in e["missing"]["visual"]
+        assert e["speaker_stats"] == {"audio": "call"}
+        # decision fusion over the one branch left is that branch's probabilities
+        assert e["probs"] == pytest.approx(e["modality_probs"]["audio"], abs=1e-5)
+    assert len({tuple(e["probs"].values()) for e in entries}) > 1  # the clips are told apart
+    # the command line gives the same, twice, byte for byte
+    outputs = []
+    for _ in range(2):
+        assert main(["predict", str(run_dir), *map(str, FLV), "--json"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]
+    assert json.loads(outputs[0]) == entries
+
+
+@requires_crema
+def test_mp3_speaker_and_single_file_fallback(predictor):
+    entries = predictor.predict(MP3)
+    for e in entries:
+        check_entry(e, predictor.class_names)
+    single = predictor.predict(MP3[:1])[0]
+    check_entry(single, predictor.class_names)
+    assert single["speaker_stats"] == {"audio": "training"}  # one file is no speaker statistics
+    assert all(e["speaker_stats"] == {"audio": "call"} for e in entries)
+    typical = predictor.predict(MP3, speaker_stats="training")
+    assert typical[0] == single  # a file's result then does not depend on the other files of the call
+    assert all(e["speaker_stats"] == {"audio": "training"} for e in typical)
+
+
+@requires_crema
+def test_openface_output_feeds_the_visual_branch(predictor, tmp_path):
+    openface = tmp_path / "openface"
+    rng = np.random.default_rng(0)
+    write_openface_csv(openface / f"{FLV[0].stem}.csv", rng.random((30, len(AU_NAMES))), [1] * 30, [0.95] * 30)
+    (openface / f"{FLV[1].stem}.csv").write_text("frame, success\n1, 1\n")  # no action-unit columns
+    entries = predictor.predict(FLV[:3], openface_dir=openface)
+    full, bad, absent = entries
+    check_entry(full, predictor.class_names)
+    assert full["modalities"] == ["audio", "visual"] and full["missing"] == {}
+    mean = [(full["modality_probs"]["audio"][c] + full["modality_probs"]["visual"][c]) / 2 for c in predictor.class_names]
+    assert list(full["probs"].values()) == pytest.approx(mean, abs=1e-5)  # average decision fusion, over folds too
+    assert bad["modalities"] == ["audio"] and "no OpenFace action-unit columns" in bad["missing"]["visual"]
+    assert str(openface / f"{FLV[1].stem}.csv") in bad["missing"]["visual"]
+    assert "no OpenFace output" in absent["missing"]["visual"]
+
+
+def test_files_without_a_usable_modality_get_error_entries(run_dir, tmp_path, capsys):
+    silent = write_video(tmp_path / "silent.mp4", np.full((10, 64, 64, 3), 50, np.uint8))
+    corrupt = tmp_path / "corrupt.webm"
+    corrupt.write_bytes(b"\x1aE\xdf\xa3" + bytes(300))
+    wav = tmp_path / "tone.wav"
+    import soundfile as sf
+
+    sf.write(wav, (0.2 * np.sin(np.arange(16000) / 5)).astype(np.float32), 16000)
+    code = main(["predict", str(run_dir), str(silent), str(corrupt), str(tmp_path / "gone.mp4"), str(wav), "--json"])
+    assert code == 1
+    silent_e, corrupt_e, gone_e, wav_e = json.loads(capsys.readouterr().out)
+    assert "no audio stream" in silent_e["missing"]["audio"] and silent_e["error"] == "no usable modality"
+    assert silent_e["pred"] is None and silent_e["probs"] is None
+    assert str(corrupt) in corrupt_e["missing"]["audio"] and "cannot" in corrupt_e["missing"]["audio"]
+    assert "does not exist" in gone_e["missing"]["audio"]
+    assert wav_e["pred"] is not None and "error" not in wav_e
+
+
+def test_a_fusion_that_cannot_drop_a_modality_gives_an_error_entry(predictor, tmp_path, monkeypatch):
+    wav = tmp_path / "tone.wav"
+    import soundfile as sf
+
+    sf.write(wav, (0.2 * np.sin(np.arange(16000) / 7)).astype(np.float32), 16000)
+    assert predictor.can_drop  # average fusion
+    monkeypatch.setattr(predictor, "can_drop", False)  # as for a feature-level fusion with its own classifier
+    (entry,) = predictor.predict([wav])
+    assert entry["pred"] is None and "cannot leave out visual" in entry["error"]
+
+
+def test_run_directory_problems_are_clear(run_dir, tmp_path, capsys):
+    old = tmp_path / "old_run"
+    shutil.copytree(run_dir, old)
+    (old / "folds" / "fold_2" / "standardizer.json").unlink()
+    with pytest.raises(ConfigError, match=r"fold_2/standardizer.json does not exist: this run was made before"):
+        Predictor(old)
+    assert len(Predictor(old, fold=1).folds) == 1  # a fold that has it still works on its own
+    with pytest.raises(ConfigError, match="fold 7 is not a finished fold"):
+        Predictor(run_dir, fold=7)
+    assert main(["predict", str(tmp_path), str(tmp_path / "x.wav")]) == 2
+    assert "no config.yaml" in capsys.readouterr().err
+
+
+def test_table_output(run_dir, tmp_path, capsys):
+    wav = tmp_path / "tone.wav"
+    import soundfile as sf
+
+    sf.write(wav, (0.2 * np.sin(np.arange(24000) / 3)).astype(np.float32), 48000)
+    assert main(["predict", str(run_dir), str(wav), "--speaker-stats", "training"]) == 0
+    out = capsys.readouterr().out
+    assert "tone.wav" in out and "visual missing: not given" in out and "neu" in out
+
+
+def test_frame_sequence_models_predict(tmp_path_factory, tmp_path):
+    """The paper's audio branch (1D CNN over MFCC frames): variable-length sequences go through predict."""
+    run = train_tiny(tmp_path_factory, "configs/ravdess_mars_cnn.yaml",
+                     ["model.encoders.audio.params.channels=[8,8]", "train.crop_frames=null"])
+    import soundfile as sf
+
+    files = []
+    for i, seconds in enumerate((0.4, 0.9)):
+        files.append(tmp_path / f"clip{i}.flac")
+        sf.write(files[-1], (0.2 * np.sin(np.arange(int(16000 * seconds)) / (3 + i))).astype(np.float32), 16000)
+    entries = Predictor(run).predict(files)
+    for e in entries:
+        check_entry(e, Predictor(run).class_names)
+    assert entries[0]["probs"] != entries[1]["probs"]
