@@ -114,6 +114,9 @@ def test_extends_merges_and_rejects_loops(tmp_path):
     (tmp_path / "b.yaml").write_text("extends: a.yaml\nname: b\n")
     with pytest.raises(ConfigError, match="loops"):
         load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: gone.yaml\nname: c\n")
+    with pytest.raises(ConfigError, match="gone.yaml"):
+        load_config(tmp_path / "c.yaml")
     child = load_config(REPO / "configs" / "ravdess_mars_epoch0.yaml")
     assert child.loss.name == "mars" and child.loss.params == {"gamma": {"audio": 1.0, "visual": 1.0}, "switch_epoch": 0}
 

@@ -80,6 +80,6 @@ def test_cli_help_for_every_command(capsys):
 
 def test_cli_reports_a_bad_config_key(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((REPO / "configs" / "ravdess_mars.yaml").read_text().replace("seed: 0", "sead: 0"))
+    bad.write_text((REPO / "configs" / "ravdess_ce.yaml").read_text().replace("seed: 0", "sead: 0"))
     assert main(["cv", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "unknown key 'sead'" in capsys.readouterr().err

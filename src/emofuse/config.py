@@ -183,6 +183,8 @@ def read_config_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
         return tree
     if not isinstance(parent, str):
         raise ConfigError(f"{path}: `extends` must be a file name, got {parent!r}")
+    if not (path.parent / parent).is_file():
+        raise ConfigError(f"{path}: `extends: {parent}` names a file that does not exist (relative to the config's folder)")
     return deep_merge(read_config_tree(path.parent / parent, (*_seen, path)), tree)
 
 
