@@ -4,8 +4,9 @@
 
 Stages: decode (audio, PyAV), audio features (the run's extractor), model (every fold's network, their
 probabilities averaged), and the face pipeline on the video (decode at its 10 frames/s analysis rate,
-Haar detection, tracking, 112 x 112 crops, HOG), which is what a visual branch fed from video costs;
-the RAVDESS configs' visual branch reads OpenFace CSVs instead, so `predict` itself does not run it.
+Haar detection, tracking, 112 x 112 crops, HOG), which is what a visual branch fed from video costs.
+The RAVDESS configs' visual branch reads OpenFace CSVs, so `predict` itself does not run it; with a run
+trained on video (configs/ravdess_mars_video.yaml) it does, and its own `faces` stage is printed too.
 Without --run, a run of configs/ravdess_mars.yaml (6 folds, 2 epochs) is trained on the packaged sample
 first: the model's cost depends on its architecture, not on how well it was trained. Each figure is
 the median over --repeats passes after one warm-up pass; start-up (imports, loading the folds) is
@@ -77,6 +78,8 @@ def main() -> None:
     print(f"{len(args.files)} files, {media_s:.2f} s of media; face found on {median['detected']:.0f} of "
           f"{median['frames']:.0f} analysed frames; median of {args.repeats} passes")
     rows = [("decode (audio)", median["decode"]), ("audio features", median["features"]), ("model", median["model"])]
+    if "faces" in median:  # a run whose visual branch was trained on video: predict runs its face extractor
+        rows.append(("faces (predict's video extractor)", median["faces"]))
     deployed = sum(s for _, s in rows)
     rows += [("video decode (10 fps)", median["video decode"]), ("face pipeline", median["face pipeline"])]
     width = max(len(name) for name, _ in rows)

@@ -3,6 +3,7 @@ import torch
 
 from emofuse.config import ModelConfig
 from emofuse.models import ENCODERS, FUSIONS, create_model
+from emofuse.registry import ConfigError
 
 TINY = {"blocks": [1, 1, 1, 1], "cardinality": 2, "group_width": 2, "stem": 8}
 
@@ -80,3 +81,83 @@ def test_model_fusion_between_resnext_stages_and_an_audio_cnn():
     assert out.probs.shape == (2, 4)
     out.probs[:, 0].sum().backward()
     assert model.encoders["visual"].stages[0].conv[0].weight.grad.abs().sum() > 0
+
+
+class HaraBottleneck(torch.nn.Module):
+    """The ResNeXt block of Hara et al.'s 3D-ResNets-PyTorch, written from its description (names as in its
+    checkpoints): 1x1x1 conv1, grouped 3x3x3 conv2 (stride), 1x1x1 conv3 to 2 x planes, downsample shortcut."""
+
+    def __init__(self, inplanes, planes, cardinality, stride):
+        super().__init__()
+        nn = torch.nn
+        mid = cardinality * (planes // 32)
+        self.conv1, self.bn1 = nn.Conv3d(inplanes, mid, 1, bias=False), nn.BatchNorm3d(mid)
+        self.conv2 = nn.Conv3d(mid, mid, 3, stride=stride, padding=1, groups=cardinality, bias=False)
+        self.bn2 = nn.BatchNorm3d(mid)
+        self.conv3, self.bn3 = nn.Conv3d(mid, 2 * planes, 1, bias=False), nn.BatchNorm3d(2 * planes)
+        self.downsample = nn.Sequential(nn.Conv3d(inplanes, 2 * planes, 1, stride=stride, bias=False),
+                                        nn.BatchNorm3d(2 * planes)) if stride != 1 or inplanes != 2 * planes else None
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return torch.relu(out + (self.downsample(x) if self.downsample is not None else x))
+
+
+class HaraResNeXt(torch.nn.Module):
+    def __init__(self, blocks, inplanes=64, cardinality=32):
+        super().__init__()
+        nn = torch.nn
+        self.conv1 = nn.Conv3d(3, inplanes, 7, stride=(1, 2, 2), padding=3, bias=False)
+        self.bn1, self.maxpool = nn.BatchNorm3d(inplanes), nn.MaxPool3d(3, stride=2, padding=1)
+        for i, n in enumerate(blocks):
+            planes = 128 * 2**i
+            layer = []
+            for b in range(n):
+                layer.append(HaraBottleneck(inplanes, planes, cardinality, 2 if b == 0 and i > 0 else 1))
+                inplanes = 2 * planes
+            setattr(self, f"layer{i + 1}", nn.Sequential(*layer))
+        self.fc = nn.Linear(inplanes, 400)
+        self.n_layers = len(blocks)
+
+    def features(self, x):  # x: (B, 3, T, H, W)
+        h = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        for i in range(self.n_layers):
+            h = getattr(self, f"layer{i + 1}")(h)
+        return h.mean(dim=(2, 3, 4))
+
+
+def test_kinetics_checkpoint_of_hara_et_al_loads_and_computes_the_same(tmp_path):
+    torch.manual_seed(0)
+    reference = HaraResNeXt([1, 2], inplanes=8)
+    for m in reference.modules():  # non-trivial BN statistics, so that a misplaced tensor shows
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.2, 0.2), m.running_var.uniform_(0.5, 2), m.weight.data.uniform_(0.5, 1.5)
+    path = tmp_path / "resnext-kinetics.pth"
+    torch.save({"arch": "resnext-50", "state_dict": {f"module.{k}": v for k, v in reference.state_dict().items()}}, path)
+    params = {"blocks": [1, 2], "cardinality": 32, "group_width": 4, "stem": 8, "weights": str(path)}
+    config = ModelConfig(encoders={"visual": {"name": "resnext3d", "params": params}})
+    fresh = create_model(config, {"visual": 3}, {"visual": True}, 8)
+    loaded = create_model(config, {"visual": 3}, {"visual": True}, 8, pretrained=True)
+    clip = torch.randn(2, 6, 3, 32, 32)
+    reference.eval(), loaded.eval(), fresh.eval()
+    with torch.no_grad():
+        expected = reference.features(clip.transpose(1, 2))
+        torch.testing.assert_close(loaded.encoders["visual"](clip), expected, atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(fresh.encoders["visual"](clip), expected, atol=1e-3)  # weights only with pretrained=True
+
+
+def test_unfit_or_unreadable_weights_name_the_file(tmp_path):
+    small = ENCODERS.create("resnext3d", TINY, input_dim=3)
+    torch.save(small.state_dict(), tmp_path / "tiny.pt")
+    other = ENCODERS.create("resnext3d", {**TINY, "stem": 16, "weights": str(tmp_path / "tiny.pt")}, input_dim=3)
+    with pytest.raises(ConfigError, match=r"tiny.pt: does not fit this resnext3d .* of another shape"):
+        other.load_pretrained()
+    same = ENCODERS.create("resnext3d", {**TINY, "weights": str(tmp_path / "tiny.pt")}, input_dim=3)
+    same.load_pretrained()  # its own state dict loads
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    for name, message in (("junk.pth", "cannot read resnext3d weights"), ("absent.pth", "does not exist")):
+        encoder = ENCODERS.create("resnext3d", {**TINY, "weights": str(tmp_path / name)}, input_dim=3)
+        with pytest.raises(ConfigError, match=message):
+            encoder.load_pretrained()

@@ -17,8 +17,8 @@ def _overrides_arg(p: argparse.ArgumentParser, help: str = "override a config va
 
 def _common_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=None,
-                   help="RAVDESS directory (Actor_XX audio under data.audio_dir, visual table at data.visual.path); "
-                        "default: the packaged sample (6 actors)")
+                   help="RAVDESS directory (Actor_XX audio under data.audio_dir; the visual table, OpenFace CSVs or "
+                        "videos at data.visual.path); default: the packaged sample (6 actors)")
     p.add_argument("--cache", type=Path, default=None,
                    help="feature cache directory (default: $EMOFUSE_CACHE or ~/.cache/emofuse)")
     _overrides_arg(p)
@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common_data_args(sens)
 
     ex = sub.add_parser("extract", help="extract (and cache) the features a config needs",
-                        description="Extract audio features for every take in parallel into the cache, "
-                                    "and check that every take has its visual features. With --shard i/n only the "
+                        description="Extract audio features (and, for configs whose visual input is video, face clips "
+                                    "or face features) for every take in parallel into the cache, and check that "
+                                    "every take has its visual features. With --shard i/n only the "
                                     "i-th of n disjoint shares of the takes: run shards 1..n on several machines (or "
                                     "processes) with one shared --cache and together they fill it.")
     ex.add_argument("config", type=Path, help="experiment YAML")

@@ -27,7 +27,10 @@ class Part(Strict):
 
 
 class VisualSourceConfig(Strict):
-    kind: Literal["table", "openface_frames"] = "table"
+    kind: Literal["table", "openface_frames", "video"] = Field(
+        "table", description="table: clip-level AU table; openface_frames: OpenFace per-frame CSVs; video: RAVDESS "
+                             "audio-video (01-...) or video-only (02-...) files, put through features.visual"
+    )
     path: str = Field("openface_au_clip_means.csv", description="relative to the data directory")
 
 
@@ -43,10 +46,26 @@ class DataConfig(Strict):
 
 class FeaturesConfig(Strict):
     audio: Part = Field(default_factory=lambda: Part(name="mfcc"))
+    visual: Part | None = Field(
+        None, description="video extractor (face_clips, face_features) when data.visual.kind is video"
+    )
     speaker_norm: bool = Field(
         False, description="standardise features per speaker with statistics of that speaker's own (unlabelled) clips"
     )
     workers: int = Field(2, ge=1)
+
+
+def check_visual_features(data: DataConfig, features: FeaturesConfig) -> None:
+    """A visual modality from video needs a video extractor, and only it uses one."""
+    from emofuse.features import VIDEO_EXTRACTORS  # the registry's package depends on this module
+
+    video = "visual" in data.modalities and data.visual.kind == "video"
+    if video and features.visual is None:
+        raise ValueError("data.visual.kind: video needs features.visual (a video extractor: face_clips or face_features)")
+    if not video and features.visual is not None:
+        raise ValueError("features.visual is set but the visual modality does not come from video (data.visual.kind: video)")
+    if video:
+        VIDEO_EXTRACTORS.validate_params(features.visual.name, features.visual.params, "features.visual.params")
 
 
 class ModelConfig(Strict):
@@ -72,6 +91,8 @@ class TrainConfig(Strict):
     crop_frames: int | None = Field(
         None, gt=0, description="train on a random window of at most this many frames of each sequence (augmentation)"
     )
+    hflip: float = Field(0.0, ge=0, le=1, description="probability of mirroring a training face clip (augmentation)")
+    eval_batch_size: int = Field(256, ge=1, description="batch size for validation and test (lower it for video clips)")
     ema_decay: float | None = Field(None, gt=0, lt=1)
     ema_start_epoch: int = Field(
         0, ge=0, description="first epoch (0-based) whose steps update the EMA; earlier epochs evaluate the raw weights"
@@ -110,6 +131,7 @@ class ExperimentConfig(Strict):
         if extra:
             raise ValueError(f"model.encoders names modalities not in data.modalities: {extra}")
         EXTRACTORS.validate_params(self.features.audio.name, self.features.audio.params, "features.audio.params")
+        check_visual_features(self.data, self.features)
         for modality, part in self.model.encoders.items():
             ENCODERS.validate_params(part.name, part.params, f"model.encoders.{modality}.params")
         FUSIONS.validate_params(self.model.fusion.name, self.model.fusion.params, "model.fusion.params")
@@ -165,6 +187,10 @@ def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
 
 
 def deep_merge(base: dict, update: dict) -> dict:
+    """``update`` over ``base``, section by section; a part (a mapping with a ``name``) renamed in ``update``
+    replaces the base's part whole, since the base's parameters belong to the other part."""
+    if "name" in update and "name" in base and update["name"] != base["name"] and isinstance(base.get("params"), dict):
+        return dict(update)
     merged = dict(base)
     for key, value in update.items():
         merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value

@@ -1,9 +1,10 @@
 """`emofuse export`: one fold's selected model of an `emofuse cv` run as ONNX (or TorchScript), checked.
 
 The exported graph is the PyTorch model itself: named inputs per modality (``audio``, ``visual``, ...; for frame
-sequences also ``<modality>_lengths``, int64 valid frames per clip), batch and frame axes dynamic, and outputs
-``probs`` (fused) plus ``probs_<modality>`` (each branch's softmax). Inputs are the model's inputs, i.e. features
-standardised as in training (the fold's ``standardizer.json``, after speaker normalisation where the run used it).
+sequences and face clips also ``<modality>_lengths``, int64 valid frames per clip), batch and frame axes dynamic,
+and outputs ``probs`` (fused) plus ``probs_<modality>`` (each branch's softmax). Inputs are the model's inputs, i.e.
+features standardised as in training (the fold's ``standardizer.json``, after speaker normalisation where the run
+used it); face clips are (B, T, 3, S, S) floats standardised per colour channel.
 
 ONNX goes through ``torch.onnx.export(dynamo=True)`` and is accepted only if onnxruntime reproduces PyTorch's
 outputs within ``atol`` on random inputs of other batch sizes and lengths than the export's example. Where the
@@ -50,9 +51,12 @@ class ExportResult:
 class ExportWrapper(nn.Module):
     """Flat tensors in (per modality: features, then lengths for sequences), flat probabilities out."""
 
-    def __init__(self, model: nn.Module, modalities: list[str], sequence: dict[str, bool]):
+    def __init__(self, model: nn.Module, modalities: list[str], sequence: dict[str, bool],
+                 frame_shapes: dict[str, tuple[int, ...]], max_frames: dict[str, int] | None = None):
         super().__init__()
         self.model, self.modalities, self.sequence = model, modalities, sequence
+        self.frame_shapes = frame_shapes  # one frame's (or one clip vector's) shape: (D,), or (3, S, S) for face clips
+        self.max_frames = max_frames or {}  # face clips are checked at most at the length they were trained on
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         inputs, lengths, i = {}, {}, 0
@@ -71,15 +75,16 @@ class ExportWrapper(nn.Module):
     def output_names(self) -> list[str]:
         return ["probs", *(f"probs_{m}" for m in self.modalities)]
 
-    def example(self, dims: dict[str, int], batch: int, frames: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    def example(self, batch: int, frames: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         out = []
         for m in self.modalities:
             if self.sequence[m]:
-                lengths = torch.randint(1, frames + 1, (batch,), generator=generator)
-                lengths[0] = frames  # the longest clip fills the padded length
-                out += [torch.randn(batch, frames, dims[m], generator=generator), lengths]
+                n = min(frames, self.max_frames.get(m, frames))
+                lengths = torch.randint(1, n + 1, (batch,), generator=generator)
+                lengths[0] = n  # the longest clip fills the padded length
+                out += [torch.randn(batch, n, *self.frame_shapes[m], generator=generator), lengths]
             else:
-                out.append(torch.randn(batch, dims[m], generator=generator))
+                out.append(torch.randn(batch, *self.frame_shapes[m], generator=generator))
         return tuple(out)
 
     def dynamic_shapes(self) -> tuple:
@@ -118,7 +123,7 @@ def load_run_model(run_dir: str | Path, fold: int | None = None):
     """(wrapper around the fold's selected model in eval mode, fold number, feature dims)."""
     from emofuse.config import load_config
     from emofuse.data.ravdess import EMOTIONS
-    from emofuse.features import EXTRACTORS
+    from emofuse.features import EXTRACTORS, VIDEO_EXTRACTORS
     from emofuse.models import create_model
 
     run_dir = Path(run_dir)
@@ -129,9 +134,16 @@ def load_run_model(run_dir: str | Path, fold: int | None = None):
     modalities = list(config.model.encoders)
     dims = feature_dims(run_dir, modalities)
     audio = config.features.audio
-    sequence = {m: False for m in modalities}  # the visual sources give clip vectors
+    sequence = {m: False for m in modalities}  # AU tables give clip vectors
+    frame_shapes, max_frames = {m: (d,) for m, d in dims.items()}, {}
     if "audio" in sequence:
         sequence["audio"] = bool(EXTRACTORS.create(audio.name, audio.params).sequence)
+    if "visual" in sequence and config.data.visual.kind == "video":
+        video = VIDEO_EXTRACTORS.create(config.features.visual.name, config.features.visual.params)
+        sequence["visual"] = bool(video.sequence)
+        if video.clips:
+            frame_shapes["visual"] = (dims["visual"], video.params.size, video.params.size)
+            max_frames["visual"] = video.params.frames
     model = create_model(config.model, dims, sequence, len(EMOTIONS))
     weights = directory / "best.pt"
     try:
@@ -139,7 +151,7 @@ def load_run_model(run_dir: str | Path, fold: int | None = None):
     except Exception as err:  # noqa: BLE001  (unreadable, corrupt or mismatched checkpoints all end here)
         reason = " ".join(str(err).split())[:300]
         raise ConfigError(f"{weights}: cannot load the fold's weights into the run's model ({type(err).__name__}: {reason})") from None
-    return ExportWrapper(model.eval(), modalities, sequence), k, dims
+    return ExportWrapper(model.eval(), modalities, sequence, frame_shapes, max_frames), k, dims
 
 
 def _quiet():
@@ -155,12 +167,12 @@ def _quiet():
     return stack
 
 
-def max_difference(run, wrapper: ExportWrapper, dims: dict[str, int], seed: int = 0) -> float:
+def max_difference(run, wrapper: ExportWrapper, seed: int = 0) -> float:
     """Largest |exported - PyTorch| over all outputs, on random inputs of CHECK_SHAPES."""
     generator = torch.Generator().manual_seed(seed)
     worst = 0.0
     for batch, frames in CHECK_SHAPES:
-        x = wrapper.example(dims, batch, frames, generator)
+        x = wrapper.example(batch, frames, generator)
         with torch.no_grad():
             expected = wrapper(*x)
         got = run(x)
@@ -174,25 +186,25 @@ def max_difference(run, wrapper: ExportWrapper, dims: dict[str, int], seed: int 
     return worst
 
 
-def _onnx(wrapper: ExportWrapper, dims: dict[str, int], tmp: Path) -> float:
+def _onnx(wrapper: ExportWrapper, tmp: Path) -> float:
     import onnxruntime as ort
 
-    example = wrapper.example(dims, 2, 37, torch.Generator().manual_seed(1))
+    example = wrapper.example(2, 37, torch.Generator().manual_seed(1))
     with _quiet():
         torch.onnx.export(wrapper, example, str(tmp), dynamo=True, input_names=wrapper.input_names(),
                           output_names=wrapper.output_names(), dynamic_shapes=wrapper.dynamic_shapes(),
                           external_data=False)
     session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
     names = wrapper.input_names()
-    return max_difference(lambda x: session.run(None, {n: t.numpy() for n, t in zip(names, x)}), wrapper, dims)
+    return max_difference(lambda x: session.run(None, {n: t.numpy() for n, t in zip(names, x)}), wrapper)
 
 
-def _torchscript(wrapper: ExportWrapper, dims: dict[str, int], tmp: Path) -> float:
-    example = wrapper.example(dims, 2, 37, torch.Generator().manual_seed(1))
+def _torchscript(wrapper: ExportWrapper, tmp: Path) -> float:
+    example = wrapper.example(2, 37, torch.Generator().manual_seed(1))
     with _quiet(), torch.no_grad():
         torch.jit.trace(wrapper, example, check_trace=False).save(str(tmp))
         loaded = torch.jit.load(str(tmp))
-        return max_difference(lambda x: [t.numpy() for t in loaded(*x)], wrapper, dims)
+        return max_difference(lambda x: [t.numpy() for t in loaded(*x)], wrapper)
 
 
 def _parts(wrapper: ExportWrapper) -> str:
@@ -223,7 +235,7 @@ def export_run(run_dir: str | Path, fold: int | None = None, out: str | Path | N
         os.close(fd)
         tmp = Path(name)
         try:
-            diff = attempt(wrapper, dims, tmp)
+            diff = attempt(wrapper, tmp)
             if not diff <= atol:
                 raise RuntimeError(f"outputs differ from PyTorch by {diff:.3g} > atol {atol:g}")
         except Exception as err:  # noqa: BLE001  (any exporter / runtime failure means: try the next format)
@@ -238,7 +250,7 @@ def export_run(run_dir: str | Path, fold: int | None = None, out: str | Path | N
                               len(CHECK_SHAPES), "; ".join(failures) or None)
         write_json(path.with_suffix(".json"), {
             **asdict(result), "run_dir": str(run_dir), "modalities": wrapper.modalities, "sequence": wrapper.sequence,
-            "feature_dims": dims, "class_names": _class_names(),
+            "feature_dims": dims, "frame_shapes": wrapper.frame_shapes, "class_names": _class_names(),
             "inputs_are": f"model inputs: features standardised as in training ({run_dir}/folds/fold_{k}/standardizer.json)",
         })
         return result

@@ -6,13 +6,16 @@ and the class probabilities averaged over the folds (``fold=k`` uses one fold in
 chosen by its test score, so the ensemble uses nothing the protocol did not already allow.
 
 Per file, every modality of the run is looked for: audio is decoded from any container (PyAV) and
-put through the run's extractor; the visual branch of the RAVDESS configs takes OpenFace action-unit
-clip means, so it is fed only from ``openface_dir/<file stem>.csv`` (OpenFace's per-frame output).
-A modality that is missing or unreadable is left out of the decision fusion (the mean of the
-available branches' probabilities) and reported with the reason; a fusion with its own classifier
-over all modalities cannot leave one out, so such a file gets an error entry instead.
+put through the run's extractor. A run whose visual branch was trained on video (``data.visual.kind:
+video``) puts the file's video stream through the same face pipeline (the entry's ``face`` says how
+many frames had a face); a run trained on OpenFace action units is fed only from
+``openface_dir/<file stem>.csv`` (OpenFace's per-frame output). A modality that is missing or
+unreadable (an audio-only file, a video with no face) is left out of the decision fusion (the mean
+of the available branches' probabilities) and reported with the reason; a fusion with its own
+classifier over all modalities cannot leave one out, so such a file gets an error entry instead.
 
-Runs trained with ``features.speaker_norm`` standardised each speaker by that speaker's own clips.
+Runs trained with ``features.speaker_norm`` standardised each speaker by that speaker's own clips
+(every modality but face clips).
 Here the files of one call are taken to be one speaker (``speaker_stats="call"``: call predict once
 per speaker) when at least MIN_SPEAKER_FILES of them have the modality; otherwise, or with
 ``speaker_stats="training"``, a typical training speaker's statistics stand in, and the entry says so.
@@ -79,7 +82,7 @@ def _read_standardizers(fold_dir: Path, modalities: list[str]) -> dict:
 
 class Predictor:
     def __init__(self, run_dir: str | Path, fold: int | None = None):
-        from emofuse.features import EXTRACTORS
+        from emofuse.features import EXTRACTORS, VIDEO_EXTRACTORS
         from emofuse.models import create_model
 
         self.run_dir = Path(run_dir)
@@ -90,13 +93,17 @@ class Predictor:
         self.class_names = EMOTIONS
         audio = self.config.features.audio
         self.extractor = EXTRACTORS.create(audio.name, audio.params) if "audio" in self.modalities else None
-        sequence = {"audio": bool(self.extractor and self.extractor.sequence), "visual": False}
+        video = "visual" in self.modalities and self.config.data.visual.kind == "video"
+        self.video = VIDEO_EXTRACTORS.create(self.config.features.visual.name, self.config.features.visual.params) \
+            if video else None
+        sequence = {"audio": bool(self.extractor and self.extractor.sequence), "visual": bool(self.video and self.video.sequence)}
+        self.speaker_normalized = [m for m in self.modalities if not (m == "visual" and self.video and self.video.clips)]
         self.folds: list[FoldModel] = []
         for fold_dir in _fold_dirs(self.run_dir, fold):
             state = _read_standardizers(fold_dir, self.modalities)
             scalers = {m: Standardizer.from_dict(s) for m, s in state["inputs"].items()}
             typical = {m: Standardizer.from_dict(s) for m, s in state.get("typical_speaker", {}).items()}
-            if self.config.features.speaker_norm and sorted(typical) != sorted(self.modalities):
+            if self.config.features.speaker_norm and sorted(typical) != sorted(self.speaker_normalized):
                 raise ConfigError(f"{fold_dir}/standardizer.json: the run used speaker_norm but holds no typical-speaker statistics")
             model = create_model(self.config.model, {m: len(s.mean) for m, s in scalers.items()}, sequence, len(self.class_names))
             try:
@@ -126,9 +133,27 @@ class Predictor:
             raise DataError(path, "audio features hold NaN or infinity")
         return features
 
-    def _visual(self, path: Path, openface_dir: Path | None, timings: dict) -> np.ndarray:
+    def _video(self, path: Path, timings: dict, records: dict) -> np.ndarray:
+        from emofuse.data.media import probe
+
+        if not probe(path).has_video:
+            raise Missing("no video stream in the file")
+        started = time.perf_counter()
+        try:
+            features, records["face"] = self.video.extract_file(path)
+        except DataError:
+            raise
+        except Exception as err:  # noqa: BLE001  (a decoder or detector failure on this file only)
+            raise DataError(path, f"face extraction failed ({type(err).__name__}: {err})") from None
+        finally:
+            timings["faces"] = timings.get("faces", 0.0) + time.perf_counter() - started
+        return features
+
+    def _visual(self, path: Path, openface_dir: Path | None, timings: dict, records: dict) -> np.ndarray:
         from emofuse.data.openface import clip_vector_from_frames
 
+        if self.video is not None:
+            return self._video(path, timings, records)
         if openface_dir is None:
             raise Missing(OPENFACE_HINT)
         csv = Path(openface_dir) / f"{path.stem}.csv"
@@ -143,16 +168,18 @@ class Predictor:
         return vector
 
     def features(self, path: Path, openface_dir: Path | None = None, timings: dict | None = None):
-        """Raw features of one file per modality, and the reason for each modality that could not be had."""
+        """Raw features of one file per modality, the reason for each modality that could not be had, and what the
+        extractors recorded (``face``: frames analysed, with and without a face)."""
         timings = {} if timings is None else timings
-        values, missing = {}, {}
-        readers = {"audio": lambda: self._audio(path, timings), "visual": lambda: self._visual(path, openface_dir, timings)}
+        values, missing, records = {}, {}, {}
+        readers = {"audio": lambda: self._audio(path, timings),
+                   "visual": lambda: self._visual(path, openface_dir, timings, records)}
         for m in self.modalities:
             try:
                 values[m] = readers[m]()
             except (DataError, Missing) as err:
                 missing[m] = str(err)
-        return values, missing
+        return values, missing, records
 
     # ---- model ----------------------------------------------------------------------------------
     def _speaker_stats(self, raw: list[dict], mode: str) -> tuple[dict[str, Standardizer], str | None]:
@@ -161,7 +188,7 @@ class Predictor:
             return {}, None
         call = {}
         if mode == "call":
-            for m in self.modalities:
+            for m in self.speaker_normalized:
                 rows = [r[m] for r in raw if m in r]
                 if len(rows) >= MIN_SPEAKER_FILES:
                     call[m] = Standardizer().fit(rows if rows[0].ndim == 2 else np.stack(rows))
@@ -172,7 +199,7 @@ class Predictor:
 
     def _prepare(self, raw: np.ndarray, m: str, fold: FoldModel, call: dict) -> torch.Tensor:
         x = raw
-        if self.config.features.speaker_norm:
+        if self.config.features.speaker_norm and m in self.speaker_normalized:
             x = (call.get(m) or fold.typical[m]).transform(x)
         return torch.as_tensor(fold.scalers[m].transform(x), dtype=torch.float32)[None]
 
@@ -181,7 +208,7 @@ class Predictor:
         fused, branch = [], {m: [] for m in raw}
         for fold in self.folds:
             inputs = {m: self._prepare(v, m, fold, call) for m, v in raw.items()}
-            lengths = {m: (torch.tensor([x.shape[1]]) if x.dim() == 3 else None) for m, x in inputs.items()}
+            lengths = {m: (torch.tensor([x.shape[1]]) if x.dim() >= 3 else None) for m, x in inputs.items()}
             out = fold.model(inputs, lengths)
             fused.append(out.probs[0].float())
             for m, z in out.branch_logits.items():
@@ -194,19 +221,21 @@ class Predictor:
 
     def predict(self, files: list[str | Path], openface_dir: str | Path | None = None, speaker_stats: str = "call",
                 timings: dict | None = None) -> list[dict]:
-        """One entry per file: file, pred, probs, modality_probs, modalities, missing (and error when none could be made)."""
+        """One entry per file: file, pred, probs, modality_probs, modalities, missing (error when no prediction could be
+        made; face with a video-trained visual branch)."""
         if speaker_stats not in ("call", "training"):
             raise ConfigError(f"speaker_stats must be 'call' or 'training', not {speaker_stats!r}")
         timings = {} if timings is None else timings
         extracted = [self.features(Path(f), Path(openface_dir) if openface_dir else None, timings) for f in files]
-        call, mode = self._speaker_stats([raw for raw, _ in extracted], speaker_stats)
+        call, mode = self._speaker_stats([raw for raw, _, _ in extracted], speaker_stats)
         started = time.perf_counter()
         entries = []
-        for f, (raw, missing) in zip(files, extracted):
+        for f, (raw, missing, records) in zip(files, extracted):
             entry = {"file": str(f), "pred": None, "probs": None, "modality_probs": {}, "modalities": sorted(raw),
-                     "missing": missing}
+                     "missing": missing, **records}
             if self.config.features.speaker_norm:
-                entry["speaker_stats"] = {m: ("call" if m in call else "training") for m in sorted(raw)} if mode else None
+                entry["speaker_stats"] = {m: ("call" if m in call else "training")
+                                          for m in sorted(raw) if m in self.speaker_normalized} if mode else None
             if not raw:
                 entry["error"] = "no usable modality"
             elif missing and not self.can_drop:

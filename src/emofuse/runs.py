@@ -16,7 +16,8 @@ from typing import Iterator
 
 from emofuse.registry import ConfigError
 
-TRACKED_PACKAGES = ("emofuse", "torch", "torchmetrics", "numpy", "pandas", "scikit-learn", "opensmile", "librosa", "soundfile", "pydantic")
+TRACKED_PACKAGES = ("emofuse", "torch", "torchmetrics", "numpy", "pandas", "scikit-learn", "opensmile", "librosa", "soundfile",
+                    "pydantic", "av", "opencv-python-headless", "ai-edge-litert")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

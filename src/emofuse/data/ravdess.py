@@ -18,6 +18,7 @@ EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "s
 MODALITY_CODES = {1: "audio-video", 2: "video-only", 3: "audio-only"}
 CHANNEL_CODES = {1: "speech", 2: "song"}
 AUDIO_SUFFIXES = (".wav", ".flac")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv")  # RAVDESS ships mp4; re-encodings keep the name
 _STEM = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
 
 
@@ -56,7 +57,7 @@ class RavdessName:
 def parse_name(name: str | Path) -> RavdessName:
     """Parse a RAVDESS file name or stem; raises DataError naming the file if it is not one."""
     stem = Path(name).name
-    for suffix in (*AUDIO_SUFFIXES, ".mp4", ".csv"):
+    for suffix in (*AUDIO_SUFFIXES, *VIDEO_SUFFIXES, ".csv"):
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
             break
@@ -80,28 +81,44 @@ def parse_name(name: str | Path) -> RavdessName:
     return fields
 
 
-def find_audio_files(root: Path, channel: int = 1) -> dict[str, Path]:
-    """Audio files (modality 03) of one vocal channel under ``root``, keyed by take.
+def _find(root: Path, suffixes: tuple[str, ...], modalities: tuple[int, ...], channel: int, what: str) -> dict[str, Path]:
+    """RAVDESS files of the given modalities and vocal channel under ``root``, keyed by stem.
 
     Files are looked for in ``Actor_XX`` folders at any depth; the actor in the folder name must
     match the actor field of the file name.
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataError(root, "audio directory does not exist")
+        raise DataError(root, f"{what} directory does not exist")
     found: dict[str, Path] = {}
     for path in sorted(root.rglob("*")):
-        if path.suffix.lower() not in AUDIO_SUFFIXES or not path.is_file():
+        if path.suffix.lower() not in suffixes or not path.is_file():
             continue
         name = parse_name(path)
-        if name.modality != 3 or name.channel != channel:
+        if name.modality not in modalities or name.channel != channel:
             continue
         folder = path.parent.name
         if folder.startswith("Actor_") and folder != f"Actor_{name.actor:02d}":
             raise DataError(path, f"actor {name.actor:02d} in the name but the file is in folder {folder}")
-        if name.take in found:
-            raise DataError(path, f"duplicate take, also stored as {found[name.take]}")
-        found[name.take] = path
+        if name.stem in found:
+            raise DataError(path, f"duplicate take, also stored as {found[name.stem]}")
+        found[name.stem] = path
     if not found:
-        raise DataError(root, "no RAVDESS audio files (.wav/.flac named 03-01-...) found")
+        codes = "/".join(f"{m:02d}" for m in modalities)
+        raise DataError(root, f"no RAVDESS {what} files ({'/'.join(suffixes)} named {codes}-{channel:02d}-...) found")
     return found
+
+
+def find_audio_files(root: Path, channel: int = 1) -> dict[str, Path]:
+    """Audio files (modality 03, .wav/.flac) of one vocal channel under ``root``, keyed by take."""
+    return {parse_name(p).take: p for p in _find(root, AUDIO_SUFFIXES, (3,), channel, "audio").values()}
+
+
+def find_video_files(root: Path, channel: int = 1) -> dict[str, Path]:
+    """Video files of one vocal channel under ``root`` keyed by take: the audio-video file (modality 01) of a
+    take, or its video-only file (02) where the audio-video one is absent (both show the same performance)."""
+    files = _find(root, VIDEO_SUFFIXES, (1, 2), channel, "video")
+    by_take: dict[str, Path] = {}
+    for stem in sorted(files, key=lambda s: (s[3:], s[:2])):  # per take, 01 before 02
+        by_take.setdefault(stem[3:], files[stem])
+    return by_take

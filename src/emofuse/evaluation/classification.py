@@ -26,7 +26,8 @@ def predict(model: nn.Module, data: TensorData, batch_size: int = 256) -> Predic
     device = next(model.parameters()).device
     probs, branch, targets = [], {}, []
     for batch in data.batches(batch_size):
-        out = model(batch.to(device).inputs, batch.to(device).lengths)
+        batch = batch.to(device)
+        out = model(batch.inputs, batch.lengths)
         probs.append(out.probs.float().cpu())
         for m, z in out.branch_logits.items():
             branch.setdefault(m, []).append(z.float().softmax(-1).cpu())
@@ -56,8 +57,8 @@ def classification_metrics(pred: Predictions, n_classes: int) -> dict[str, float
 class ClassificationEvaluator:
     """The trainer's validation hook: metrics over the whole validation set, never per-batch means."""
 
-    def __init__(self, n_classes: int):
-        self.n_classes = n_classes
+    def __init__(self, n_classes: int, batch_size: int = 256):
+        self.n_classes, self.batch_size = n_classes, batch_size
 
     def __call__(self, model: nn.Module, data: TensorData) -> dict[str, float]:
-        return classification_metrics(predict(model, data), self.n_classes)
+        return classification_metrics(predict(model, data, self.batch_size), self.n_classes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from emofuse.evaluation.classification import ClassificationEvaluator, classific
 from emofuse.evaluation.folds import Fold, actor_folds
 from emofuse.features.cache import FeatureCache
 from emofuse.features.dataset import FeatureSet, build_ravdess_features
-from emofuse.features.normalize import Standardizer, select_rows, speaker_normalize, typical_speaker
+from emofuse.features.normalize import Standardizer, is_clips, select_rows, speaker_normalize, typical_speaker
 from emofuse.losses import LOSSES
 from emofuse.models import create_model
 from emofuse.runs import atomic_write_text, logging_to, record_fingerprint, start_run, write_json
@@ -33,65 +34,82 @@ from emofuse.training.trainer import Trainer
 log = logging.getLogger(__name__)
 
 
+def speaker_normalized(fs: FeatureSet) -> list[str]:
+    """The modalities that speaker normalisation applies to: every one but face clips."""
+    return [m for m, v in fs.features.items() if not is_clips(v)]
+
+
 def prepare_inputs(fs: FeatureSet, speaker_norm: bool) -> dict:
     if not speaker_norm:
         return fs.features
-    return {m: speaker_normalize(v, fs.meta["actor"].to_numpy()) for m, v in fs.features.items()}
+    actors = fs.meta["actor"].to_numpy()
+    return {m: speaker_normalize(v, actors) if m in speaker_normalized(fs) else v for m, v in fs.features.items()}
 
 
 def fold_scalers(fs: FeatureSet, inputs: dict, fold: Fold) -> dict[str, Standardizer]:
     """Per-modality standardisation fitted on the fold's training actors."""
     train = np.flatnonzero(np.isin(fs.meta["actor"].to_numpy(), fold.train_actors))
-    return {m: Standardizer().fit(select_rows(values, train)) for m, values in inputs.items()}
+    return {m: Standardizer.for_values(values).fit(select_rows(values, train)) for m, values in inputs.items()}
 
 
-def fold_standardizers(fs: FeatureSet, inputs: dict, fold: Fold, speaker_norm: bool) -> dict:
+def fold_standardizers(fs: FeatureSet, scalers: dict[str, Standardizer], fold: Fold, speaker_norm: bool) -> dict:
     """What `emofuse predict` needs to prepare new clips as this fold's were: the model inputs' statistics and,
     with speaker normalisation, a typical training speaker's (for a new speaker with too few clips of their own)."""
-    out = {"inputs": {m: s.to_dict() for m, s in fold_scalers(fs, inputs, fold).items()}}
+    out = {"inputs": {m: s.to_dict() for m, s in scalers.items()}}
     if speaker_norm:
         train = np.flatnonzero(np.isin(fs.meta["actor"].to_numpy(), fold.train_actors))
         actors = fs.meta["actor"].to_numpy()[train]
-        out["typical_speaker"] = {m: typical_speaker(select_rows(v, train), actors).to_dict() for m, v in fs.features.items()}
+        out["typical_speaker"] = {m: typical_speaker(select_rows(fs.features[m], train), actors).to_dict()
+                                  for m in speaker_normalized(fs)}
     return out
 
 
-def fold_data(fs: FeatureSet, inputs: dict, fold: Fold) -> tuple[TensorData, TensorData, TensorData]:
-    """Train / validation / test data of a fold, standardised with statistics of the training actors."""
+@dataclass
+class FoldData:
+    """A fold's train / validation / test data, standardised with statistics of its training actors."""
+
+    train: TensorData
+    val: TensorData
+    test: TensorData
+    scalers: dict[str, Standardizer]
+
+
+def fold_data(fs: FeatureSet, inputs: dict, fold: Fold) -> FoldData:
     actor = fs.meta["actor"].to_numpy()
     label = fs.meta["label"].to_numpy()
     splits = [np.flatnonzero(np.isin(actor, actors)) for actors in (fold.train_actors, fold.val_actors, fold.test_actors)]
     scalers = fold_scalers(fs, inputs, fold)
-    return tuple(
+    return FoldData(*(
         TensorData({m: scalers[m].transform(select_rows(values, idx)) for m, values in inputs.items()}, label[idx])
         for idx in splits
-    )
+    ), scalers)
 
 
 def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: dict, fold: Fold, fold_dir: Path | None,
                epoch_callbacks=None):
-    """Train one fold, select on its validation actors; returns (model with selected weights, fit result, test data)."""
+    """Train one fold, select on its validation actors; returns (model with selected weights, fit result, fold data)."""
     seed = config.seed * 1000 + fold.index
     seed_everything(seed)
-    train, val, test = fold_data(fs, inputs, fold)
+    data = fold_data(fs, inputs, fold)
     n_classes = len(fs.class_names)
-    model = create_model(config.model, fs.input_dims, fs.sequence, n_classes)
+    model = create_model(config.model, fs.input_dims, fs.sequence, n_classes, pretrained=True)
     loss = LOSSES.create(config.loss.name, config.loss.params, modalities=list(config.data.modalities))
-    trainer = Trainer(config.train, ClassificationEvaluator(n_classes), fold_dir, seed=seed, epoch_callbacks=epoch_callbacks)
-    fit = trainer.fit(model, loss, train, val)
+    evaluator = ClassificationEvaluator(n_classes, config.train.eval_batch_size)
+    trainer = Trainer(config.train, evaluator, fold_dir, seed=seed, epoch_callbacks=epoch_callbacks)
+    fit = trainer.fit(model, loss, data.train, data.val)
     model.load_state_dict(fit.best_state)
-    return model, fit, test
+    return model, fit, data
 
 
 @torch.no_grad()
-def last_epoch_train_losses(model, fold_dir: Path, fs: FeatureSet, inputs: dict, fold: Fold) -> pd.DataFrame:
+def last_epoch_train_losses(model, fold_dir: Path, fs: FeatureSet, train: TensorData, fold: Fold,
+                            batch_size: int) -> pd.DataFrame:
     """Per-sample cross-entropy of each branch on the training clips with the weights of the last epoch run
     (the Mars paper's Fig. 7 compares these distributions for CE and Mars)."""
     last = torch.load(fold_dir / "last.pt", map_location="cpu", weights_only=False)["model"]
     selected = {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(last)
-    train, _, _ = fold_data(fs, inputs, fold)
-    preds = predict(model, train)
+    preds = predict(model, train, batch_size)
     model.load_state_dict(selected)
     train_meta = fs.meta[np.isin(fs.meta["actor"], fold.train_actors)].reset_index(drop=True)
     table = pd.DataFrame({"clip": train_meta["clip"], "label": preds.target})
@@ -102,8 +120,8 @@ def last_epoch_train_losses(model, fold_dir: Path, fs: FeatureSet, inputs: dict,
 
 def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: dict, fold: Fold, fold_dir: Path) -> dict:
     started = time.perf_counter()
-    model, fit, test = train_fold(config, fs, inputs, fold, fold_dir)
-    preds = predict(model, test)
+    model, fit, data = train_fold(config, fs, inputs, fold, fold_dir)
+    preds = predict(model, data.test, config.train.eval_batch_size)
     metrics = classification_metrics(preds, len(fs.class_names))
     test_meta = fs.meta[np.isin(fs.meta["actor"], fold.test_actors)].reset_index(drop=True)
     table = predictions_table(test_meta, preds, fs.class_names, fold.index)
@@ -124,9 +142,9 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: dict, fold: Fold,
     }
     pd.DataFrame(fit.history).to_csv(fold_dir / "history.csv", index=False)
     torch.save(fit.best_state, fold_dir / "best.pt")
-    write_json(fold_dir / "standardizer.json", fold_standardizers(fs, inputs, fold, config.features.speaker_norm))
+    write_json(fold_dir / "standardizer.json", fold_standardizers(fs, data.scalers, fold, config.features.speaker_norm))
     atomic_write_text(fold_dir / "predictions.csv", table.to_csv(index=False))
-    losses = last_epoch_train_losses(model, fold_dir, fs, inputs, fold)
+    losses = last_epoch_train_losses(model, fold_dir, fs, data.train, fold, config.train.eval_batch_size)
     atomic_write_text(fold_dir / "train_losses.csv", losses.to_csv(index=False))
     write_json(fold_dir / "result.json", result)  # written last: its presence marks the fold done
     return result
@@ -162,6 +180,7 @@ def summarize(config: ExperimentConfig, fs: FeatureSet, fold_results: list[dict]
         "n_clips": int(len(predictions)),
         "speaker_norm": config.features.speaker_norm,
         "skipped_takes": fs.skipped,
+        "face_detection": fs.face_report,
         "data_fingerprint": fs.fingerprint,
         "std_note": "sample standard deviation (ddof=1) over folds",
         "config": config.model_dump(mode="json"),
@@ -183,7 +202,11 @@ def _run(config, data_dir, run_dir, cache, progress, only_folds) -> dict:
 
     fs = build_ravdess_features(data_dir, config.data, config.features, cache, progress)
     record_fingerprint(run_dir, {"sha256": fs.fingerprint, "data_dir": str(data_dir), "n_takes": len(fs.meta),
-                                 "skipped_takes": fs.skipped, "feature_dims": fs.input_dims})
+                                 "skipped_takes": fs.skipped, "feature_dims": fs.input_dims, "face_detection": fs.face_report})
+    if fs.face_report:
+        r = fs.face_report
+        log.info("faces: %d of %d analysed frames without a face; %d of %d sampled frames left out of their clips",
+                 r["frames_without_face"], r["frames_analysed"], r["sampled_frames_without_face"], r["sampled_frames"])
 
     inputs = prepare_inputs(fs, config.features.speaker_norm)
     folds = actor_folds(fs.meta["actor"].unique(), config.protocol.n_folds, config.protocol.val_fraction, config.seed)

@@ -22,14 +22,14 @@ import pandas as pd
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from emofuse.config import DataConfig, FeaturesConfig, ProtocolConfig, dump_config, load_config
+from emofuse.config import DataConfig, FeaturesConfig, ProtocolConfig, check_visual_features, dump_config, load_config
 from emofuse.data.ravdess import EMOTIONS
 from emofuse.emi_config import EmiConfig
 from emofuse.evaluation.cross_validation import prepare_inputs
 from emofuse.evaluation.emi_experiment import run_emi
 from emofuse.evaluation.folds import Fold, actor_folds
 from emofuse.evaluation.regression import pearson
-from emofuse.features import EXTRACTORS
+from emofuse.features import EXTRACTORS, VIDEO_EXTRACTORS
 from emofuse.features.cache import FeatureCache
 from emofuse.features.dataset import FeatureSet, build_ravdess_features
 from emofuse.registry import ConfigError
@@ -56,6 +56,7 @@ class RavdessSource(BaseModel):
     @model_validator(mode="after")
     def _check_extractor(self) -> "RavdessSource":
         EXTRACTORS.validate_params(self.features.audio.name, self.features.audio.params, "features.audio.params")
+        check_visual_features(self.data, self.features)
         return self
 
 
@@ -79,6 +80,10 @@ def check_compatible(config: EmiConfig, ravdess: RavdessSource) -> None:
     missing = [m for m in config.data.modalities if m not in ravdess.data.modalities]
     if missing:
         raise ConfigError(f"data.modalities {missing} are not produced by the RAVDESS config (it has {ravdess.data.modalities})")
+    visual = ravdess.features.visual
+    if "visual" in config.data.modalities and visual is not None and VIDEO_EXTRACTORS.get(visual.name).clips:
+        raise ConfigError(f"features.visual '{visual.name}' gives face-crop clips, which the EMI model (feature "
+                          "sequences) cannot take; use face_features")
 
 
 def write_features(fs: FeatureSet, inputs: dict, out: Path) -> None:

@@ -409,7 +409,7 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
         trial_config = apply_params(base, params, f"trial {trial.number}")
         scores = []
         for step, fold in enumerate(folds):
-            _model, fit, _test = cv.train_fold(trial_config, fs, inputs, fold, None)  # test data is never scored
+            _model, fit, _data = cv.train_fold(trial_config, fs, inputs, fold, None)  # its test data is never scored
             scores.append(float(fit.best_metrics["accuracy"]))
             trial.set_user_attr("val_accuracy_folds", scores)
             running = float(np.mean(scores))

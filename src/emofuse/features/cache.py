@@ -12,6 +12,7 @@ result of the last rename stays.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -34,34 +35,55 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+def _atomic_write(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
+            write(f)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    _atomic_write(path, lambda f: np.save(f, array))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic_write(path, lambda f: f.write(data))
+
+
 class FeatureCache:
+    """Entries are arrays; an extractor may keep a small JSON record beside one (e.g. how many video frames had a
+    face), written before the array so that an entry's array never exists without its record."""
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
     def entry(self, settings_key: str, digest: str) -> Path:
         return self.root / settings_key / f"{digest}.npy"
 
-    def load(self, settings_key: str, digest: str) -> np.ndarray | None:
+    def load(self, settings_key: str, digest: str, mmap: bool = False) -> np.ndarray | None:
+        """The cached array (memory-mapped read-only with ``mmap``: large face-crop clips stay on disk until used)."""
         path = self.entry(settings_key, digest)
         if not path.is_file():
             return None
         try:
-            return np.load(path)
+            return np.load(path, mmap_mode="r" if mmap else None)
         except (ValueError, OSError, EOFError):
             path.unlink(missing_ok=True)  # a damaged entry is recomputed, never trusted
             return None
 
-    def save(self, settings_key: str, digest: str, array: np.ndarray) -> None:
-        atomic_save_npy(self.entry(settings_key, digest), array)
+    def load_info(self, settings_key: str, digest: str) -> dict | None:
+        try:
+            return json.loads(self.entry(settings_key, digest).with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def save(self, settings_key: str, digest: str, array: np.ndarray, info: dict | None = None) -> None:
+        path = self.entry(settings_key, digest)
+        if info is not None:
+            atomic_write_bytes(path.with_suffix(".json"), json.dumps(info).encode())
+        atomic_save_npy(path, array)

@@ -1,4 +1,4 @@
-"""Parallel, cached, resumable feature extraction over many audio files, shardable across machines.
+"""Parallel, cached, resumable feature extraction over many audio or video files, shardable across machines.
 
 Within a machine, files are spread over worker processes. Across machines (or several processes),
 ``emofuse extract CONFIG --shard i/n`` takes only the i-th of n disjoint shares of the takes; all n
@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from emofuse.data.audio import load_audio
 from emofuse.data.errors import DataError
-from emofuse.features.base import EXTRACTORS, AudioExtractor
+from emofuse.features.base import Extractor
 from emofuse.features.cache import FeatureCache, file_digest
 from emofuse.registry import ConfigError
 
@@ -31,12 +30,15 @@ log = logging.getLogger(__name__)
 @dataclass
 class ExtractionReport:
     features: dict[Path, np.ndarray] = field(default_factory=dict)
+    info: dict[Path, dict] = field(default_factory=dict)  # file -> the extractor's record, where it keeps one
+    digests: dict[Path, str] = field(default_factory=dict)  # file -> SHA-256 of its bytes
     failures: dict[Path, str] = field(default_factory=dict)  # file -> what is wrong
     computed: int = 0
     cached: int = 0
 
 
-_worker_extractor: AudioExtractor | None = None
+_worker_extractor: Extractor | None = None
+VANISHED = "its cache entry vanished before it could be read"
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -56,32 +58,34 @@ def in_shard(key: str, index: int, count: int) -> bool:
     return int(hashlib.sha256(key.encode()).hexdigest(), 16) % count == index - 1
 
 
-def _init_worker(name: str, params: dict) -> None:
+def _init_worker(cls: type[Extractor], params: dict) -> None:
     global _worker_extractor
+    import cv2
     import torch
 
     torch.set_num_threads(1)
-    _worker_extractor = EXTRACTORS.create(name, params)
+    cv2.setNumThreads(1)  # the workers are the parallelism
+    _worker_extractor = cls(cls.Params.model_validate(params))
 
 
 def _extract_one(path: Path, digest: str, cache_root: str) -> str | None:
     """Extract one file into the cache; returns the problem instead of raising, so the batch goes on."""
     extractor = _worker_extractor
     try:
-        features = extractor(load_audio(path, extractor.sample_rate))
+        features, info = extractor.extract_file(path)
     except DataError as err:
         return err.problem
     except Exception as err:  # a decoder or extractor failure on this file only
         return f"feature extraction failed ({type(err).__name__}: {err})"
     if not np.isfinite(features).all():
         return "extracted features hold NaN or infinity"
-    FeatureCache(cache_root).save(extractor.settings_key(), digest, features)
+    FeatureCache(cache_root).save(extractor.settings_key(), digest, features, info)
     return None
 
 
 def extract_features(
     files: list[Path],
-    extractor: AudioExtractor,
+    extractor: Extractor,
     cache: FeatureCache,
     workers: int = 2,
     progress: bool = True,
@@ -93,25 +97,48 @@ def extract_features(
     todo = []
     for path, digest in digests.items():
         if digest is None:
-            report.failures[path] = "audio file does not exist"
+            report.failures[path] = "file does not exist"
             continue
-        cached = cache.load(key, digest)
-        if cached is None:
-            todo.append(path)
-        else:
-            report.features[path] = cached
+        report.digests[path] = digest
+        if _take_from_cache(report, path, extractor, cache):
             report.cached += 1
-    if todo:
+        else:
+            todo.append(path)
+    first = {}  # files with the same bytes (copies, links) are extracted once
+    for path in todo:
+        first.setdefault(digests[path], path)
+    if first:
         log.info("extracting %s for %d files (%d cached) with %d workers", key, len(todo), report.cached, workers)
-        _run_workers(todo, digests, extractor, cache, workers, progress, report)
+        _run_workers(list(first.values()), digests, extractor, cache, workers, progress, report)
+    for path in todo:
+        done = first[digests[path]]
+        if path == done:
+            continue
+        if done in report.failures:
+            report.failures[path] = report.failures[done]
+        elif _take_from_cache(report, path, extractor, cache):
+            report.computed += 1
+        else:
+            report.failures[path] = VANISHED
     return report
+
+
+def _take_from_cache(report: ExtractionReport, path: Path, extractor: Extractor, cache: FeatureCache) -> bool:
+    key, digest = extractor.settings_key(), report.digests[path]
+    features = cache.load(key, digest, mmap=extractor.memmap)
+    if features is None:
+        return False
+    report.features[path] = features
+    info = cache.load_info(key, digest)
+    if info is not None:
+        report.info[path] = info
+    return True
 
 
 def _run_workers(todo, digests, extractor, cache, workers, progress, report) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     global _worker_extractor
-    key = extractor.settings_key()
     bar = Progress(
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         disable=not progress, transient=True,
@@ -125,16 +152,15 @@ def _run_workers(todo, digests, extractor, cache, workers, progress, report) -> 
             pool = stack.enter_context(
                 ProcessPoolExecutor(
                     workers, mp_context=multiprocessing.get_context("spawn"),  # fork is unsafe once torch threads exist
-                    initializer=_init_worker, initargs=(extractor.registry_name, extractor.params.model_dump()),
+                    initializer=_init_worker, initargs=(type(extractor), extractor.params.model_dump(mode="json")),
                 )
             )
             futures = {pool.submit(_extract_one, p, digests[p], str(cache.root)): p for p in todo}
             results = ((futures[f], f.result()) for f in as_completed(futures))
         for path, problem in results:
-            if problem is None:
-                report.features[path] = cache.load(key, digests[path])
+            if problem is None and _take_from_cache(report, path, extractor, cache):
                 report.computed += 1
             else:
-                report.failures[path] = problem
-                log.warning("%s: %s", path, problem)
+                report.failures[path] = problem or VANISHED
+                log.warning("%s: %s", path, report.failures[path])
             bar.advance(task)

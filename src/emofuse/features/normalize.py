@@ -2,7 +2,9 @@
 
 Speaker normalisation uses each speaker's own clips, test speakers included, but never their
 labels: it is the usual unsupervised speaker adaptation of speaker-independent emotion work, and
-results record whether it was on.
+results record whether it was on. Face-crop clips (T, S, S, 3) uint8 are standardised per colour
+channel with training statistics, lazily (a float copy of every clip would not fit in memory), and
+not per speaker (a crop already removes the face's position and scale).
 """
 
 from __future__ import annotations
@@ -31,6 +33,11 @@ def fit_stats(values: Values, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray
     return stacked.mean(0), np.maximum(stacked.std(0), eps)
 
 
+def is_clips(values) -> bool:
+    """Face-crop clips: a list of (T, S, S, 3) arrays."""
+    return isinstance(values, list) and len(values) > 0 and np.ndim(values[0]) == 4
+
+
 class Standardizer:
     def fit(self, values: Values) -> "Standardizer":
         self.mean, self.std = fit_stats(values)
@@ -44,9 +51,56 @@ class Standardizer:
 
     @classmethod
     def from_dict(cls, state: dict) -> Standardizer:
-        scaler = cls()
+        scaler = ChannelStandardizer() if state.get("kind") == "channel" else cls()
         scaler.mean, scaler.std = np.asarray(state["mean"], np.float64), np.asarray(state["std"], np.float64)
         return scaler
+
+    @staticmethod
+    def for_values(values) -> Standardizer:
+        return ChannelStandardizer() if is_clips(values) else Standardizer()
+
+
+class ChannelStandardizer(Standardizer):
+    """Per colour channel over every pixel of every frame of uint8 clips (T, S, S, 3); a clip comes out as
+    float32 (T, 3, S, S), frames first and channels next, the layout video encoders take."""
+
+    def fit(self, values: list[np.ndarray]) -> ChannelStandardizer:
+        total, squares, count = np.zeros(3), np.zeros(3), 0
+        for clip in values:
+            pixels = np.asarray(clip, dtype=np.float64).reshape(-1, 3)
+            total += pixels.sum(0)
+            squares += np.square(pixels).sum(0)
+            count += len(pixels)
+        self.mean = total / count
+        self.std = np.maximum(np.sqrt(np.maximum(squares / count - self.mean**2, 0)), 1e-6)
+        return self
+
+    def apply(self, clip: np.ndarray) -> np.ndarray:
+        scaled = (np.asarray(clip, dtype=np.float32) - self.mean.astype(np.float32)) / self.std.astype(np.float32)
+        return np.ascontiguousarray(scaled.transpose(0, 3, 1, 2))
+
+    def transform(self, values):
+        """One clip -> its float32 (T, 3, S, S) array; a list of clips -> a lazy sequence of them."""
+        return StandardizedClips(values, self) if isinstance(values, list) else self.apply(values)
+
+    def to_dict(self) -> dict:
+        return {"kind": "channel", **super().to_dict()}
+
+
+class StandardizedClips:
+    """Clips standardised one at a time when read, so that only a batch is ever held as floats."""
+
+    def __init__(self, clips: list[np.ndarray], scaler: ChannelStandardizer):
+        self.clips, self.scaler = clips, scaler
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.scaler.apply(self.clips[i])
+
+    def lengths(self) -> list[int]:
+        return [len(c) for c in self.clips]
 
 
 def speaker_normalize(values: Values, speakers: np.ndarray) -> Values:

@@ -62,11 +62,17 @@ class MultimodalClassifier(nn.Module):
         return ModelOutput(branch_logits=logits, probs=fused.probs, fused_logits=fused.logits)
 
 
-def create_model(config: ModelConfig, input_dims: dict[str, int], sequence: dict[str, bool], n_classes: int) -> MultimodalClassifier:
+def create_model(config: ModelConfig, input_dims: dict[str, int], sequence: dict[str, bool], n_classes: int,
+                 pretrained: bool = False) -> MultimodalClassifier:
+    """The configured model; ``pretrained`` loads encoders' starting weights (for training; a trained run's
+    weights replace them anyway)."""
     encoders = {
         m: ENCODERS.create(part.name, part.params, input_dim=input_dims[m], sequence=sequence[m])
         for m, part in config.encoders.items()
     }
+    if pretrained:
+        for encoder in encoders.values():
+            getattr(encoder, "load_pretrained", lambda: None)()
     fusion = FUSIONS.create(
         config.fusion.name, config.fusion.params, feature_dims={m: e.out_dim for m, e in encoders.items()},
         n_classes=n_classes, stage_dims={m: list(e.stage_dims) for m, e in encoders.items()},

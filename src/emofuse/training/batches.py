@@ -1,7 +1,8 @@
-"""In-memory mini-batches of multimodal features (clip vectors and padded frame sequences).
+"""In-memory mini-batches of multimodal features (clip vectors, padded frame sequences, face clips).
 
 Features of a few thousand clips fit in memory; slicing whole tensors is several times faster on
-a laptop CPU than a per-item DataLoader.
+a laptop CPU than a per-item DataLoader. Face clips are the exception: they stay uint8 (memory-mapped
+from the feature cache) and only the rows of a batch are standardised and padded.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Iterator
 
 import numpy as np
 import torch
+
+from emofuse.features.normalize import StandardizedClips
 
 
 @dataclass
@@ -37,14 +40,41 @@ def pad_sequences(sequences: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tens
     return padded, lengths
 
 
+def windows(lengths: torch.Tensor, crop: int | None, generator: torch.Generator | None) -> torch.Tensor | None:
+    """Random start of a ``crop``-frame window in each sequence, or None when every sequence fits."""
+    if crop is None or int(lengths.max()) <= crop:
+        return None
+    return (torch.rand(len(lengths), generator=generator) * (lengths - crop).clamp(min=0).add(1)).long()
+
+
+def clip_batch(clips: StandardizedClips, rows: torch.Tensor, lens: torch.Tensor, crop: int | None,
+               generator: torch.Generator | None, hflip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of face clips as one zero-padded float tensor (B, T, 3, S, S) and their lengths."""
+    starts = windows(lens, crop, generator)
+    lens = lens.clamp(max=crop) if starts is not None else lens
+    first = clips[int(rows[0])]
+    out = torch.zeros(len(rows), int(lens.max()), *first.shape[1:], dtype=torch.float32)
+    for j, row in enumerate(rows.tolist()):
+        clip = first if j == 0 else clips[row]
+        start = int(starts[j]) if starts is not None else 0
+        out[j, : int(lens[j])] = torch.from_numpy(clip[start : start + int(lens[j])])
+    if hflip > 0:
+        mirror = torch.rand(len(rows), generator=generator) < hflip
+        out[mirror] = out[mirror].flip(-1)
+    return out, lens
+
+
 class TensorData:
     """Rows of per-modality features with targets; ``batches`` yields them in (shuffled) batches."""
 
-    def __init__(self, features: dict[str, np.ndarray | list[np.ndarray]], target: np.ndarray):
+    def __init__(self, features: dict[str, np.ndarray | list[np.ndarray] | StandardizedClips], target: np.ndarray):
         self.inputs: dict[str, torch.Tensor] = {}
         self.lengths: dict[str, torch.Tensor | None] = {}
+        self.clips: dict[str, StandardizedClips] = {}
         for m, values in features.items():
-            if isinstance(values, list):
+            if isinstance(values, StandardizedClips):
+                self.clips[m], self.lengths[m] = values, torch.tensor(values.lengths(), dtype=torch.long)
+            elif isinstance(values, list):
                 self.inputs[m], self.lengths[m] = pad_sequences(values)
             else:
                 self.inputs[m], self.lengths[m] = torch.as_tensor(values, dtype=torch.float32), None
@@ -53,8 +83,10 @@ class TensorData:
     def __len__(self) -> int:
         return len(self.target)
 
-    def batch(self, rows: torch.Tensor, crop: int | None = None, generator: torch.Generator | None = None) -> Batch:
-        """The given rows; with ``crop``, sequences longer than ``crop`` frames are cut to a random window."""
+    def batch(self, rows: torch.Tensor, crop: int | None = None, generator: torch.Generator | None = None,
+              hflip: float = 0.0) -> Batch:
+        """The given rows; with ``crop``, sequences longer than ``crop`` frames are cut to a random window; with
+        ``hflip``, each face clip is mirrored with that probability."""
         inputs, lengths = {}, {}
         for m, x in self.inputs.items():
             lens = self.lengths[m]
@@ -62,18 +94,20 @@ class TensorData:
                 inputs[m], lengths[m] = x[rows], None
                 continue
             lens = lens[rows]
-            if crop is None or int(lens.max()) <= crop:
+            starts = windows(lens, crop, generator)
+            if starts is None:
                 inputs[m], lengths[m] = x[rows, : int(lens.max())], lens
                 continue
-            starts = (torch.rand(len(rows), generator=generator) * (lens - crop).clamp(min=0).add(1)).long()
             window = starts[:, None] + torch.arange(crop)[None, :]
             inputs[m] = x[rows[:, None], window.clamp(max=x.shape[1] - 1)]
             lengths[m] = lens.clamp(max=crop)
+        for m, clips in self.clips.items():
+            inputs[m], lengths[m] = clip_batch(clips, rows, self.lengths[m][rows], crop, generator, hflip)
         return Batch(inputs, lengths, self.target[rows], rows)
 
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
-                drop_last: bool = False, crop: int | None = None) -> Iterator[Batch]:
+                drop_last: bool = False, crop: int | None = None, hflip: float = 0.0) -> Iterator[Batch]:
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
         stop = len(self) - (len(self) % batch_size if drop_last and len(self) > batch_size else 0)
         for start in range(0, stop, batch_size):
-            yield self.batch(order[start : start + batch_size], crop, generator)
+            yield self.batch(order[start : start + batch_size], crop, generator, hflip)

@@ -135,7 +135,7 @@ class Trainer:
             sums: dict[str, float] = {}
             seen = 0
             for batch in train.batches(
-                cfg.batch_size, shuffle=True, generator=shuffle_gen, drop_last=True, crop=cfg.crop_frames
+                cfg.batch_size, shuffle=True, generator=shuffle_gen, drop_last=True, crop=cfg.crop_frames, hflip=cfg.hflip
             ):
                 if ddp is not None:
                     batch, share = distributed.shard_batch(batch)  # this rank's rows of the global batch

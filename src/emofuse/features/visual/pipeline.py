@@ -39,8 +39,10 @@ class FacePipelineParams(BaseModel):
     search_size: int = Field(96, ge=32, description="that region is resized to this many pixels before detecting")
     crop_size: int = Field(112, ge=16)
     crop_margin: float = Field(0.2, ge=0, description="crop side = longer box side x (1 + margin)")
-    descriptors: list[Literal["hog", "geometry"]] = Field(
-        default_factory=lambda: ["hog"], description="per-frame features: hog (OpenCV), geometry (face-mesh landmarks; needs mediapipe)"
+    descriptors: list[Literal["hog", "geometry", "expression"]] = Field(
+        default_factory=lambda: ["hog"],
+        description="per-frame features: hog (OpenCV), geometry (face-mesh landmarks; needs mediapipe), expression "
+                    "(7 expression probabilities of fer's CNN; needs ai-edge-litert)",
     )
 
 
@@ -77,7 +79,7 @@ class FacePipeline:
         self.params = FacePipelineParams.model_validate(params or {})
         p = self.params
         self.detector = FACE_DETECTORS.create(p.detector.name, p.detector.params)
-        self._hog = self._mesh = None
+        self._hog = self._mesh = self._expression = None
         if "hog" in p.descriptors:
             from emofuse.features.visual.hog import HogDescriptor
 
@@ -86,6 +88,10 @@ class FacePipeline:
             from emofuse.features.visual.landmarks import FaceMeshLandmarks
 
             self._mesh = FaceMeshLandmarks()
+        if "expression" in p.descriptors:
+            from emofuse.features.visual.expression import ExpressionModel
+
+            self._expression = ExpressionModel()
 
     def analyze_file(self, path: str | Path) -> FaceAnalysis:
         return self.analyze(decode_video(path, self.params.fps, self.params.max_frames))
@@ -109,6 +115,9 @@ class FacePipeline:
                 else np.zeros((0, self._hog.dim), np.float32)
         if self._mesh is not None:
             self._add_geometry(analysis, video)
+        if self._expression is not None:
+            analysis.descriptors["expression"] = np.stack([self._expression(video.frames[i], boxes[i]) for i in face_frames]) \
+                if len(face_frames) else np.zeros((0, self._expression.dim), np.float32)
         return analysis
 
     def _search_near(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray | None:

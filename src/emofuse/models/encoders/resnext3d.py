@@ -10,13 +10,23 @@ pooled vector is the mean over valid frames and all positions, so a clip's vecto
 padding. The defaults are the full ResNeXt-50 32x4d (25,865,664 parameters without a classifier; 25,882,056 with
 the 8-class layer, the paper's 25.88 M); smaller ``stem`` / ``group_width`` / ``cardinality`` / ``blocks`` give
 tiny shapes for CPU tests.
+
+``weights`` starts training from a local checkpoint: this encoder's own state dict, or the Kinetics-pretrained
+``resnext-50-kinetics.pth`` of Hara et al.'s 3D-ResNets-PyTorch (the backbone the Mars line of work fine-tunes),
+whose layer names are mapped onto these stages (its 400-class ``fc`` is dropped). The file is read when a fold's
+model is built for training (``load_pretrained``), never by predict or export, which load the run's own weights.
 """
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
+from emofuse.registry import ConfigError
 
 from emofuse.models.encoders.base import ENCODERS, Encoder
 
@@ -99,6 +109,9 @@ class ResNeXt3DEncoder(Encoder):
         cardinality: int = Field(32, ge=1, description="groups of the 3x3x3 convolutions")
         group_width: int = Field(4, ge=1, description="channels per group in the first layer (the '4d' of 32x4d)")
         stem: int = Field(64, ge=1, description="channels of the stem convolution")
+        weights: str | None = Field(
+            None, description="checkpoint to start from: this encoder's state dict or Hara et al.'s resnext-50-kinetics.pth"
+        )
 
     def __init__(self, params: Params, input_dim: int = 3, sequence: bool = True):
         super().__init__()
@@ -111,6 +124,7 @@ class ResNeXt3DEncoder(Encoder):
             self.stages.append(Layer(widths[i], mid, params.cardinality, n, 1 if i == 0 else 2))
         self.stage_dims = widths
         self.out_dim = widths[-1]
+        self.weights = params.weights
         for m in self.modules():
             if isinstance(m, nn.Conv3d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -125,3 +139,50 @@ class ResNeXt3DEncoder(Encoder):
     def pool(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         valid = (lengths.clamp(min=1) * h.shape[3] * h.shape[4]).to(h.dtype)
         return h.sum(dim=(2, 3, 4)) / valid[:, None]  # padded frames are zero
+
+    def load_pretrained(self) -> None:
+        if self.weights is not None:
+            self.load_state_dict(read_checkpoint(Path(self.weights), self.state_dict()))
+
+
+# Hara et al.'s names (after a DataParallel "module." prefix) -> this encoder's.
+HARA_NAMES = [
+    (r"^conv1\.", "stages.0.conv.0."), (r"^bn1\.", "stages.0.conv.1."),
+    (r"^layer(\d)\.(\d+)\.conv1\.", r"stages.\1.blocks.\2.reduce.0."), (r"^layer(\d)\.(\d+)\.bn1\.", r"stages.\1.blocks.\2.reduce.1."),
+    (r"^layer(\d)\.(\d+)\.conv2\.", r"stages.\1.blocks.\2.grouped.0."), (r"^layer(\d)\.(\d+)\.bn2\.", r"stages.\1.blocks.\2.grouped.1."),
+    (r"^layer(\d)\.(\d+)\.conv3\.", r"stages.\1.blocks.\2.expand.0."), (r"^layer(\d)\.(\d+)\.bn3\.", r"stages.\1.blocks.\2.expand.1."),
+    (r"^layer(\d)\.(\d+)\.downsample\.", r"stages.\1.blocks.\2.shortcut."),
+]
+
+
+def read_checkpoint(path: Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A full state dict for this encoder from ``path``, or a ConfigError naming the file and what does not fit."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: resnext3d weights file does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001  (not a torch file, truncated, pickled objects ...)
+        raise ConfigError(f"{path}: cannot read resnext3d weights ({type(err).__name__}: {str(err)[:200]})") from None
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ConfigError(f"{path}: holds no state dict")
+    mapped = {}
+    for name, tensor in state.items():
+        name = name.removeprefix("module.")
+        if name.startswith("fc."):
+            continue  # Kinetics' classifier
+        for pattern, replacement in HARA_NAMES:
+            name = re.sub(pattern, replacement, name)
+        mapped[name] = tensor
+    mapped = {k: v for k, v in mapped.items() if not k.endswith("num_batches_tracked") or k in expected}
+    missing = [k for k in expected if k not in mapped and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in mapped if k not in expected]
+    wrong = [f"{k} {tuple(mapped[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+             if k in mapped and mapped[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        problems = [f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "",
+                    f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "",
+                    f"{len(wrong)} of another shape (e.g. {wrong[:2]})" if wrong else ""]
+        raise ConfigError(f"{path}: does not fit this resnext3d (blocks, cardinality, group_width, stem): "
+                          + "; ".join(p for p in problems if p))
+    return {k: mapped.get(k, v) for k, v in expected.items()}
