@@ -187,8 +187,9 @@ def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
 
 
 def deep_merge(base: dict, update: dict) -> dict:
-    """``update`` over ``base``, section by section; a part (a mapping with a ``name``) renamed in ``update``
-    replaces the base's part whole, since the base's parameters belong to the other part."""
+    """``update`` over ``base``, section by section; a part (a mapping with a ``name`` and ``params``) renamed in
+    ``update`` replaces the base's part whole, since the base's parameters belong to the other part. (A config's
+    own top-level ``name`` has no ``params`` beside it: configs themselves are merged.)"""
     if "name" in update and "name" in base and update["name"] != base["name"] and isinstance(base.get("params"), dict):
         return dict(update)
     merged = dict(base)

@@ -88,7 +88,7 @@ class ChannelStandardizer(Standardizer):
 
 
 class StandardizedClips:
-    """Clips standardised one at a time when read, so that only a batch is ever held as floats."""
+    """Clips standardised when read, and only the frames read, so that only a batch is ever held as floats."""
 
     def __init__(self, clips: list[np.ndarray], scaler: ChannelStandardizer):
         self.clips, self.scaler = clips, scaler
@@ -96,8 +96,14 @@ class StandardizedClips:
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, i: int) -> np.ndarray:
-        return self.scaler.apply(self.clips[i])
+    def window(self, i: int, start: int, length: int) -> np.ndarray:
+        """Frames ``start`` to ``start + length`` of clip ``i``, standardised: float32 (length, 3, S, S)."""
+        return self.scaler.apply(self.clips[i][start : start + length])
+
+    def frame_shape(self) -> tuple[int, int, int]:
+        """(3, S, S): one standardised frame."""
+        _, height, width, channels = self.clips[0].shape
+        return channels, height, width
 
     def lengths(self) -> list[int]:
         return [len(c) for c in self.clips]

@@ -52,12 +52,10 @@ def clip_batch(clips: StandardizedClips, rows: torch.Tensor, lens: torch.Tensor,
     """Rows of face clips as one zero-padded float tensor (B, T, 3, S, S) and their lengths."""
     starts = windows(lens, crop, generator)
     lens = lens.clamp(max=crop) if starts is not None else lens
-    first = clips[int(rows[0])]
-    out = torch.zeros(len(rows), int(lens.max()), *first.shape[1:], dtype=torch.float32)
+    out = torch.zeros(len(rows), int(lens.max()), *clips.frame_shape(), dtype=torch.float32)
     for j, row in enumerate(rows.tolist()):
-        clip = first if j == 0 else clips[row]
         start = int(starts[j]) if starts is not None else 0
-        out[j, : int(lens[j])] = torch.from_numpy(clip[start : start + int(lens[j])])
+        out[j, : int(lens[j])] = torch.from_numpy(clips.window(row, start, int(lens[j])))
     if hflip > 0:
         mirror = torch.rand(len(rows), generator=generator) < hflip
         out[mirror] = out[mirror].flip(-1)
