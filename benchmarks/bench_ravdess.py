@@ -15,11 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import soundfile
 import torch
 
 from emofuse.config import load_config
 from emofuse.evaluation.cross_validation import run_cross_validation
 from emofuse.features.cache import FeatureCache
+from emofuse.data.ravdess import find_audio_files
 from emofuse.features.dataset import build_ravdess_features
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +34,8 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     config = load_config(args.config, args.overrides)
-    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"load average {os.getloadavg()[0]:.1f} before the run")
     with tempfile.TemporaryDirectory() as tmp:
         cache = FeatureCache(Path(tmp) / "cache")
         started = time.perf_counter()
@@ -41,8 +44,10 @@ def main() -> None:
         started = time.perf_counter()
         build_ravdess_features(args.data, config.data, config.features, cache, progress=False)
         cached_s = time.perf_counter() - started
-        print(f"(a) feature extraction ({config.features.audio.name}, {len(fs.meta)} takes, "
-              f"{config.features.workers} workers): {extract_s:.1f} s; again from the cache: {cached_s:.1f} s")
+        audio_s = sum(soundfile.info(str(p)).duration for p in find_audio_files(args.data / config.data.audio_dir).values())
+        print(f"(a) feature extraction ({config.features.audio.name}, {len(fs.meta)} takes, {audio_s:.0f} s of audio, "
+              f"{config.features.workers} workers): {extract_s:.1f} s, real-time factor {extract_s / audio_s:.4f}; "
+              f"again from the cache: {cached_s:.1f} s (load average {os.getloadavg()[0]:.1f})")
         started = time.perf_counter()
         summary = run_cross_validation(config, args.data, Path(tmp) / "run", cache.root, progress=False)
         cv_s = time.perf_counter() - started

@@ -67,7 +67,7 @@ def _extractor_output(part: Part, seconds: float) -> np.ndarray:
 
     extractor = EXTRACTORS.create(part.name, part.params)
     wave = np.random.default_rng(0).standard_normal(int(seconds * extractor.sample_rate)).astype(np.float32) * 0.1
-    return extractor.compute(wave)
+    return extractor(wave)
 
 
 def ravdess_setting(config_path: str | Path) -> Setting:

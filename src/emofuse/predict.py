@@ -140,7 +140,8 @@ class Predictor:
             raise Missing("no video stream in the file")
         started = time.perf_counter()
         try:
-            features, records["face"] = self.video.extract_file(path)
+            cached, records["face"] = self.video.extract_file(path)
+            features = self.video.view(cached)
         except DataError:
             raise
         except Exception as err:  # noqa: BLE001  (a decoder or detector failure on this file only)

@@ -35,20 +35,28 @@ class Extractor:
     version: ClassVar[str] = "1"  # bump when the output of the same params changes
     sequence: ClassVar[bool] = False  # output (T, ...) per file rather than one vector
     memmap: ClassVar[bool] = False  # outputs are large: read them from the cache memory-mapped
+    view_params: ClassVar[frozenset[str]] = frozenset()  # params that only select from the cached array (see view)
 
     def __init__(self, params: BaseModel):
         self.params = params
 
     def settings_key(self) -> str:
         """Identifies the extractor's output: a cache entry is reused only under the same key."""
-        spec = {"name": self.registry_name, "version": self.version, "params": self.params.model_dump(mode="json")}
+        params = self.params.model_dump(mode="json", exclude=set(self.view_params))
+        spec = {"name": self.registry_name, "version": self.version, "params": params}
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
         return f"{self.registry_name}-{digest}"
 
     def extract_file(self, path: Path) -> tuple[np.ndarray, dict | None]:
-        """The file's features and an optional small record about them (kept beside the cache entry);
+        """What the cache keeps of the file and an optional small record about it (kept beside the cache entry);
         raises DataError naming the file when the file cannot give features."""
         raise NotImplementedError
+
+    def view(self, cached: np.ndarray) -> np.ndarray:
+        """The features a model takes, from what the cache keeps: an extractor that caches more than one setting
+        needs (every layer of a pretrained encoder, say) selects here, so changing a ``view_params`` value reads
+        the cache again instead of extracting again."""
+        return cached
 
 
 class AudioExtractor(Extractor):
@@ -61,16 +69,20 @@ class AudioExtractor(Extractor):
     def extract_file(self, path: Path) -> tuple[np.ndarray, None]:
         from emofuse.data.audio import load_audio
 
-        return self(load_audio(path, self.sample_rate)), None
+        return self.compute(self.trimmed(load_audio(path, self.sample_rate))), None
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
+        """The model's features of a waveform (what extraction caches, then ``view``)."""
+        return self.view(self.compute(self.trimmed(wave)))
+
+    def trimmed(self, wave: np.ndarray) -> np.ndarray:
         if self.params.trim_top_db is not None:
             import librosa
 
             trimmed, _ = librosa.effects.trim(wave, top_db=self.params.trim_top_db)
             if len(trimmed) >= self.sample_rate // 10:
-                wave = trimmed
-        return self.compute(wave)
+                return trimmed
+        return wave
 
     def compute(self, wave: np.ndarray) -> np.ndarray:
         raise NotImplementedError

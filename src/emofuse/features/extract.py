@@ -128,7 +128,7 @@ def _take_from_cache(report: ExtractionReport, path: Path, extractor: Extractor,
     features = cache.load(key, digest, mmap=extractor.memmap)
     if features is None:
         return False
-    report.features[path] = features
+    report.features[path] = extractor.view(features)
     info = cache.load_info(key, digest)
     if info is not None:
         report.info[path] = info

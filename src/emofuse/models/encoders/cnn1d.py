@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from emofuse.models.encoders.base import ENCODERS, Encoder
+from emofuse.models.encoders.layer_mix import layer_mix
 
 
 def time_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
@@ -49,13 +50,15 @@ class CNN1DEncoder(Encoder):
         first_stride: int = Field(1, ge=1, description="stride of the first convolution (cheaper on long inputs)")
         pooling: Literal["mean", "max", "meanmax"] = "meanmax"
         dropout: float = Field(0.0, ge=0, lt=1, description="after each block (CPU dropout is costly on long sequences)")
+        layer_mix: int | None = Field(None, ge=1, description="input holds this many stacked layers: learn their weighted sum")
 
     def __init__(self, params: Params, input_dim: int, sequence: bool = True):
         super().__init__()
         if not sequence:
             raise ValueError("the cnn1d encoder takes frame sequences (T, D); use mlp for clip vectors")
         self.pooling = params.pooling
-        widths = [input_dim, *params.channels]
+        self.mix, frame_dim = layer_mix(params.layer_mix, input_dim)
+        widths = [frame_dim, *params.channels]
         self.stages = nn.ModuleList(
             ConvStage(widths[i], widths[i + 1], params.kernel_size, params.first_stride if i == 0 else 1, params.dropout)
             for i in range(len(params.channels))
@@ -66,7 +69,7 @@ class CNN1DEncoder(Encoder):
     def begin(self, x: torch.Tensor, lengths: torch.Tensor | None):
         if lengths is None:
             lengths = torch.full((x.shape[0],), x.shape[1], device=x.device, dtype=torch.long)
-        return x.transpose(1, 2) * time_mask(lengths, x.shape[1]), lengths  # (B, D, T), padding zeroed
+        return self.mix(x).transpose(1, 2) * time_mask(lengths, x.shape[1]), lengths  # (B, D, T), padding zeroed
 
     def pool(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = time_mask(lengths, h.shape[2])

@@ -1,0 +1,106 @@
+"""A linear peer for every neural number: logistic regression on the same features, folds and speaker normalisation.
+
+For a config, prints the test accuracy of scikit-learn logistic regressions trained on each fold's training
+actors: audio only, visual only, concatenation (one model on both feature vectors) and late average (the mean of
+the two unimodal models' probabilities). The regularisation C of each model is chosen per fold on that fold's
+validation actors (the same actors the neural models select their epoch on); the test actors are scored once.
+Clip-level features only (frame sequences are averaged over time first).
+
+    python benchmarks/linear_peer.py configs/ravdess_mars_whisper.yaml --data ../shared/data/ravdess
+    python benchmarks/linear_peer.py configs/ravdess_mars.yaml --data ../shared/data/ravdess --json peer.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from emofuse.config import load_config
+from emofuse.evaluation.cross_validation import prepare_inputs
+from emofuse.evaluation.folds import actor_folds
+from emofuse.features.cache import FeatureCache, default_cache_dir
+from emofuse.features.dataset import build_ravdess_features
+
+C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def clip_matrix(values) -> np.ndarray:
+    """(N, D) clip vectors; frame sequences are averaged over their frames."""
+    if isinstance(values, list):
+        return np.stack([np.asarray(v, dtype=np.float64).mean(0) for v in values])
+    return np.asarray(values, dtype=np.float64)
+
+
+def fit_select(train_x, train_y, val_x, val_y, seed: int) -> LogisticRegression:
+    """The model of the C (from C_GRID) with the best validation accuracy (the smaller C wins ties)."""
+    best, best_acc = None, -1.0
+    for c in C_GRID:
+        model = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(train_x, train_y)
+        acc = (model.predict(val_x) == val_y).mean()
+        if acc > best_acc:
+            best, best_acc = model, acc
+    return best
+
+
+def run(config_path: Path, data_dir: Path, cache: Path, overrides: list[str]) -> dict:
+    config = load_config(config_path, overrides)
+    fs = build_ravdess_features(data_dir, config.data, config.features, FeatureCache(cache), progress=False)
+    labels, actors = fs.meta["label"].to_numpy(), fs.meta["actor"].to_numpy()
+    modalities = list(config.data.modalities)
+    rows = {name: [] for name in (*modalities, "concatenation", "late_average")}
+    inputs = prepare_inputs(fs, config.features.speaker_norm)
+    for fold in actor_folds(np.unique(actors), config.protocol.n_folds, config.protocol.val_fraction, config.seed):
+        split = {part: np.flatnonzero(np.isin(actors, group)) for part, group in
+                 (("train", fold.train_actors), ("val", fold.val_actors), ("test", fold.test_actors))}
+        x = {}
+        for m in modalities:
+            matrix = clip_matrix(inputs[m])
+            scaler = StandardScaler().fit(matrix[split["train"]])
+            x[m] = {part: scaler.transform(matrix[idx]) for part, idx in split.items()}
+        y = {part: labels[idx] for part, idx in split.items()}
+        probs = {}
+        for m in modalities:
+            model = fit_select(x[m]["train"], y["train"], x[m]["val"], y["val"], config.seed)
+            probs[m] = model.predict_proba(x[m]["test"])
+            rows[m].append(float((probs[m].argmax(1) == y["test"]).mean()))
+        if len(modalities) > 1:
+            joined = {part: np.hstack([x[m][part] for m in modalities]) for part in ("train", "val", "test")}
+            model = fit_select(joined["train"], y["train"], joined["val"], y["val"], config.seed)
+            rows["concatenation"].append(float((model.predict(joined["test"]) == y["test"]).mean()))
+            late = np.mean([probs[m] for m in modalities], axis=0)
+            rows["late_average"].append(float((late.argmax(1) == y["test"]).mean()))
+    summary = {name: {"folds": accs, "mean": float(np.mean(accs)), "std": float(np.std(accs, ddof=1))}
+               for name, accs in rows.items() if accs}
+    return {"config": str(config_path), "features": config.features.audio.model_dump(mode="json"),
+            "speaker_norm": config.features.speaker_norm, "accuracy": summary}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", type=Path, nargs="+")
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, default=default_cache_dir())
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    results = []
+    for path in args.configs:
+        started = time.perf_counter()
+        result = run(path, args.data, args.cache, args.overrides)
+        result["seconds"] = time.perf_counter() - started
+        results.append(result)
+        print(f"{path} (speaker_norm {result['speaker_norm']}), linear peer, test accuracy mean ± std over folds:")
+        for name, r in result["accuracy"].items():
+            print(f"  {name:<14} {r['mean']:.4f} ± {r['std']:.4f}   folds {' '.join(f'{a:.3f}' for a in r['folds'])}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Choose the Whisper model, layer and context of the RAVDESS configs on validation actors only.
+
+For every (model, context) it cross-validates the config once per hidden-state index (``emofuse sensitivity``
+over ``features.audio.params.layers``: one extraction per (model, context), since the cache keeps every layer) and
+prints the mean over folds of the validation accuracy of each fold's selected epoch, the only number the choice
+looks at. The test accuracy of the same runs is printed beside it for the record, never used. The winner is the
+highest validation accuracy (ties: the smaller model, then the real-length context, then the lower layer).
+
+    python benchmarks/select_whisper.py --data ../shared/data/ravdess --out runs/select_whisper
+    python benchmarks/select_whisper.py --models tiny.en --contexts real --data ... --out ...   # a part
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from emofuse.config import load_config
+from emofuse.evaluation.compare import run_sensitivity
+from emofuse.features import EXTRACTORS
+from emofuse.features.cache import default_cache_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "ravdess_ce_whisper.yaml")
+    parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
+    parser.add_argument("--contexts", nargs="+", default=["real", "30s"])
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, default=default_cache_dir())
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    rows = []
+    for model in args.models:
+        for context in args.contexts:
+            overrides = [f"features.audio.params.model={model}", f"features.audio.params.context={context}"]
+            config = load_config(args.config, overrides)
+            n_states = EXTRACTORS.create("whisper", config.features.audio.params).n_states
+            started = time.perf_counter()
+            table = run_sensitivity(config, "features.audio.params.layers", list(range(n_states)), args.data,
+                                    args.out / f"{model}_{context}", args.cache, seeds=args.seeds, progress=False,
+                                    jobs=args.jobs)
+            seconds = time.perf_counter() - started
+            for r in table.itertuples(index=False):
+                rows.append({"model": model, "context": context, "layer": int(r.value),
+                             "val_accuracy": r.val_accuracy_mean, "test_accuracy": r.accuracy_mean,
+                             "test_std": r.accuracy_std, "seconds_for_all_layers": seconds})
+    table = pd.DataFrame(rows)
+    size = {m: i for i, m in enumerate(args.models)}
+    ranked = table.assign(_size=table["model"].map(size), _ctx=(table["context"] != "real").astype(int)).sort_values(
+        ["val_accuracy", "_size", "_ctx", "layer"], ascending=[False, True, True, True])
+    best = ranked.iloc[0]
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "selection.csv", index=False)
+    (args.out / "selection.json").write_text(json.dumps({"config": str(args.config), "seeds": args.seeds,
+        "chosen": {"model": best["model"], "context": best["context"], "layer": int(best["layer"])},
+        "rows": rows}, indent=2))
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    print(f"chosen on validation: model {best['model']}, context {best['context']}, layer {int(best['layer'])} "
+          f"(validation accuracy {best['val_accuracy']:.4f}); test accuracy of that row, reported only: "
+          f"{best['test_accuracy']:.4f}")
+
+
+if __name__ == "__main__":
+    main()

