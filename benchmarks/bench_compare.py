@@ -50,7 +50,12 @@ def main() -> None:
     print(f"{len(variants)} methods x {args.seeds} seeds x 6 folds, {args.jobs} jobs: {total:.0f} s ({total / 60:.1f} min); "
           f"load average after: {os.getloadavg()[0]:.2f}")
     for row in summary["table"]:
-        print(f"  {row['method']:<24} accuracy {row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f}  p={row['p_value']}")
+        print(f"  {row['method']:<24} accuracy {row['accuracy_mean']:.4f} ± {row['accuracy_std']:.4f} "
+              f"[{row['ci_low']:.4f}, {row['ci_high']:.4f}]  Δ {row['delta_vs_reference']:+.4f} "
+              f"[{row['delta_ci_low']:+.4f}, {row['delta_ci_high']:+.4f}]  p folds {row['p_fold']:.3g} "
+              f"(Holm {row['p_fold_holm']:.3g}), p speakers {row['p_speaker']:.3g} (Holm {row['p_speaker_holm']:.3g})")
+    print(f"budget: early stopping never before {summary['budget']['min_epochs']} epochs for every method "
+          f"(set by {summary['budget']['set_by']})")
 
 
 if __name__ == "__main__":

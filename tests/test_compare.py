@@ -1,15 +1,15 @@
-"""emofuse compare / sensitivity: the output contract, paired statistics, config inheritance."""
+"""emofuse compare / sensitivity: the output contract, statistics from the runs' predictions, one budget rule for
+all methods, config inheritance."""
 
+import itertools
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import wilcoxon
 
 from emofuse.cli import main
 from emofuse.config import config_from_dict, load_config
-from emofuse.evaluation.compare import paired_p_value
 from emofuse.registry import ConfigError
 from tests.conftest import REPO
 
@@ -18,7 +18,7 @@ TINY = {
     "features": {"audio": {"name": "mfcc", "params": {"n_mfcc": 13, "deltas": False}}, "speaker_norm": True, "workers": 1},
     "model": {"encoders": {"audio": {"name": "cnn1d", "params": {"channels": [8, 8], "kernel_size": 3}},
                            "visual": {"name": "mlp", "params": {"hidden": [16, 16], "dropout": 0.1}}}},
-    "train": {"epochs": 3, "batch_size": 16, "early_stopping": None},
+    "train": {"epochs": 4, "batch_size": 16, "early_stopping": {"patience": 1, "min_epochs": 0}},
     "protocol": {"n_folds": 3, "val_fraction": 0.25},
 }
 
@@ -42,11 +42,15 @@ def test_compare_writes_the_table_runs_and_plots(ravdess_fixture, tmp_path):
     assert main(args) == 0
     table = pd.read_csv(out / "comparison.csv")
     assert list(table["method"]) == ["mars", "ce", "mmtm", "concat"]
-    for column in ("method", "accuracy_mean", "accuracy_std", "macro_f1_mean", "params", "p_value",
-                   "accuracy_audio_mean", "accuracy_visual_mean"):
+    for column in ("method", "accuracy_mean", "accuracy_std", "macro_f1_mean", "params", "accuracy_audio_mean",
+                   "accuracy_visual_mean", "ci_low", "ci_high", "delta_vs_reference", "delta_ci_low", "delta_ci_high",
+                   "p_fold", "p_speaker", "p_fold_holm", "p_speaker_holm", "epochs_run_median", "stopped_by_patience"):
         assert column in table.columns
-    assert (table["n_runs"] == 6).all()  # 3 folds x 2 seeds
-    assert np.isnan(table.loc[0, "p_value"]) and table.loc[1:, "p_value"].between(0, 1).all()
+    assert "p_value" not in table.columns  # the Wilcoxon test over (seed, fold) runs is gone
+    assert (table["n_runs"] == 6).all() and (table["n_folds"] == 3).all() and (table["n_speakers"] == 6).all()
+    assert np.isnan(table.loc[0, "p_fold"]) and table.loc[1:, ["p_fold", "p_speaker"]].stack().between(0, 1).all()
+    assert (table["ci_low"] <= table["accuracy_pooled"]).all() and (table["accuracy_pooled"] <= table["ci_high"]).all()
+    assert (table["p_fold_holm"].iloc[1:] >= table["p_fold"].iloc[1:]).all()
     assert table.set_index("method").loc["mmtm", "params"] > table.set_index("method").loc["ce", "params"]
     runs = pd.read_csv(out / "runs.csv")
     for r in runs.itertuples():
@@ -59,11 +63,33 @@ def test_compare_writes_the_table_runs_and_plots(ravdess_fixture, tmp_path):
     assert losses[0] != losses[1]
     # the table's mean is the mean of the per-(seed, fold) accuracies
     ce_runs = runs[runs["method"] == "ce"]
-    assert table.set_index("method").loc["ce", "accuracy_mean"] == pytest.approx(ce_runs["accuracy"].mean())
+    by_method = table.set_index("method")
+    assert by_method.loc["ce", "accuracy_mean"] == pytest.approx(ce_runs["accuracy"].mean())
+    # the difference and the fold-level p come from correct-clip counts of the runs' predictions, seeds summed
+    def correct_per_fold(method):
+        preds = pd.concat([pd.read_csv(out / method / f"seed_{s}" / "predictions.csv") for s in (0, 1)])
+        return (preds["label"] == preds["pred"]).groupby(preds["fold"]).sum(), len(preds)
+    (ce_correct, n), (mars_correct, _) = correct_per_fold("ce"), correct_per_fold("mars")
+    difference = (ce_correct - mars_correct).to_numpy()
+    assert by_method.loc["ce", "delta_vs_reference"] == pytest.approx(difference.sum() / n)
+    signs = np.array(list(itertools.product([-1, 1], repeat=3)))
+    assert by_method.loc["ce", "p_fold"] == np.mean(np.abs(signs @ difference) >= abs(difference.sum()))
+    assert by_method.loc["ce", "delta_ci_low"] <= by_method.loc["ce", "delta_vs_reference"] <= by_method.loc["ce", "delta_ci_high"]
+    # one budget rule for every method: Mars' L = 1 plus patience 1 is the strictest minimum
+    summary = json.loads((out / "comparison.json").read_text())
+    assert summary["budget"]["min_epochs"] == 2 and summary["budget"]["set_by"] == "mars"
+    assert summary["budget"]["own_min_epochs"] == {"mars": 2, "ce": 1, "mmtm": 1, "concat": 1}
+    assert summary["statistics"]["smallest_p_fold"] == 2 / 8
+    for method in ("ce", "mars", "mmtm", "concat"):
+        assert load_config(out / method / "seed_0" / "config.yaml").train.early_stopping.min_epochs == 2
+    assert (runs["epochs_run"] >= 2).all() and set(runs["stop_reason"]) <= {"patience", "budget_end"}
+    assert (runs["stage_start_epoch"] == np.where(runs["method"] == "mars", 1, 0)).all()
     for name in ("accuracy.png", "confusion_mars.png", "confusion_concat.png", "mars_weights_mars.png",
                  "train_loss_histograms.png"):
         assert (out / "plots" / name).stat().st_size > 1000, name
-    assert "| `mars` |" in (out / "comparison.md").read_text()
+    markdown = (out / "comparison.md").read_text()
+    assert "| `mars` |" in markdown and "p folds (Holm)" in markdown and "smallest p it can give is 0.25" in markdown
+    assert "early stopping never before 2 epochs" in markdown
     # a second call reads every finished run back instead of training again
     before = (out / "ce" / "seed_0" / "folds" / "fold_1" / "best.pt").stat().st_mtime_ns
     assert main(args) == 0
@@ -82,19 +108,8 @@ def test_sensitivity_writes_validation_and_test_per_value(ravdess_fixture, tmp_p
     assert (out / "sensitivity.png").stat().st_size > 1000
     used = load_config(out / "mars__loss.params.switch_epoch=2" / "seed_0" / "config.yaml")
     assert used.loss.params["switch_epoch"] == 2
-
-
-def test_paired_p_value_is_scipys_wilcoxon_on_matched_pairs():
-    rng = np.random.default_rng(0)
-    keys = pd.DataFrame([(s, f) for s in range(3) for f in range(1, 7)], columns=["seed", "fold"])
-    ref = keys.assign(accuracy=rng.uniform(0.6, 0.8, len(keys)))
-    other = keys.assign(accuracy=ref["accuracy"] + rng.normal(0.03, 0.02, len(keys))).sample(frac=1, random_state=0)
-    delta, p = paired_p_value(other, ref)
-    merged = other.merge(ref, on=["seed", "fold"])
-    assert delta == pytest.approx((merged["accuracy_x"] - merged["accuracy_y"]).mean())
-    assert p == pytest.approx(wilcoxon(merged["accuracy_x"] - merged["accuracy_y"], zero_method="zsplit").pvalue)
-    assert p < 0.01
-    assert paired_p_value(ref, ref) == (0.0, 1.0)
+    assert used.train.early_stopping.min_epochs == 3  # every value under the rule of the strictest, L = 2 + patience 1
+    assert load_config(out / "mars__loss.params.switch_epoch=0" / "seed_0" / "config.yaml").train.early_stopping.min_epochs == 3
 
 
 def test_method_configs_share_everything_but_fusion_and_loss():

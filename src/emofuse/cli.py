@@ -56,9 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Cross-validate every CONFIG with seeds 0..N-1 (same folds and validation actors for "
                                      "all; each run in OUT/<config name>/seed_<s>, resumable) and write OUT/comparison.csv, "
                                      "OUT/comparison.md (accuracy and macro-F1 as mean ± std over folds x seeds, branch "
-                                     "accuracies, parameters, paired Wilcoxon test against --reference), OUT/runs.csv "
+                                     "accuracies, parameters, speaker-bootstrap intervals, sign-flip p-values over folds "
+                                     "and speakers against --reference; docs/statistics.md), OUT/runs.csv "
                                      "(one row per seed and fold) and plots in OUT/plots (accuracy spread, a confusion "
-                                     "matrix per method, Mars weights per epoch, last-epoch training-loss histograms).")
+                                     "matrix per method, Mars weights per epoch, last-epoch training-loss histograms). "
+                                     "Every method trains under the strictest early-stopping minimum of them all.")
     cmp.add_argument("configs", type=Path, nargs="+", help="experiment YAMLs, one table row each, e.g. configs/ravdess_*.yaml")
     cmp.add_argument("--out", type=Path, required=True, help="directory for the runs, table and plots")
     cmp.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")

@@ -98,6 +98,9 @@ class TrainConfig(Strict):
         0, ge=0, description="first epoch (0-based) whose steps update the EMA; earlier epochs evaluate the raw weights"
     )
     early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
+    select_from_last_stage: bool = Field(
+        False, description="staged losses (Mars): choose the best validation epoch among the last stage's epochs only"
+    )
     amp: Literal["auto", "off"] = Field("auto", description="mixed precision when CUDA is present")
     device: str = "auto"
 

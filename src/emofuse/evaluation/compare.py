@@ -1,9 +1,10 @@
-"""Several methods under one protocol: the same folds, validation actors and seeds for every config.
+"""Several methods under one protocol: the same folds, validation actors, seeds and training budget for every config.
 
 Each (method, seed) is an ordinary cross-validation run in OUT/<method>/seed_<s> (resumable; selection on the
-validation actors only). The table reports test accuracy and macro-F1 as mean ± sample std over the
-folds x seeds runs, and a paired Wilcoxon signed-rank test of each method against a reference over the same
-(seed, fold) pairs.
+validation actors only), with early stopping held to the strictest minimum-epoch rule of the compared methods
+(training/budget.py). The table reports test accuracy and macro-F1 as mean ± sample std over the folds x seeds
+runs, and the statistics of evaluation/statistics.py: a speaker-bootstrap interval for each method's accuracy
+and for its difference from the reference, and sign-flip p-values over folds and over speakers.
 """
 
 from __future__ import annotations
@@ -16,19 +17,18 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
-from scipy.stats import wilcoxon
-
 from emofuse.config import ExperimentConfig
 from emofuse.evaluation import plots
 from emofuse.evaluation.cross_validation import run_cross_validation
+from emofuse.evaluation.statistics import compare_to_reference, smallest_p_value
 from emofuse.features.cache import FeatureCache
 from emofuse.features.dataset import build_ravdess_features
 from emofuse.losses import LOSSES
 from emofuse.registry import ConfigError
 from emofuse.runs import atomic_write_text, write_json
+from emofuse.training.budget import config_minimum_epochs, stage_start_epoch, with_minimum_epochs
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,9 @@ def run_variants(variants: list[Variant], data_dir: Path, out: Path, cache_dir: 
         for f in summary["folds"]:
             records.append({
                 "method": label, "seed": seed, "fold": f["fold"], "accuracy": f["accuracy"], "macro_f1": f["macro_f1"],
-                "val_accuracy": f["val_at_best"]["accuracy"], "best_epoch": f["best_epoch"], "params": f["params"],
+                "val_accuracy": f["val_at_best"]["accuracy"], "best_epoch": f["best_epoch"], "epochs_run": f["epochs_run"],
+                "stop_reason": f.get("budget", {}).get("stop_reason"),
+                "stage_start_epoch": f.get("budget", {}).get("stage_start_epoch", 0), "params": f["params"],
                 "seconds": f["seconds"], **{f"accuracy_{m}": a for m, a in f["modality_accuracy"].items()},
             })
     per_run = pd.DataFrame(records)
@@ -77,23 +79,33 @@ def run_variants(variants: list[Variant], data_dir: Path, out: Path, cache_dir: 
     return per_run
 
 
-def paired_p_value(runs: pd.DataFrame, reference: pd.DataFrame) -> tuple[float, float]:
-    """(mean accuracy difference, two-sided Wilcoxon signed-rank p) over the (seed, fold) pairs both have."""
-    pairs = runs.merge(reference, on=["seed", "fold"], suffixes=("", "_ref"))
-    diff = (pairs["accuracy"] - pairs["accuracy_ref"]).to_numpy()
-    if not len(diff):
-        return float("nan"), float("nan")
-    if np.allclose(diff, 0):
-        return 0.0, 1.0
-    return float(diff.mean()), float(wilcoxon(diff, zero_method="zsplit").pvalue)
+def shared_budget(variants: list[Variant]) -> tuple[list[Variant], dict]:
+    """Every variant under the strictest minimum-epoch rule among them (training/budget.py: a staged loss is not
+    stopped before its last stage has had a full patience window), so that no method is cut shorter than another's
+    rule allows. Returns the variants to run and the rule, as comparison.json records it."""
+    own = {v.label: config_minimum_epochs(v.config) for v in variants}
+    strictest = max(own.values())
+    rule = {
+        "min_epochs": strictest,
+        "set_by": next(label for label, epochs in own.items() if epochs == strictest),
+        "own_min_epochs": own,
+        "stage_start_epoch": {v.label: stage_start_epoch(v.config) for v in variants},
+        "schedule_epochs": {v.label: v.config.train.epochs for v in variants},
+    }
+    return [Variant(v.label, with_minimum_epochs(v.config, strictest)) for v in variants], rule
 
 
-def summarize(per_run: pd.DataFrame, reference: str) -> pd.DataFrame:
+def load_predictions(out: Path, label: str, seeds: int) -> pd.DataFrame:
+    """A method's test predictions over all its seeds, with a ``seed`` column."""
+    return pd.concat([pd.read_csv(out / label / f"seed_{seed}" / "predictions.csv").assign(seed=seed) for seed in range(seeds)],
+                     ignore_index=True)
+
+
+def summarize(per_run: pd.DataFrame, statistics: pd.DataFrame) -> pd.DataFrame:
+    """Descriptive columns over the (seed, fold) runs, then the statistics of the independent units."""
     branch_columns = [c for c in per_run.columns if c.startswith("accuracy_")]
-    ref_runs = per_run.loc[per_run["method"] == reference, ["seed", "fold", "accuracy"]]
     rows = []
     for method, runs in per_run.groupby("method", sort=False):
-        delta, p = (float("nan"), float("nan")) if method == reference else paired_p_value(runs, ref_runs)
         rows.append({
             "method": method, "n_runs": len(runs),
             "accuracy_mean": runs["accuracy"].mean(), "accuracy_std": runs["accuracy"].std(ddof=1),
@@ -101,39 +113,67 @@ def summarize(per_run: pd.DataFrame, reference: str) -> pd.DataFrame:
             **{f"{c}_mean": runs[c].mean() for c in branch_columns},
             "val_accuracy_mean": runs["val_accuracy"].mean(),
             "params": int(runs["params"].iloc[0]),
-            "delta_vs_reference": delta, "p_value": p,
+            "epochs_run_median": runs["epochs_run"].median(), "stopped_by_patience": int((runs["stop_reason"] == "patience").sum()),
+            "best_epoch_median": runs["best_epoch"].median(),
+            "best_in_last_stage": int((runs["best_epoch"] >= runs["stage_start_epoch"]).sum()),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).merge(statistics, on="method", how="left", validate="one_to_one")
 
 
-def markdown_table(table: pd.DataFrame, reference: str, seeds: int) -> str:
+def _p(value: float, adjusted: float) -> str:
+    return f"{value:.3g} ({adjusted:.3g})"
+
+
+def markdown_table(table: pd.DataFrame, reference: str, seeds: int, budget: dict, level: float) -> str:
     branches = [c[len("accuracy_"):-len("_mean")] for c in table.columns if c.startswith("accuracy_") and c.endswith("_mean")
                 and c != "accuracy_mean"]
-    head = ["method", "accuracy", "macro-F1", *branches, "params", f"Δ acc vs {reference}", "p (Wilcoxon)"]
+    percent = f"{level:.0%}"
+    head = ["method", "accuracy", f"{percent} CI", "macro-F1", *branches, "params", "epochs run / best",
+            f"Δ points vs {reference} [{percent} CI]", "p folds (Holm)", "p speakers (Holm)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table.itertuples(index=False):
         r = r._asdict()
         is_ref = r["method"] == reference
+        delta = (f"{100 * r['delta_vs_reference']:+.1f} [{100 * r['delta_ci_low']:+.1f}, {100 * r['delta_ci_high']:+.1f}]")
         lines.append("| " + " | ".join([
             f"`{r['method']}`", f"{r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f}",
+            f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]",
             f"{r['macro_f1_mean']:.4f} ± {r['macro_f1_std']:.4f}", *[f"{r[f'accuracy_{b}_mean']:.4f}" for b in branches],
-            f"{r['params']:,}", "reference" if is_ref else f"{r['delta_vs_reference']:+.4f}",
-            "" if is_ref else f"{r['p_value']:.3g}",
+            f"{r['params']:,}", f"{r['epochs_run_median']:g} / {r['best_epoch_median'] + 1:g}",
+            "reference" if is_ref else delta,
+            "" if is_ref else _p(r["p_fold"], r["p_fold_holm"]), "" if is_ref else _p(r["p_speaker"], r["p_speaker_holm"]),
         ]) + " |")
-    n = int(table["n_runs"].max())
-    note = (f"\nTest accuracy / macro-F1: mean ± sample std over {n} runs (folds x {seeds} seeds); epochs selected on "
-            f"validation actors only. Branch columns: accuracy of each modality's own classifier (a probe on detached "
-            f"features for fusions with their own classifier). p: two-sided Wilcoxon signed-rank test of the paired "
-            f"(seed, fold) accuracies against `{reference}`.\n")
+    n_runs, n_folds, n_speakers = int(table["n_runs"].max()), int(table["n_folds"].max()), int(table["n_speakers"].max())
+    staged = {m: e for m, e in budget["stage_start_epoch"].items() if e > 0}
+    selected = "; ".join(f"`{m}` selected an epoch from its last stage (epoch >= {e}) in "
+                         f"{int(table.set_index('method').loc[m, 'best_in_last_stage'])} of {n_runs} runs" for m, e in staged.items())
+    schedules = sorted(set(budget["schedule_epochs"].values()))
+    note = (
+        f"\nAccuracy / macro-F1: mean ± sample std over {n_runs} runs (folds x {seeds} seeds); epochs selected on "
+        f"validation actors only. {percent} CI: percentile cluster bootstrap over the {n_speakers} test speakers "
+        f"(speakers resampled with all their clips, correct counts summed over seeds), around the pooled accuracy; "
+        f"Δ points: pooled difference in accuracy from `{reference}` (×100) on the same clips, with the same "
+        f"bootstrap. p folds: exact two-sided sign-flip test of the {n_folds} per-fold differences in correct-clip "
+        f"counts (seeds summed); the smallest p it can give is {smallest_p_value(n_folds):.3g}. p speakers: the same "
+        f"over the {n_speakers} per-speaker differences (speakers of a fold share its models, so read it as the more "
+        f"liberal of the two). In brackets: Holm-adjusted across the {len(table) - 1} methods compared with "
+        f"`{reference}`. Branch columns: accuracy of each modality's own classifier (a probe on detached features "
+        f"for fusions with their own classifier). docs/statistics.md explains the tests.\n\n"
+        f"Budget: every method ran under one rule: early stopping never before {budget['min_epochs']} epochs (the "
+        f"strictest of the methods' own minimums max(min_epochs, last-stage start + patience), set by "
+        f"`{budget['set_by']}`), learning-rate schedule of {'/'.join(map(str, schedules))} epochs; runs stopped by "
+        f"patience: {int(table['stopped_by_patience'].sum())} of {int(table['n_runs'].sum())}, the others at the "
+        f"schedule's end. Epochs run / best: medians over runs (best epoch 1-based).{' ' + selected + '.' if selected else ''}\n"
+    )
     return "\n".join(lines) + "\n" + note
 
 
-def draw_plots(variants: list[Variant], per_run: pd.DataFrame, out: Path) -> list[Path]:
+def draw_plots(variants: list[Variant], per_run: pd.DataFrame, predictions_of: dict[str, pd.DataFrame], out: Path) -> list[Path]:
     made = [plots.plot_accuracy_spread(per_run, out / "plots" / "accuracy.png")]
     loss_tables = {}
     for v in variants:
         run_dirs = sorted((out / v.label).glob("seed_*"))
-        predictions = pd.concat([pd.read_csv(d / "predictions.csv") for d in run_dirs], ignore_index=True)
+        predictions = predictions_of[v.label]
         class_names = [c[len("prob_"):] for c in predictions.columns if c.startswith("prob_")]
         made.append(plots.plot_confusion(predictions, class_names, v.label, out / "plots" / f"confusion_{v.label}.png"))
         fold_dirs = [f for d in run_dirs for f in sorted((d / "folds").glob("fold_*"))]
@@ -159,13 +199,24 @@ def run_compare(variants: list[Variant], data_dir: Path, out: Path, cache_dir: P
         raise ConfigError(f"reference {reference!r} is not one of the compared methods {[v.label for v in variants]}")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    variants, budget = shared_budget(variants)
+    log.info("budget: no early stop before %d epochs for every method (set by %s)", budget["min_epochs"], budget["set_by"])
     per_run = run_variants(variants, data_dir, out, cache_dir, seeds, progress, jobs)
-    table = summarize(per_run, reference)
+    predictions = {v.label: load_predictions(out, v.label, seeds) for v in variants}
+    statistics = {"level": 0.95, "n_resamples": 10_000, "seed": 0}
+    table = summarize(per_run, compare_to_reference(predictions, reference, **statistics))
     atomic_write_text(out / "comparison.csv", table.to_csv(index=False))
-    atomic_write_text(out / "comparison.md", markdown_table(table, reference, seeds))
-    figures = draw_plots(variants, per_run, out)
+    atomic_write_text(out / "comparison.md", markdown_table(table, reference, seeds, budget, statistics["level"]))
+    figures = draw_plots(variants, per_run, predictions, out)
+    statistics.update({
+        "interval": "percentile cluster bootstrap over test speakers (correct and scored clips summed over seeds)",
+        "p_fold": "exact two-sided sign-flip test over per-fold differences in correct-clip counts (seeds summed)",
+        "p_speaker": "exact two-sided sign-flip test over per-speaker differences in correct-clip counts (seeds summed)",
+        "adjustment": "Holm across the methods compared with the reference",
+        "smallest_p_fold": smallest_p_value(int(table["n_folds"].max())),
+    })
     summary = {"methods": [v.label for v in variants], "configs": sources, "seeds": seeds, "jobs": jobs, "reference": reference,
-               "data_dir": str(data_dir), "seconds": time.perf_counter() - started,
+               "data_dir": str(data_dir), "seconds": time.perf_counter() - started, "budget": budget, "statistics": statistics,
                "plots": [str(p.relative_to(out)) for p in figures], "table": json.loads(table.to_json(orient="records"))}
     write_json(out / "comparison.json", summary)
     return summary
@@ -181,6 +232,8 @@ def run_sensitivity(config: ExperimentConfig, param: str, values: list, data_dir
         tree = config.model_dump(mode="json")
         set_dotted(tree, param, value)
         variants.append(Variant(f"{config.name}__{param}={value}", config_from_dict(tree, f"{param}={value}")))
+    variants, budget = shared_budget(variants)
+    log.info("budget: no early stop before %d epochs for every value (set by %s)", budget["min_epochs"], budget["set_by"])
     per_run = run_variants(variants, data_dir, out, cache_dir, seeds, progress, jobs)
     grouped = per_run.groupby("method", sort=False)
     table = pd.DataFrame({

@@ -28,6 +28,7 @@ from emofuse.models import create_model
 from emofuse.runs import atomic_write_text, logging_to, record_fingerprint, start_run, write_json
 from emofuse.training import distributed
 from emofuse.training.batches import TensorData
+from emofuse.training.budget import summarize_budgets
 from emofuse.training.seeding import seed_everything
 from emofuse.training.trainer import Trainer
 
@@ -136,6 +137,7 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: dict, fold: Fold,
         "modality_accuracy": {m: metrics[f"accuracy/{m}"] for m in preds.branch_probs},
         "best_epoch": fit.best_epoch,
         "epochs_run": fit.epochs_run,
+        "budget": fit.budget,
         "val_at_best": fit.best_metrics,
         "params": model.n_parameters(),
         "seconds": time.perf_counter() - started,
@@ -171,6 +173,7 @@ def summarize(config: ExperimentConfig, fs: FeatureSet, fold_results: list[dict]
     return {
         "name": config.name,
         "folds": fold_results,
+        "budget": summarize_budgets([r["budget"] for r in fold_results if "budget" in r]),
         "accuracy_mean": float(acc.mean()),
         "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
         "macro_f1_mean": float(f1.mean()),

@@ -31,6 +31,12 @@ class Loss(nn.Module):
         self.params = params
         self.modalities = list(modalities)
 
+    @property
+    def stage_start_epoch(self) -> int:
+        """First epoch (0-based) of the loss's last stage; a staged loss overrides it so that early stopping
+        gives that stage a full patience window (training/budget.py)."""
+        return 0
+
     def forward(self, output, target: torch.Tensor, epoch: int) -> LossOutput:
         raise NotImplementedError
 

@@ -33,6 +33,10 @@ class MarsLoss(BranchReweightingLoss):
         else:
             self.gamma = {m: float(params.gamma) for m in modalities}
 
+    @property
+    def stage_start_epoch(self) -> int:
+        return self.params.switch_epoch
+
     def branch_weights(self, branch_logits, target, epoch):
         if epoch < self.params.switch_epoch:
             return {m: torch.ones_like(target, dtype=torch.float32) for m in branch_logits}

@@ -31,14 +31,16 @@ class EarlyStopping:
 
 
 class BestTracker:
-    """Which epoch scored best on the validation monitor (first best wins ties)."""
+    """Which epoch from ``first_epoch`` on scored best on the validation monitor (first best wins ties)."""
 
-    def __init__(self, monitor: str, mode: str = "max"):
-        self.monitor, self.mode = monitor, mode
+    def __init__(self, monitor: str, mode: str = "max", first_epoch: int = 0):
+        self.monitor, self.mode, self.first_epoch = monitor, mode, first_epoch
         self.best = -math.inf if mode == "max" else math.inf
         self.best_epoch = -1
 
     def update(self, epoch: int, metrics: dict[str, float]) -> bool:
+        if epoch < self.first_epoch:
+            return False
         value = metrics[self.monitor]
         better = value > self.best if self.mode == "max" else value < self.best
         if better:

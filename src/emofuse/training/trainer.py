@@ -22,8 +22,10 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from emofuse.config import TrainConfig
+from emofuse.registry import ConfigError
 from emofuse.training import distributed
 from emofuse.training.batches import TensorData
+from emofuse.training.budget import fold_budget, minimum_epochs
 from emofuse.training.callbacks import BestTracker, EarlyStopping
 from emofuse.training.seeding import restore_rng_state, rng_state
 
@@ -39,6 +41,7 @@ class FitResult:
     best_metrics: dict[str, float]
     epochs_run: int
     history: list[dict] = field(default_factory=list)
+    budget: dict = field(default_factory=dict)  # training/budget.py: schedule length, minimum epochs, why it stopped
 
 
 def resolve_device(name: str) -> torch.device:
@@ -100,8 +103,19 @@ class Trainer:
         )
         es_cfg = cfg.early_stopping
         monitor, mode = (es_cfg.monitor, es_cfg.mode) if es_cfg else ("accuracy", "max")
-        stopper = EarlyStopping(monitor, mode, es_cfg.patience, es_cfg.min_epochs) if es_cfg else None
-        tracker = BestTracker(monitor, mode)
+        stage_start = getattr(loss_fn, "stage_start_epoch", 0)  # losses outside the LOSSES registry have one stage
+        min_epochs = minimum_epochs(es_cfg, cfg.epochs, stage_start)
+        selection_from = stage_start if cfg.select_from_last_stage else 0
+        if stage_start >= cfg.epochs:
+            if cfg.select_from_last_stage:
+                raise ConfigError(f"train.select_from_last_stage: the loss's last stage starts at epoch {stage_start}, "
+                                  f"after the last of train.epochs = {cfg.epochs}")
+            log.warning("the loss's last stage starts at epoch %d, after the last of %d epochs: it never acts",
+                        stage_start, cfg.epochs)
+        stopper = EarlyStopping(monitor, mode, es_cfg.patience, min_epochs) if es_cfg else None
+        tracker = BestTracker(monitor, mode, first_epoch=selection_from)
+        budget = {"schedule_epochs": cfg.epochs, "min_epochs": min_epochs, "stage_start": stage_start,
+                  "selection_from_epoch": selection_from}
         shuffle_gen = torch.Generator().manual_seed(self.seed)
         best_state: dict = {}
         history: list[dict] = []
@@ -127,7 +141,7 @@ class Trainer:
             best_state, history, start_epoch = ckpt["best_state"], ckpt["history"], ckpt["epoch"] + 1
             log.info("resumed from %s at epoch %d", last_path, start_epoch)
             if ckpt.get("finished"):
-                return self._result(best_state, tracker, history)
+                return self._result(best_state, tracker, history, budget)
 
         for epoch in range(start_epoch, cfg.epochs):
             started = time.perf_counter()
@@ -187,10 +201,11 @@ class Trainer:
             if stop:
                 log.info("early stop at epoch %d (best epoch %d)", epoch, tracker.best_epoch)
                 break
-        return self._result(best_state, tracker, history)
+        return self._result(best_state, tracker, history, budget)
 
     @staticmethod
-    def _result(best_state: dict, tracker: BestTracker, history: list[dict]) -> FitResult:
+    def _result(best_state: dict, tracker: BestTracker, history: list[dict], budget: dict) -> FitResult:
         best = history[tracker.best_epoch]
         best_metrics = {k[4:]: v for k, v in best.items() if k.startswith("val/")}
-        return FitResult(best_state, tracker.best_epoch, best_metrics, len(history), history)
+        used = fold_budget(**budget, epochs_run=len(history), best_epoch=tracker.best_epoch)
+        return FitResult(best_state, tracker.best_epoch, best_metrics, len(history), history, used)
