@@ -88,7 +88,7 @@ def test_compare_writes_the_table_runs_and_plots(ravdess_fixture, tmp_path):
                  "train_loss_histograms.png"):
         assert (out / "plots" / name).stat().st_size > 1000, name
     markdown = (out / "comparison.md").read_text()
-    assert "| `mars` |" in markdown and "p folds (Holm)" in markdown and "smallest p it can give is 0.25" in markdown
+    assert "| `mars` |" in markdown and "p folds (Holm)" in markdown and "smallest p it can give is 2/2^3 = 0.25" in markdown
     assert "early stopping never before 2 epochs" in markdown
     # a second call reads every finished run back instead of training again
     before = (out / "ce" / "seed_0" / "folds" / "fold_1" / "best.pt").stat().st_mtime_ns

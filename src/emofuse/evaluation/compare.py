@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+
 from emofuse.config import ExperimentConfig
 from emofuse.evaluation import plots
 from emofuse.evaluation.cross_validation import run_cross_validation
@@ -145,7 +146,7 @@ def markdown_table(table: pd.DataFrame, reference: str, seeds: int, budget: dict
         ]) + " |")
     n_runs, n_folds, n_speakers = int(table["n_runs"].max()), int(table["n_folds"].max()), int(table["n_speakers"].max())
     staged = {m: e for m, e in budget["stage_start_epoch"].items() if e > 0}
-    selected = "; ".join(f"`{m}` selected an epoch from its last stage (epoch >= {e}) in "
+    selected = "; ".join(f"`{m}` selected an epoch of its last stage (epoch {e + 1} or later, 1-based) in "
                          f"{int(table.set_index('method').loc[m, 'best_in_last_stage'])} of {n_runs} runs" for m, e in staged.items())
     schedules = sorted(set(budget["schedule_epochs"].values()))
     note = (
@@ -154,9 +155,9 @@ def markdown_table(table: pd.DataFrame, reference: str, seeds: int, budget: dict
         f"(speakers resampled with all their clips, correct counts summed over seeds), around the pooled accuracy; "
         f"Δ points: pooled difference in accuracy from `{reference}` (×100) on the same clips, with the same "
         f"bootstrap. p folds: exact two-sided sign-flip test of the {n_folds} per-fold differences in correct-clip "
-        f"counts (seeds summed); the smallest p it can give is {smallest_p_value(n_folds):.3g}. p speakers: the same "
+        f"counts (seeds summed); the smallest p it can give is 2/2^{n_folds} = {smallest_p_value(n_folds):.3g}. p speakers: the same "
         f"over the {n_speakers} per-speaker differences (speakers of a fold share its models, so read it as the more "
-        f"liberal of the two). In brackets: Holm-adjusted across the {len(table) - 1} methods compared with "
+        f"liberal of the two). In brackets: Holm-adjusted across the {len(table) - 1} comparison(s) with "
         f"`{reference}`. Branch columns: accuracy of each modality's own classifier (a probe on detached features "
         f"for fusions with their own classifier). docs/statistics.md explains the tests.\n\n"
         f"Budget: every method ran under one rule: early stopping never before {budget['min_epochs']} epochs (the "
