@@ -7,7 +7,7 @@ looks at. The test accuracy of the same runs is printed beside it for the record
 highest validation accuracy (ties: the smaller model, then the real-length context, then the lower layer).
 
     python benchmarks/select_whisper.py --data ../shared/data/ravdess --out runs/select_whisper
-    python benchmarks/select_whisper.py --models tiny.en --contexts real --data ... --out ...   # a part
+    python benchmarks/select_whisper.py --variants tiny.en:real base:real --data ... --out ...   # a part
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "ravdess_ce_whisper.yaml")
-    parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
-    parser.add_argument("--contexts", nargs="+", default=["real", "30s"])
+    parser.add_argument("--variants", nargs="+", default=["tiny.en:real", "tiny.en:30s", "base:real", "base:30s"],
+                        metavar="MODEL:CONTEXT", help="(model, context) pairs to try (default: all four)")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--data", type=Path, required=True)
@@ -39,22 +39,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     rows = []
-    for model in args.models:
-        for context in args.contexts:
-            overrides = [f"features.audio.params.model={model}", f"features.audio.params.context={context}"]
-            config = load_config(args.config, overrides)
-            n_states = EXTRACTORS.create("whisper", config.features.audio.params).n_states
-            started = time.perf_counter()
-            table = run_sensitivity(config, "features.audio.params.layers", list(range(n_states)), args.data,
-                                    args.out / f"{model}_{context}", args.cache, seeds=args.seeds, progress=False,
-                                    jobs=args.jobs)
-            seconds = time.perf_counter() - started
-            for r in table.itertuples(index=False):
-                rows.append({"model": model, "context": context, "layer": int(r.value),
-                             "val_accuracy": r.val_accuracy_mean, "test_accuracy": r.accuracy_mean,
-                             "test_std": r.accuracy_std, "seconds_for_all_layers": seconds})
+    variants = [tuple(v.split(":")) for v in args.variants]
+    for model, context in variants:
+        overrides = [f"features.audio.params.model={model}", f"features.audio.params.context={context}"]
+        config = load_config(args.config, overrides)
+        n_states = EXTRACTORS.create("whisper", config.features.audio.params).n_states
+        started = time.perf_counter()
+        table = run_sensitivity(config, "features.audio.params.layers", list(range(n_states)), args.data,
+                                args.out / f"{model}_{context}", args.cache, seeds=args.seeds, progress=False,
+                                jobs=args.jobs)
+        seconds = time.perf_counter() - started
+        for r in table.itertuples(index=False):
+            rows.append({"model": model, "context": context, "layer": int(r.value),
+                         "val_accuracy": r.val_accuracy_mean, "test_accuracy": r.accuracy_mean,
+                         "test_std": r.accuracy_std, "seconds_for_all_layers": seconds})
     table = pd.DataFrame(rows)
-    size = {m: i for i, m in enumerate(args.models)}
+    size = {m: i for i, m in enumerate(dict.fromkeys(m for m, _ in variants))}
     ranked = table.assign(_size=table["model"].map(size), _ctx=(table["context"] != "real").astype(int)).sort_values(
         ["val_accuracy", "_size", "_ctx", "layer"], ascending=[False, True, True, True])
     best = ranked.iloc[0]
