@@ -1,4 +1,5 @@
-"""`emofuse predict`: a tiny cross-validation run on the RAVDESS-shaped fixture, then real CREMA-D media."""
+"""`emofuse predict`: a tiny cross-validation run on the packaged RAVDESS sample (or the RAVDESS-shaped fixture),
+then real CREMA-D and RAVDESS media."""
 
 import json
 import shutil
@@ -11,8 +12,9 @@ from emofuse.config import load_config
 from emofuse.evaluation.cross_validation import run_cross_validation
 from emofuse.predict import Predictor
 from emofuse.registry import ConfigError
+from emofuse.sample import sample_dir
 
-from conftest import AU_NAMES, REPO, make_ravdess_fixture
+from conftest import AU_NAMES, RAVDESS, REPO, make_ravdess_fixture, requires_shared_data
 from test_media import CREMA, requires_crema, write_video
 from test_openface import write_openface_csv
 
@@ -20,9 +22,9 @@ TINY = ["protocol.n_folds=2", "train.epochs=3", "train.early_stopping.min_epochs
         "loss.params.switch_epoch=1"]
 
 
-def train_tiny(tmp_path_factory, config: str, extra: list[str]):
+def train_tiny(tmp_path_factory, config: str, extra: list[str], data=None):
     root = tmp_path_factory.mktemp(config.split("/")[-1].split(".")[0])
-    data = make_ravdess_fixture(root / "ravdess", actors=range(1, 5), sample_rate=16000)
+    data = data or make_ravdess_fixture(root / "ravdess", actors=range(1, 5), sample_rate=16000)
     cfg = load_config(REPO / config, TINY + extra)
     run_cross_validation(cfg, data, root / "run", root / "cache", progress=False)
     return root / "run"
@@ -30,8 +32,9 @@ def train_tiny(tmp_path_factory, config: str, extra: list[str]):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """configs/ravdess_mars.yaml (eGeMAPS + AU MLPs, speaker normalisation, Mars loss), shrunk to 2 folds, 3 epochs."""
-    return train_tiny(tmp_path_factory, "configs/ravdess_mars.yaml", [])
+    """configs/ravdess_mars.yaml (eGeMAPS + AU MLPs, speaker normalisation, Mars loss), shrunk to 2 folds, 3 epochs,
+    on the packaged sample: real speakers, so that a typical training speaker's statistics are realistic."""
+    return train_tiny(tmp_path_factory, "configs/ravdess_mars.yaml", [], data=sample_dir())
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +44,7 @@ def predictor(run_dir):
 
 FLV = sorted(CREMA.glob("*.flv"))
 MP3 = sorted(CREMA.glob("*.mp3"))
+FLAC = sorted((RAVDESS / "audio16k" / "Actor_01").glob("*.flac"))[:3]
 
 
 def check_entry(entry, class_names):
@@ -66,7 +70,7 @@ def test_crema_clips_audio_only_and_deterministic(run_dir, predictor, capsys):
         check_entry(e, predictor.class_names)
         assert e["modalities"] == ["audio"] and list(e["modality_probs"]) == ["audio"]
         assert "--openface" in e["missing"]["visual"]
-        assert e["speaker_stats"] == {"audio": "call"}
+        assert e["speaker"] is None and e["speaker_stats"] == {"audio": "typical"} and "warnings" not in e
         # decision fusion over the one branch left is that branch's probabilities
         assert e["probs"] == pytest.approx(e["modality_probs"]["audio"], abs=1e-5)
     assert len({tuple(e["probs"].values()) for e in entries}) > 1  # the clips are told apart
@@ -79,18 +83,57 @@ def test_crema_clips_audio_only_and_deterministic(run_dir, predictor, capsys):
     assert json.loads(outputs[0]) == entries
 
 
+def probabilities(entries) -> list:
+    return [(e["probs"], e["modality_probs"]) for e in entries]
+
+
 @requires_crema
-def test_mp3_speaker_and_single_file_fallback(predictor):
-    entries = predictor.predict(MP3)
+@requires_shared_data()
+def test_a_file_gets_the_same_answer_alone_and_in_any_batch(predictor):
+    """Issue 12: 1002_DFA_ANG_XX.mp3 alone and with other speakers' files in the same call."""
+    files = [*MP3, *FLV[:3], *FLAC]
+    alone = [predictor.predict([f])[0] for f in files]
+    batch = predictor.predict(files)
+    assert probabilities(batch) == probabilities(alone)
+    assert probabilities(predictor.predict(files[::-1])) == probabilities(alone[::-1])
+    assert len({tuple(e["probs"].values()) for e in alone}) == len(files)  # the files are told apart
+
+
+@requires_crema
+def test_a_named_speaker_is_normalised_with_its_files(predictor, caplog):
+    alone = predictor.predict(MP3)
+    entries = predictor.predict(MP3, speakers="1002")
     for e in entries:
         check_entry(e, predictor.class_names)
-    single = predictor.predict(MP3[:1])[0]
-    check_entry(single, predictor.class_names)
-    assert single["speaker_stats"] == {"audio": "training"}  # one file is no speaker statistics
-    assert all(e["speaker_stats"] == {"audio": "call"} for e in entries)
-    typical = predictor.predict(MP3, speaker_stats="training")
-    assert typical[0] == single  # a file's result then does not depend on the other files of the call
-    assert all(e["speaker_stats"] == {"audio": "training"} for e in typical)
+        assert e["speaker"] == "1002" and e["speaker_stats"] == {"audio": "speaker"}
+        # 6 files, fewer than the run's features.adapt_clips (10): a warning in every entry and in the log
+        assert any("statistics from 6 files, fewer than the run's features.adapt_clips (10)" in w for w in e["warnings"])
+    assert "fewer than the run's features.adapt_clips" in caplog.text
+    assert probabilities(entries) != probabilities(alone)  # the speaker's statistics are used
+    # the group's statistics come from the group's files only: other speakers' files in the call change nothing
+    mixed = predictor.predict([*FLV[:2], *MP3], speakers={**{f.name: "1001" for f in FLV[:2]}, **{str(f): "1002" for f in MP3}})
+    assert probabilities(mixed[2:]) == probabilities(entries)
+    assert [e["speaker"] for e in mixed] == ["1001"] * 2 + ["1002"] * 6
+    (single,) = predictor.predict(MP3[:1], speakers="solo")  # one file: no statistics of its own
+    assert single["speaker_stats"] == {"audio": "typical"} and "no statistics of its own" in single["warnings"][0]
+    assert single["probs"] == alone[0]["probs"]
+
+
+@requires_crema
+def test_speaker_map_from_the_command_line(run_dir, predictor, tmp_path, capsys):
+    speakers = tmp_path / "speakers.csv"
+    speakers.write_text("file,speaker\n" + "".join(f"{f.name},1002\n" for f in MP3) + f"{FLV[0]},1001\n")
+    assert main(["predict", str(run_dir), *map(str, MP3), str(FLV[0]), "--speakers", str(speakers), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out[:6] == predictor.predict(MP3, speakers="1002")
+    assert out[6]["speaker"] == "1001" and out[6]["speaker_stats"] == {"audio": "typical"}  # alone in its group
+    assert main(["predict", str(run_dir), *map(str, MP3), str(FLV[1]), "--speakers", str(speakers)]) == 2
+    assert f"speaker map: no speaker for {FLV[1]}" in capsys.readouterr().err
+    speakers.write_text("path,speaker\nx.mp3,1\n")
+    assert main(["predict", str(run_dir), str(MP3[0]), "--speakers", str(speakers)]) == 2
+    assert "needs the columns file and speaker" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one way of naming speakers at a time
+        main(["predict", str(run_dir), str(MP3[0]), "--speakers", str(speakers), "--speaker", "a"])
 
 
 @requires_crema
@@ -157,9 +200,10 @@ def test_table_output(run_dir, tmp_path, capsys):
     import soundfile as sf
 
     sf.write(wav, (0.2 * np.sin(np.arange(24000) / 3)).astype(np.float32), 48000)
-    assert main(["predict", str(run_dir), str(wav), "--speaker-stats", "training"]) == 0
+    assert main(["predict", str(run_dir), str(wav), "--speaker", "me"]) == 0
     out = capsys.readouterr().out
     assert "tone.wav" in out and "visual missing: not given" in out and "neu" in out
+    assert "warning: speaker me: 1 file, no statistics of its own" in out
 
 
 def test_frame_sequence_models_predict(tmp_path_factory, tmp_path):
@@ -172,7 +216,11 @@ def test_frame_sequence_models_predict(tmp_path_factory, tmp_path):
     for i, seconds in enumerate((0.4, 0.9)):
         files.append(tmp_path / f"clip{i}.flac")
         sf.write(files[-1], (0.2 * np.sin(np.arange(int(16000 * seconds)) / (3 + i))).astype(np.float32), 16000)
-    entries = Predictor(run).predict(files)
+    predictor = Predictor(run)
+    entries = predictor.predict(files)
     for e in entries:
-        check_entry(e, Predictor(run).class_names)
+        check_entry(e, predictor.class_names)
     assert entries[0]["probs"] != entries[1]["probs"]
+    assert [predictor.predict([f])[0] for f in files] == entries  # each file on its own, frames too
+    grouped = predictor.predict(files, speakers="s")
+    assert all(e["speaker_stats"] == {"audio": "speaker"} for e in grouped)

@@ -189,9 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--openface", type=Path, default=None, metavar="DIR",
                     help="OpenFace per-frame CSVs named <file stem>.csv, for the visual branch")
     pr.add_argument("--fold", type=int, default=None, help="use this fold's model only (default: all folds, averaged)")
-    pr.add_argument("--speaker-stats", choices=["call", "training"], default="call",
-                    help="runs with features.speaker_norm: normalise with the statistics of this call's files, "
-                         "taken as one speaker (default; needs 2+ files), or of a typical training speaker")
+    speakers = pr.add_mutually_exclusive_group()
+    speakers.add_argument("--speaker", default=None, metavar="NAME",
+                          help="runs with features.speaker_norm: all FILEs are one speaker, normalised with their joint "
+                               "statistics (default: each file on its own, with a typical training speaker's)")
+    speakers.add_argument("--speakers", type=Path, default=None, metavar="CSV",
+                          help="like --speaker, with a CSV (columns file, speaker) naming each FILE's speaker")
     pr.set_defaults(overrides=[])
 
     xp = sub.add_parser("export", help="export a cv run's fold model to ONNX (or TorchScript), checked against PyTorch",
@@ -345,12 +348,14 @@ def cmd_predict(args) -> int:
     from rich.logging import RichHandler
 
     from emofuse.predict import Predictor, print_predictions
+    from emofuse.speaker_groups import read_speaker_map
 
     for handler in logging.getLogger().handlers:  # warnings to stderr: stdout is the JSON
         if isinstance(handler, RichHandler):
             handler.console = Console(stderr=True)
     predictor = Predictor(args.run_dir, fold=args.fold)
-    entries = predictor.predict(args.files, args.openface, args.speaker_stats)
+    speakers = read_speaker_map(args.speakers) if args.speakers else args.speaker
+    entries = predictor.predict(args.files, args.openface, speakers)
     if args.json:
         print(json.dumps(entries, indent=2))
     else:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from emofuse.registry import ConfigError, format_validation_error
 
@@ -49,10 +49,25 @@ class FeaturesConfig(Strict):
     visual: Part | None = Field(
         None, description="video extractor (face_clips, face_features) when data.visual.kind is video"
     )
-    speaker_norm: bool = Field(
-        False, description="standardise features per speaker with statistics of that speaker's own (unlabelled) clips"
+    speaker_norm: Literal["none", "transductive", "inductive"] = Field(
+        "none", description="standardise features per speaker with statistics of the speaker's own unlabelled clips: "
+                            "all of them (transductive), or for held-out speakers only features.adapt_clips enrolment "
+                            "clips that are then never scored (inductive); true / false mean transductive / none"
+    )
+    adapt_clips: int = Field(
+        10, ge=0, description="inductive: enrolment clips per held-out speaker, drawn with the run's seed "
+                              "(0: a typical training speaker's statistics instead)"
     )
     workers: int = Field(2, ge=1)
+
+    @field_validator("speaker_norm", mode="before")
+    @classmethod
+    def _speaker_norm_aliases(cls, value):
+        return {True: "transductive", False: "none"}.get(value, value) if isinstance(value, bool) else value
+
+    @property
+    def per_speaker(self) -> bool:
+        return self.speaker_norm != "none"
 
 
 def check_visual_features(data: DataConfig, features: FeaturesConfig) -> None:

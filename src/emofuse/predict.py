@@ -15,10 +15,12 @@ of the available branches' probabilities) and reported with the reason; a fusion
 classifier over all modalities cannot leave one out, so such a file gets an error entry instead.
 
 Runs trained with ``features.speaker_norm`` standardised each speaker by that speaker's own clips
-(every modality but face clips).
-Here the files of one call are taken to be one speaker (``speaker_stats="call"``: call predict once
-per speaker) when at least MIN_SPEAKER_FILES of them have the modality; otherwise, or with
-``speaker_stats="training"``, a typical training speaker's statistics stand in, and the entry says so.
+(every modality but face clips). Here a file is normalised on its own by default, so that its answer
+never depends on the other files of the call: with a typical training speaker's statistics (saved per
+fold), for clip vectors and frame sequences alike (docs/speaker-adaptation.md has the measurement behind
+that choice). Files are one speaker only when the caller says so (``speakers``: one name for all files,
+or a file -> speaker map); a group then gets its own statistics, with a warning where they are shaky
+(``speaker_groups``). Each entry's ``speaker_stats`` says which statistics it got.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +40,10 @@ from emofuse.data.errors import DataError
 from emofuse.data.ravdess import EMOTIONS
 from emofuse.features.normalize import Standardizer
 from emofuse.registry import ConfigError
+from emofuse.speaker_groups import MIN_GROUP_FILES, assign_speakers, group_warnings
 
 log = logging.getLogger(__name__)
 
-MIN_SPEAKER_FILES = 2  # fewer clips of a speaker give no usable statistics of their own
 DECIMALS = 6  # probabilities are rounded so that the output is byte-identical from run to run
 OPENFACE_HINT = ("not given: the model's visual branch takes OpenFace action-unit clip means; pass --openface DIR "
                  "holding OpenFace's per-frame CSV of each file as <file stem>.csv")
@@ -103,7 +106,7 @@ class Predictor:
             state = _read_standardizers(fold_dir, self.modalities)
             scalers = {m: Standardizer.from_dict(s) for m, s in state["inputs"].items()}
             typical = {m: Standardizer.from_dict(s) for m, s in state.get("typical_speaker", {}).items()}
-            if self.config.features.speaker_norm and sorted(typical) != sorted(self.speaker_normalized):
+            if self.config.features.per_speaker and sorted(typical) != sorted(self.speaker_normalized):
                 raise ConfigError(f"{fold_dir}/standardizer.json: the run used speaker_norm but holds no typical-speaker statistics")
             model = create_model(self.config.model, {m: len(s.mean) for m, s in scalers.items()}, sequence, len(self.class_names))
             try:
@@ -182,33 +185,46 @@ class Predictor:
                 missing[m] = str(err)
         return values, missing, records
 
-    # ---- model ----------------------------------------------------------------------------------
-    def _speaker_stats(self, raw: list[dict], mode: str) -> tuple[dict[str, Standardizer], str | None]:
-        """The call's own speaker statistics per modality (modalities without enough files are left out)."""
-        if not self.config.features.speaker_norm:
-            return {}, None
-        call = {}
-        if mode == "call":
+    # ---- speakers -------------------------------------------------------------------------------
+    def _speaker_stats(self, extracted: list[dict], speakers: list[str | None]) -> tuple[list[dict], list[list[str]]]:
+        """Per file, the statistics of its speaker group per modality (absent: the file is on its own, and each
+        fold's typical training speaker stands in), and the group's warnings."""
+        stats: list[dict[str, Standardizer]] = [{} for _ in extracted]
+        warnings: list[list[str]] = [[] for _ in extracted]
+        min_files = max(MIN_GROUP_FILES, self.config.features.adapt_clips)
+        for name in dict.fromkeys(s for s in speakers if s is not None):
+            members = [i for i, s in enumerate(speakers) if s == name and self._predictable(extracted[i])]
             for m in self.speaker_normalized:
-                rows = [r[m] for r in raw if m in r]
-                if len(rows) >= MIN_SPEAKER_FILES:
-                    call[m] = Standardizer().fit(rows if rows[0].ndim == 2 else np.stack(rows))
-                elif rows:
-                    log.warning("speaker normalisation of %s: only %d file(s) in this call, using a typical training "
-                                "speaker's statistics instead", m, len(rows))
-        return call, mode
+                have = [i for i in members if m in extracted[i]]
+                if len(have) >= MIN_GROUP_FILES:
+                    rows = [extracted[i][m] for i in have]
+                    group = Standardizer().fit(rows if rows[0].ndim == 2 else np.stack(rows))
+                    for i in have:
+                        stats[i][m] = group
+            alone = [self.class_names[int(np.argmax(self.forward(extracted[i], {})[0]))] for i in members]
+            for message in group_warnings(name, len(members), min_files, alone):
+                log.warning(message)
+                for i in members:
+                    warnings[i].append(message)
+        return stats, warnings
 
-    def _prepare(self, raw: np.ndarray, m: str, fold: FoldModel, call: dict) -> torch.Tensor:
+    # ---- model ----------------------------------------------------------------------------------
+    def _predictable(self, raw: dict) -> bool:
+        return bool(raw) and (self.can_drop or len(raw) == len(self.modalities))
+
+    def _prepare(self, raw: np.ndarray, m: str, fold: FoldModel, stats: dict[str, Standardizer]) -> torch.Tensor:
         x = raw
-        if self.config.features.speaker_norm and m in self.speaker_normalized:
-            x = (call.get(m) or fold.typical[m]).transform(x)
+        if self.config.features.per_speaker and m in self.speaker_normalized:
+            x = (stats.get(m) or fold.typical[m]).transform(x)
         return torch.as_tensor(fold.scalers[m].transform(x), dtype=torch.float32)[None]
 
     @torch.no_grad()
-    def _forward(self, raw: dict[str, np.ndarray], call: dict) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def forward(self, raw: dict[str, np.ndarray], stats: dict[str, Standardizer]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """One file's fused and per-branch probabilities, averaged over the folds; ``stats``: speaker statistics per
+        modality (a modality without them gets each fold's typical training speaker)."""
         fused, branch = [], {m: [] for m in raw}
         for fold in self.folds:
-            inputs = {m: self._prepare(v, m, fold, call) for m, v in raw.items()}
+            inputs = {m: self._prepare(v, m, fold, stats) for m, v in raw.items()}
             lengths = {m: (torch.tensor([x.shape[1]]) if x.dim() >= 3 else None) for m, x in inputs.items()}
             out = fold.model(inputs, lengths)
             fused.append(out.probs[0].float())
@@ -220,30 +236,38 @@ class Predictor:
     def _named(self, probs: np.ndarray) -> dict[str, float]:
         return {c: round(float(p), DECIMALS) for c, p in zip(self.class_names, probs)}
 
-    def predict(self, files: list[str | Path], openface_dir: str | Path | None = None, speaker_stats: str = "call",
-                timings: dict | None = None) -> list[dict]:
+    def predict(self, files: list[str | Path], openface_dir: str | Path | None = None,
+                speakers: str | Mapping[str, str] | None = None, timings: dict | None = None) -> list[dict]:
         """One entry per file: file, pred, probs, modality_probs, modalities, missing (error when no prediction could be
-        made; face with a video-trained visual branch)."""
-        if speaker_stats not in ("call", "training"):
-            raise ConfigError(f"speaker_stats must be 'call' or 'training', not {speaker_stats!r}")
+        made; face with a video-trained visual branch; speaker and speaker_stats with speaker normalisation; warnings
+        about its speaker group).
+
+        ``speakers``: None (each file on its own), one speaker name for all files, or a map file -> speaker (the
+        file as given, or its name)."""
+        speaker_of = assign_speakers([str(f) for f in files], speakers)
+        if speakers is not None and not self.config.features.per_speaker:
+            log.warning("speakers are ignored: run %s was trained without speaker normalisation", self.run_dir)
+            speaker_of = [None] * len(files)
         timings = {} if timings is None else timings
         extracted = [self.features(Path(f), Path(openface_dir) if openface_dir else None, timings) for f in files]
-        call, mode = self._speaker_stats([raw for raw, _, _ in extracted], speaker_stats)
         started = time.perf_counter()
+        stats, warnings = self._speaker_stats([raw for raw, _, _ in extracted], speaker_of)
         entries = []
-        for f, (raw, missing, records) in zip(files, extracted):
+        for f, (raw, missing, records), speaker, own, notes in zip(files, extracted, speaker_of, stats, warnings):
             entry = {"file": str(f), "pred": None, "probs": None, "modality_probs": {}, "modalities": sorted(raw),
                      "missing": missing, **records}
-            if self.config.features.speaker_norm:
-                entry["speaker_stats"] = {m: ("call" if m in call else "training")
-                                          for m in sorted(raw) if m in self.speaker_normalized} if mode else None
+            if self.config.features.per_speaker:
+                entry["speaker"] = speaker
+                entry["speaker_stats"] = {m: "speaker" if m in own else "typical" for m in sorted(raw) if m in self.speaker_normalized}
+            if notes:
+                entry["warnings"] = notes
             if not raw:
                 entry["error"] = "no usable modality"
-            elif missing and not self.can_drop:
+            elif not self._predictable(raw):
                 entry["error"] = (f"fusion '{self.fusion_name}' combines the modalities before its own classifier and "
                                   f"cannot leave out {', '.join(sorted(missing))}")
             else:
-                fused, branch = self._forward(raw, call)
+                fused, branch = self.forward(raw, own)
                 entry.update(pred=self.class_names[int(np.argmax(fused))], probs=self._named(fused),
                              modality_probs={m: self._named(p) for m, p in sorted(branch.items())})
             entries.append(entry)
@@ -274,6 +298,8 @@ def print_predictions(entries: list[dict], class_names: tuple[str, ...]) -> None
             table.add_row(name, e["pred"], *[f"{e['probs'][c]:.2f}" for c in class_names])
         for m, reason in e["missing"].items():
             notes.setdefault(f"{m} missing: {reason}", []).append(name)
+        for warning in e.get("warnings", []):
+            notes.setdefault(f"warning: {warning}", []).append(name)
     console = Console()
     console.print(table)
     for note, names in notes.items():

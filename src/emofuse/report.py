@@ -21,4 +21,5 @@ def print_cv_summary(summary: dict, run_dir: Path) -> None:
                   f"{summary['macro_f1_mean']:.4f}", *[f"{summary['modality_accuracy_mean'][m]:.4f}" for m in modalities], "")
     console = Console()
     console.print(table)
-    console.print(f"{summary['n_clips']} test clips; speaker_norm={summary['speaker_norm']}; results in {run_dir}/results.json")
+    norm = summary["speaker_norm"] + (f" (k={summary['adapt_clips']})" if "adapt_clips" in summary else "")
+    console.print(f"{summary['n_clips']} test clips; speaker_norm={norm}; results in {run_dir}/results.json")

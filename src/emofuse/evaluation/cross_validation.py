@@ -1,8 +1,9 @@
 """Speaker-independent k-fold cross-validation of one config, resumable fold by fold.
 
 Per fold: features are standardised with statistics of the training actors (optionally after
-per-speaker normalisation), the model is trained on the training actors, the epoch is selected on
-the validation actors, and the selected weights are scored once on the test actors.
+per-speaker normalisation, ``evaluation/enrolment.py``), the model is trained on the training actors,
+the epoch is selected on the validation actors, and the selected weights are scored once on the test
+actors (less their enrolment clips under inductive normalisation).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import torch
 
 from emofuse.config import ExperimentConfig, dump_config
 from emofuse.evaluation.classification import ClassificationEvaluator, classification_metrics, predict
+from emofuse.evaluation.enrolment import EnrolmentPool, SpeakerInputs, enrolment_record, speaker_normalized
 from emofuse.evaluation.folds import Fold, actor_folds
 from emofuse.features.cache import FeatureCache
 from emofuse.features.dataset import FeatureSet, build_ravdess_features
-from emofuse.features.normalize import Standardizer, is_clips, select_rows, speaker_normalize, typical_speaker
+from emofuse.features.normalize import Standardizer, select_rows, typical_speaker
 from emofuse.losses import LOSSES
 from emofuse.models import create_model
 from emofuse.runs import atomic_write_text, logging_to, record_fingerprint, start_run, write_json
@@ -35,22 +37,8 @@ from emofuse.training.trainer import Trainer
 log = logging.getLogger(__name__)
 
 
-def speaker_normalized(fs: FeatureSet) -> list[str]:
-    """The modalities that speaker normalisation applies to: every one but face clips."""
-    return [m for m, v in fs.features.items() if not is_clips(v)]
-
-
-def prepare_inputs(fs: FeatureSet, speaker_norm: bool) -> dict:
-    if not speaker_norm:
-        return fs.features
-    actors = fs.meta["actor"].to_numpy()
-    return {m: speaker_normalize(v, actors) if m in speaker_normalized(fs) else v for m, v in fs.features.items()}
-
-
-def fold_scalers(fs: FeatureSet, inputs: dict, fold: Fold) -> dict[str, Standardizer]:
-    """Per-modality standardisation fitted on the fold's training actors."""
-    train = np.flatnonzero(np.isin(fs.meta["actor"].to_numpy(), fold.train_actors))
-    return {m: Standardizer.for_values(values).fit(select_rows(values, train)) for m, values in inputs.items()}
+def prepare_inputs(fs: FeatureSet, config: ExperimentConfig, enrolment_pool: EnrolmentPool | None = None) -> SpeakerInputs:
+    return SpeakerInputs(fs, config.features, config.seed, enrolment_pool)
 
 
 def fold_standardizers(fs: FeatureSet, scalers: dict[str, Standardizer], fold: Fold, speaker_norm: bool) -> dict:
@@ -73,20 +61,20 @@ class FoldData:
     val: TensorData
     test: TensorData
     scalers: dict[str, Standardizer]
+    test_rows: np.ndarray  # the scored test clips' rows of the feature set
 
 
-def fold_data(fs: FeatureSet, inputs: dict, fold: Fold) -> FoldData:
-    actor = fs.meta["actor"].to_numpy()
+def fold_data(fs: FeatureSet, inputs: SpeakerInputs, fold: Fold) -> FoldData:
     label = fs.meta["label"].to_numpy()
-    splits = [np.flatnonzero(np.isin(actor, actors)) for actors in (fold.train_actors, fold.val_actors, fold.test_actors)]
-    scalers = fold_scalers(fs, inputs, fold)
+    splits = inputs.split(fold)
+    scalers = {m: Standardizer.for_values(values).fit(values) for m, values in splits[0][1].items()}
     return FoldData(*(
-        TensorData({m: scalers[m].transform(select_rows(values, idx)) for m, values in inputs.items()}, label[idx])
-        for idx in splits
-    ), scalers)
+        TensorData({m: scalers[m].transform(values) for m, values in features.items()}, label[rows])
+        for rows, features in splits
+    ), scalers, splits[2][0])
 
 
-def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: dict, fold: Fold, fold_dir: Path | None,
+def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, fold_dir: Path | None,
                epoch_callbacks=None):
     """Train one fold, select on its validation actors; returns (model with selected weights, fit result, fold data)."""
     seed = config.seed * 1000 + fold.index
@@ -119,12 +107,12 @@ def last_epoch_train_losses(model, fold_dir: Path, fs: FeatureSet, train: Tensor
     return table
 
 
-def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: dict, fold: Fold, fold_dir: Path) -> dict:
+def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, fold_dir: Path) -> dict:
     started = time.perf_counter()
     model, fit, data = train_fold(config, fs, inputs, fold, fold_dir)
     preds = predict(model, data.test, config.train.eval_batch_size)
     metrics = classification_metrics(preds, len(fs.class_names))
-    test_meta = fs.meta[np.isin(fs.meta["actor"], fold.test_actors)].reset_index(drop=True)
+    test_meta = fs.meta.iloc[data.test_rows].reset_index(drop=True)
     table = predictions_table(test_meta, preds, fs.class_names, fold.index)
     result = {
         "fold": fold.index,
@@ -142,9 +130,13 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: dict, fold: Fold,
         "params": model.n_parameters(),
         "seconds": time.perf_counter() - started,
     }
+    if inputs.inductive:  # the clips a held-out speaker enrolled with, never scored
+        enrolment = inputs.enrolment_table(fold)
+        atomic_write_text(fold_dir / "enrolment.csv", enrolment.to_csv(index=False))
+        result["enrolment_clips"] = enrolment_record(enrolment)
     pd.DataFrame(fit.history).to_csv(fold_dir / "history.csv", index=False)
     torch.save(fit.best_state, fold_dir / "best.pt")
-    write_json(fold_dir / "standardizer.json", fold_standardizers(fs, data.scalers, fold, config.features.speaker_norm))
+    write_json(fold_dir / "standardizer.json", fold_standardizers(fs, data.scalers, fold, config.features.per_speaker))
     atomic_write_text(fold_dir / "predictions.csv", table.to_csv(index=False))
     losses = last_epoch_train_losses(model, fold_dir, fs, data.train, fold, config.train.eval_batch_size)
     atomic_write_text(fold_dir / "train_losses.csv", losses.to_csv(index=False))
@@ -182,6 +174,9 @@ def summarize(config: ExperimentConfig, fs: FeatureSet, fold_results: list[dict]
         "pooled_accuracy": float((predictions["label"] == predictions["pred"]).mean()),
         "n_clips": int(len(predictions)),
         "speaker_norm": config.features.speaker_norm,
+        **({"adapt_clips": config.features.adapt_clips,
+            "enrolment_clips": {s: c for r in fold_results for s, c in r["enrolment_clips"]["test"].items()}}
+           if config.features.speaker_norm == "inductive" else {}),
         "skipped_takes": fs.skipped,
         "face_detection": fs.face_report,
         "data_fingerprint": fs.fingerprint,
@@ -191,14 +186,17 @@ def summarize(config: ExperimentConfig, fs: FeatureSet, fold_results: list[dict]
 
 
 def run_cross_validation(config: ExperimentConfig, data_dir: Path, run_dir: Path, cache_dir: Path,
-                         progress: bool = True, only_folds: list[int] | None = None) -> dict:
+                         progress: bool = True, only_folds: list[int] | None = None,
+                         enrolment_pool: EnrolmentPool | None = None) -> dict:
+    """``enrolment_pool``: which clips an inductive test speaker may enrol with (a stress test's hook)."""
     if not distributed.is_main():  # another torchrun rank: trains each fold with rank 0 and writes nothing
-        return distributed.follow_cross_validation(config, Path(data_dir), FeatureCache(cache_dir), only_folds)
+        return distributed.follow_cross_validation(config, Path(data_dir), FeatureCache(cache_dir), only_folds,
+                                                   enrolment_pool)
     with logging_to(run_dir):
-        return _run(config, Path(data_dir), run_dir, FeatureCache(cache_dir), progress, only_folds)
+        return _run(config, Path(data_dir), run_dir, FeatureCache(cache_dir), progress, only_folds, enrolment_pool)
 
 
-def _run(config, data_dir, run_dir, cache, progress, only_folds) -> dict:
+def _run(config, data_dir, run_dir, cache, progress, only_folds, enrolment_pool=None) -> dict:
     started = time.perf_counter()
     start_run(run_dir, dump_config(config))
     log.info("run %s: config %s, data %s", run_dir, config.name, data_dir)
@@ -211,7 +209,7 @@ def _run(config, data_dir, run_dir, cache, progress, only_folds) -> dict:
         log.info("faces: %d of %d analysed frames without a face; %d of %d sampled frames left out of their clips",
                  r["frames_without_face"], r["frames_analysed"], r["sampled_frames_without_face"], r["sampled_frames"])
 
-    inputs = prepare_inputs(fs, config.features.speaker_norm)
+    inputs = prepare_inputs(fs, config, enrolment_pool)
     folds = actor_folds(fs.meta["actor"].unique(), config.protocol.n_folds, config.protocol.val_fraction, config.seed)
     if only_folds:
         folds = [f for f in folds if f.index in only_folds]

@@ -3,7 +3,7 @@
 Targets: one column per non-neutral emotion, 0.5 for a take of that emotion at normal intensity,
 1.0 at strong intensity, 0 otherwise (neutral takes are all zeros). Features come from the
 existing RAVDESS pipeline (audio extraction with its cache, OpenFace AU table as a one-step visual
-sequence, optional per-speaker normalisation) and are written once in the feature-directory layout
+sequence, optional transductive per-speaker normalisation) and are written once in the feature-directory layout
 (``RUN/features/<modality>/<clip>.npy``). Each fold is a feature directory of its own,
 ``RUN/data/fold_k/``, holding its labels.csv (split by actor: test = the fold's actors, val = actors
 drawn from the training actors only) and links to the shared feature folders; it is trained and
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from emofuse.config import DataConfig, FeaturesConfig, ProtocolConfig, check_visual_features, dump_config, load_config
 from emofuse.data.ravdess import EMOTIONS
 from emofuse.emi_config import EmiConfig
-from emofuse.evaluation.cross_validation import prepare_inputs
+from emofuse.evaluation.enrolment import SpeakerInputs
 from emofuse.evaluation.emi_experiment import run_emi
 from emofuse.evaluation.folds import Fold, actor_folds
 from emofuse.evaluation.regression import pearson
@@ -80,6 +80,9 @@ def check_compatible(config: EmiConfig, ravdess: RavdessSource) -> None:
     missing = [m for m in config.data.modalities if m not in ravdess.data.modalities]
     if missing:
         raise ConfigError(f"data.modalities {missing} are not produced by the RAVDESS config (it has {ravdess.data.modalities})")
+    if ravdess.features.speaker_norm == "inductive":
+        raise ConfigError("features.speaker_norm: inductive is not supported by emi-ravdess (its features are written "
+                          "once for all folds); use transductive or none")
     visual = ravdess.features.visual
     if "visual" in config.data.modalities and visual is not None and VIDEO_EXTRACTORS.get(visual.name).clips:
         raise ConfigError(f"features.visual '{visual.name}' gives face-crop clips, which the EMI model (feature "
@@ -125,7 +128,7 @@ def _run(config, ravdess, data_dir, run_dir, cache, progress, only_folds) -> dic
     record_fingerprint(run_dir, {"sha256": fs.fingerprint, "data_dir": str(data_dir), "n_takes": len(fs.meta),
                                  "skipped_takes": fs.skipped, "feature_dims": fs.input_dims})
     features_dir = run_dir / "features"
-    write_features(fs, prepare_inputs(fs, ravdess.features.speaker_norm), features_dir)
+    write_features(fs, SpeakerInputs(fs, ravdess.features, config.seed).own, features_dir)
     folds = actor_folds(fs.meta["actor"].unique(), ravdess.protocol.n_folds, ravdess.protocol.val_fraction, config.seed)
     folds = [f for f in folds if not only_folds or f.index in only_folds]
     rows, tables = [], []

@@ -384,7 +384,7 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
 
     # Features and folds: once per sweep, shared by every trial.
     fs = build_ravdess_features(data_dir, config.data, config.features, FeatureCache(cache_dir), progress)
-    inputs = cv.prepare_inputs(fs, config.features.speaker_norm)
+    inputs = cv.prepare_inputs(fs, config)
     folds = cv.actor_folds(fs.meta["actor"].unique(), config.protocol.n_folds, config.protocol.val_fraction, config.seed)
     if only_folds:
         folds = [f for f in folds if f.index in only_folds]

@@ -1,8 +1,9 @@
 """Feature standardisation: global (fitted on training rows only) and per speaker.
 
-Speaker normalisation uses each speaker's own clips, test speakers included, but never their
-labels: it is the usual unsupervised speaker adaptation of speaker-independent emotion work, and
-results record whether it was on. Face-crop clips (T, S, S, 3) uint8 are standardised per colour
+Speaker normalisation uses a speaker's own clips but never their labels: all of them
+(transductive, the usual unsupervised speaker adaptation of speaker-independent emotion work) or
+only a few enrolment clips (inductive, what a deployment can have; ``evaluation/enrolment.py``
+decides which). Face-crop clips (T, S, S, 3) uint8 are standardised per colour
 channel with training statistics, lazily (a float copy of every clip would not fit in memory), and
 not per speaker (a crop already removes the face's position and scale).
 """
@@ -109,14 +110,16 @@ class StandardizedClips:
         return [len(c) for c in self.clips]
 
 
-def speaker_normalize(values: Values, speakers: np.ndarray) -> Values:
-    """Standardise each speaker's rows with that speaker's own mean and standard deviation."""
+def speaker_normalize(values: Values, speakers: np.ndarray, fit_on: np.ndarray | None = None) -> Values:
+    """Standardise each speaker's rows with that speaker's own mean and standard deviation, taken from the
+    speaker's rows where ``fit_on`` (a boolean mask; all rows by default) is set: its enrolment clips."""
     speakers = np.asarray(speakers)
+    fit_on = np.ones(len(speakers), bool) if fit_on is None else np.asarray(fit_on, bool)
     out: list = list(values) if isinstance(values, list) else np.empty_like(values, dtype=np.float32)
     for s in np.unique(speakers):
         idx = np.flatnonzero(speakers == s)
         rows = select_rows(values, idx)
-        normed = _apply(rows, *fit_stats(rows))
+        normed = _apply(rows, *fit_stats(select_rows(values, idx[fit_on[idx]])))
         for j, i in enumerate(idx):
             out[i] = normed[j]
     return out
