@@ -178,3 +178,15 @@ def test_one_sided_groups_are_told_without_labels():
     assert len(warnings) == 1 and "one-sided, 100% of the files are high-arousal" in warnings[0]
     assert group_warnings("ann", 12, 10, ["happy", "sad"] * 6) == []
     assert "fewer than the run's features.adapt_clips (10)" in group_warnings("ann", 4, 10, ["happy", "sad"] * 2)[0]
+
+
+def test_emi_ravdess_refuses_inductive_with_a_message():
+    """Its features are written once for all folds: a held-out speaker's enrolment cannot be per fold."""
+    from emofuse.emi_config import EmiConfig
+    from emofuse.evaluation.emi_ravdess import RavdessSource, check_compatible
+
+    emi = load_config(REPO / "configs" / "emi_ravdess.yaml", schema=EmiConfig)
+    features = REPO / "configs" / "emi_ravdess_features.yaml"
+    check_compatible(emi, load_config(features, ["features.speaker_norm=transductive"], schema=RavdessSource))
+    with pytest.raises(ConfigError, match="inductive is not supported by emi-ravdess"):
+        check_compatible(emi, load_config(features, ["features.speaker_norm=inductive"], schema=RavdessSource))
