@@ -54,16 +54,15 @@ def run(config_path: Path, data_dir: Path, cache: Path, overrides: list[str]) ->
     labels, actors = fs.meta["label"].to_numpy(), fs.meta["actor"].to_numpy()
     modalities = list(config.data.modalities)
     rows = {name: [] for name in (*modalities, "concatenation", "late_average")}
-    inputs = prepare_inputs(fs, config.features.speaker_norm)
+    inputs = prepare_inputs(fs, config)
     for fold in actor_folds(np.unique(actors), config.protocol.n_folds, config.protocol.val_fraction, config.seed):
-        split = {part: np.flatnonzero(np.isin(actors, group)) for part, group in
-                 (("train", fold.train_actors), ("val", fold.val_actors), ("test", fold.test_actors))}
+        parts = dict(zip(("train", "val", "test"), inputs.split(fold)))  # enrolment clips are never scored
         x = {}
         for m in modalities:
-            matrix = clip_matrix(inputs[m])
-            scaler = StandardScaler().fit(matrix[split["train"]])
-            x[m] = {part: scaler.transform(matrix[idx]) for part, idx in split.items()}
-        y = {part: labels[idx] for part, idx in split.items()}
+            matrix = {part: clip_matrix(values[m]) for part, (_, values) in parts.items()}
+            scaler = StandardScaler().fit(matrix["train"])
+            x[m] = {part: scaler.transform(v) for part, v in matrix.items()}
+        y = {part: labels[idx] for part, (idx, _) in parts.items()}
         probs = {}
         for m in modalities:
             model = fit_select(x[m]["train"], y["train"], x[m]["val"], y["val"], config.seed)
@@ -78,7 +77,7 @@ def run(config_path: Path, data_dir: Path, cache: Path, overrides: list[str]) ->
     summary = {name: {"folds": accs, "mean": float(np.mean(accs)), "std": float(np.std(accs, ddof=1))}
                for name, accs in rows.items() if accs}
     return {"config": str(config_path), "features": config.features.audio.model_dump(mode="json"),
-            "speaker_norm": config.features.speaker_norm, "accuracy": summary}
+            "speaker_norm": config.features.speaker_norm, "adapt_clips": config.features.adapt_clips, "accuracy": summary}
 
 
 def main() -> None:
