@@ -120,7 +120,8 @@ class SnapshotLoss(nn.Module):
         return self.inner(output, target, epoch)
 
 
-def test_ema_weights_follow_a_hand_update_and_are_what_is_evaluated():
+@pytest.mark.parametrize("decay, warmup", [(0.8, False), (0.8, True)])
+def test_ema_weights_follow_a_hand_update_and_are_what_is_evaluated(decay, warmup):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     data = TensorData({"audio": [rng.standard_normal((6, 3)).astype(np.float32) for _ in range(40)]},
@@ -133,16 +134,18 @@ def test_ema_weights_follow_a_hand_update_and_are_what_is_evaluated():
         evaluated.append({k: v.detach().clone() for k, v in eval_model.state_dict().items()})
         return {"pearson_mean": float(len(evaluated))}  # always improving: the last epoch is selected
 
-    decay = 0.8
-    config = EmiTrainConfig(epochs=3, batch_size=8, lr=1e-2, ema_decay=decay, ema_start_epoch=1)
+    config = EmiTrainConfig(epochs=3, batch_size=8, lr=1e-2, ema_decay=decay, ema_start_epoch=1, ema_warmup=warmup,
+                            min_epoch_steps=None)
     fit = Trainer(config, evaluate).fit(model, loss, data, data)
 
     steps = loss.snapshots
     after = [steps[i + 1][1] for i in range(len(steps) - 1)] + [model.state_dict()]  # weights after each step
-    hand, per_epoch = None, {}
+    hand, per_epoch, n = None, {}, 0
     for (epoch, _), weights in zip(steps, after):
         if epoch >= 1:  # ema_start_epoch: the first update copies the weights, later ones blend
-            hand = dict(weights) if hand is None else {k: decay * hand[k] + (1 - decay) * weights[k] for k in hand}
+            d = min(decay, n / (n + 1)) if warmup else decay  # warmed up: 1/2, 2/3, 3/4, then 0.8
+            hand = dict(weights) if hand is None else {k: d * hand[k] + (1 - d) * weights[k] for k in hand}
+            n += 1
         per_epoch[epoch] = hand if hand is not None else weights
     assert fit.best_epoch == 2 and len(steps) == 15
     for k in fit.best_state:

@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from emofuse import __version__
 from emofuse.registry import ConfigError
 
 
@@ -37,6 +38,7 @@ def _emi_data_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emofuse", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on the console")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     cv = sub.add_parser("cv", help="speaker-independent cross-validation of one config",
@@ -474,6 +476,7 @@ def cmd_emi_ravdess(args) -> int:
 
 def cmd_sweep(args) -> int:
     from emofuse.config import load_config
+    from emofuse.console import rounded
     from emofuse.evaluation.sweep import load_space, run_sweep
 
     config = load_config(args.config, args.overrides)
@@ -485,7 +488,7 @@ def cmd_sweep(args) -> int:
                   prune=not args.no_prune, progress=not args.no_progress, space_source=str(args.space),
                   heartbeat_s=args.heartbeat)
     print(f"{s['n_complete']} complete, {s['n_pruned']} pruned of {s['n_trials']} trials ({s['sampler']}); "
-          f"best {s['best_params']}: validation accuracy {s['best_value']:.4f}")
+          f"best {rounded(s['best_params'])}: validation accuracy {s['best_value']:.4f}")
     t = s["test"]
     print(f"test (best configuration, scored once): accuracy {t['accuracy_mean']:.4f} +- {t['accuracy_std']:.4f}, "
           f"macro-F1 {t['macro_f1_mean']:.4f}; sweep in {args.out}/sweep.json")

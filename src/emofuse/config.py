@@ -112,6 +112,13 @@ class TrainConfig(Strict):
     ema_start_epoch: int = Field(
         0, ge=0, description="first epoch (0-based) whose steps update the EMA; earlier epochs evaluate the raw weights"
     )
+    ema_warmup: bool = Field(
+        False, description="warm the EMA decay up: the running mean of the weights until it spans 1 / (1 - ema_decay) "
+                           "updates, the EMA from then on (training/ema.py)"
+    )
+    min_epoch_steps: int | None = Field(
+        None, ge=1, description="an epoch makes as many passes over the training rows as reach this many optimiser steps"
+    )
     early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
     select_from_last_stage: bool = Field(
         False, description="staged losses (Mars): choose the best validation epoch among the last stage's epochs only"
@@ -186,7 +193,7 @@ def config_from_dict(tree: dict, source: str = "config", schema: type[BaseModel]
     try:
         return schema.model_validate(tree)
     except ValidationError as err:
-        raise ConfigError(f"{source}: {format_validation_error(err)}") from None
+        raise ConfigError(f"{source}: {format_validation_error(err, schema=schema)}") from None
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
 

@@ -34,9 +34,10 @@ class EmiDataConfig(Strict):
 
 
 class EmiTrainConfig(TrainConfig):
-    """The trainer's settings with the EMI recipe's defaults (EMA 0.999, early stopping on mean Pearson)."""
+    """The trainer's settings with the EMI recipe's defaults (EMA 0.999 warmed up, early stopping on mean Pearson)."""
 
     ema_decay: float | None = Field(0.999, gt=0, lt=1)
+    ema_warmup: bool = Field(True, description="warm the EMA decay up (training/ema.py): one decay serves every data size")
     early_stopping: EarlyStoppingConfig | None = Field(
         default_factory=lambda: EarlyStoppingConfig(monitor="pearson_mean", mode="max", patience=8))
 

@@ -19,7 +19,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from emofuse.atomic import temporary_file
 from emofuse.registry import ConfigError
 from emofuse.runs import write_json
 
@@ -231,9 +231,8 @@ def export_run(run_dir: str | Path, fold: int | None = None, out: str | Path | N
     target_dir.mkdir(parents=True, exist_ok=True)
     failures = []
     for kind, attempt in attempts:
-        fd, name = tempfile.mkstemp(dir=target_dir, prefix=".export.", suffix=suffix[kind])
-        os.close(fd)
-        tmp = Path(name)
+        with temporary_file(target_dir, ".export.", suffix[kind]) as (tmp, _):
+            pass  # reserved for the exporter, with the permissions of the user's umask
         try:
             diff = attempt(wrapper, tmp)
             if not diff <= atol:

@@ -7,6 +7,8 @@ file plus a ``@REGISTRY.register("name")`` line.
 
 from __future__ import annotations
 
+import difflib
+import typing
 from typing import Any, Callable, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -22,12 +24,48 @@ class ConfigError(ValueError):
     """A configuration names something unknown or holds a bad value."""
 
 
-def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+def closest(word: str, candidates) -> str | None:
+    """The one of ``candidates`` a misspelt ``word`` most likely meant, if any is close (difflib's ratio >= 0.6)."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, candidates, dotted_prefix: str = "") -> str:
+    """`` (did you mean 'x'?)``, or ``""`` when no candidate is close."""
+    match = closest(word, candidates)
+    return f" (did you mean '{dotted_prefix}{match}'?)" if match else ""
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds (``X``, ``X | None``), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for m in map(_model_in, typing.get_args(annotation)) if m is not None), None)
+
+
+def keys_at(schema: type[BaseModel] | None, loc: tuple) -> list[str]:
+    """The keys the mapping at ``loc`` (a pydantic error location) of ``schema`` may hold; [] where not a model."""
+    annotation: Any = schema
+    for part in loc:
+        model = _model_in(annotation)
+        if model is not None and part in model.model_fields:
+            annotation = model.model_fields[part].annotation
+        elif typing.get_origin(annotation) in (dict, list, tuple):  # a mapping's key or a list's index
+            annotation = typing.get_args(annotation)[-1]
+        else:
+            return []
+    model = _model_in(annotation)
+    return list(model.model_fields) if model is not None else []
+
+
+def format_validation_error(err: ValidationError, prefix: str = "", schema: type[BaseModel] | None = None) -> str:
+    """One clause per problem, naming the dotted key; an unknown key gets the closest known key of ``schema``."""
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
         if e["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{loc}'")
+            parent = "".join(f"{p}." for p in (prefix, *e["loc"][:-1]) if p != "")
+            lines.append(f"unknown key '{loc}'{did_you_mean(e['loc'][-1], keys_at(schema, e['loc'][:-1]), parent)}")
         elif not loc and "error" in e.get("ctx", {}):  # a whole-config check: its message names the keys
             lines.append(str(e["ctx"]["error"]))
         else:
@@ -58,7 +96,7 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             raise ConfigError(
-                f"unknown {self.kind} '{name}'; registered: {', '.join(self.names())}"
+                f"unknown {self.kind} '{name}'{did_you_mean(name, self.names())}; registered: {', '.join(self.names())}"
             ) from None
 
     def validate_params(self, name: str, params: dict[str, Any] | None, where: str = "") -> BaseModel:
@@ -68,7 +106,7 @@ class Registry(Generic[T]):
             return params_model.model_validate(params or {})
         except ValidationError as err:
             raise ConfigError(
-                f"bad parameters for {self.kind} '{name}': {format_validation_error(err, where)}"
+                f"bad parameters for {self.kind} '{name}': {format_validation_error(err, where, params_model)}"
             ) from None
 
     def create(self, name: str, params: dict[str, Any] | None = None, **context: Any) -> T:

@@ -4,33 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Iterator
 
+from emofuse.atomic import atomic_write_text
+from emofuse.config_diff import describe_yaml_change
 from emofuse.registry import ConfigError
 
 TRACKED_PACKAGES = ("emofuse", "torch", "torchmetrics", "numpy", "pandas", "scikit-learn", "opensmile", "librosa", "soundfile",
                     "pydantic", "av", "opencv-python-headless", "ai-edge-litert")
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: str | Path, obj) -> None:
@@ -76,7 +63,9 @@ def start_run(run_dir: Path, resolved_config: str) -> None:
     """Write the resolved config and versions; a directory holding another config's run is refused."""
     config_path = run_dir / "config.yaml"
     if config_path.is_file() and config_path.read_text() != resolved_config:
-        raise ConfigError(f"{run_dir} holds a run of a different config; use a new --out directory (or --overwrite)")
+        change = describe_yaml_change(config_path.read_text(), resolved_config)
+        raise ConfigError(f"{run_dir} holds a run of a different config (run -> now: {change}); "
+                          "use a new --out directory (or --overwrite)")
     atomic_write_text(config_path, resolved_config)
     write_json(run_dir / "versions.json", versions())
 

@@ -1,4 +1,4 @@
-"""Exact epoch-level classification metrics (torchmetrics) for the fused and each branch's output."""
+"""Exact epoch-level classification metrics (torchmetrics' counts, float64) for the fused and each branch's output."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import MulticlassStatScores
 
 from emofuse.training.batches import TensorData
 
@@ -39,18 +39,22 @@ def predict(model: nn.Module, data: TensorData, batch_size: int = 256) -> Predic
     )
 
 
+def accuracy_and_macro_f1(probs: np.ndarray, target: torch.Tensor, n_classes: int) -> tuple[float, float]:
+    """Micro accuracy and macro-F1 as torchmetrics defines them, from its exact per-class counts in float64 (its own
+    ratios are float32: 13/30 would be 0.4333333373069763). Classes absent from both predictions and targets are
+    left out of the macro mean, as torchmetrics does."""
+    tp, fp, _, fn, _ = (c.double() for c in MulticlassStatScores(n_classes, average=None)(torch.as_tensor(probs), target).T)
+    f1 = 2 * tp / (2 * tp + fp + fn).clamp_min(1)  # counts: a zero denominator has tp = 0
+    return float(tp.sum() / len(target)), float(f1[(tp + fp + fn) > 0].mean())
+
+
 def classification_metrics(pred: Predictions, n_classes: int) -> dict[str, float]:
     target = torch.as_tensor(pred.target)
-    accuracy = MulticlassAccuracy(n_classes, average="micro")
-    macro_f1 = MulticlassF1Score(n_classes, average="macro")
-    probs = torch.as_tensor(pred.probs)
-    metrics = {
-        "accuracy": accuracy(probs, target).item(),
-        "macro_f1": macro_f1(probs, target).item(),
-        "nll": F.nll_loss(probs.clamp_min(1e-12).log(), target).item(),
-    }
+    accuracy, macro_f1 = accuracy_and_macro_f1(pred.probs, target, n_classes)
+    probs = torch.as_tensor(pred.probs, dtype=torch.float64)
+    metrics = {"accuracy": accuracy, "macro_f1": macro_f1, "nll": F.nll_loss(probs.clamp_min(1e-12).log(), target).item()}
     for m, p in pred.branch_probs.items():
-        metrics[f"accuracy/{m}"] = MulticlassAccuracy(n_classes, average="micro")(torch.as_tensor(p), target).item()
+        metrics[f"accuracy/{m}"] = accuracy_and_macro_f1(p, target, n_classes)[0]
     return metrics
 
 

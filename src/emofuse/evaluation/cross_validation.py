@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from emofuse.config import ExperimentConfig, dump_config
+from emofuse.console import listed, rounded
 from emofuse.evaluation.classification import ClassificationEvaluator, classification_metrics, predict
 from emofuse.evaluation.enrolment import EnrolmentPool, SpeakerInputs, enrolment_record, speaker_normalized
 from emofuse.evaluation.folds import Fold, actor_folds
@@ -222,10 +223,10 @@ def _run(config, data_dir, run_dir, cache, progress, only_folds, enrolment_pool=
             result = json.loads(done.read_text())
             log.info("fold %d already done (accuracy %.4f)", fold.index, result["accuracy"])
         else:
-            log.info("fold %d: test %s, val %s", fold.index, fold.test_actors, fold.val_actors)
+            log.info("fold %d: test %s, val %s", fold.index, listed(fold.test_actors), listed(fold.val_actors))
             result = run_fold(config, fs, inputs, fold, fold_dir)
             log.info("fold %d: accuracy %.4f, macro-F1 %.4f, %s (best epoch %d of %d, %.1fs)", fold.index,
-                     result["accuracy"], result["macro_f1"], result["modality_accuracy"], result["best_epoch"],
+                     result["accuracy"], result["macro_f1"], rounded(result["modality_accuracy"]), result["best_epoch"],
                      result["epochs_run"], result["seconds"])
         results.append(result)
         tables.append(pd.read_csv(fold_dir / "predictions.csv"))

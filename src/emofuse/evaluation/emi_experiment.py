@@ -136,7 +136,8 @@ def _run(config: EmiConfig, data_dir: Path, run_dir: Path, epoch_callbacks) -> d
         atomic_write_text(run_dir / f"{split}_predictions.csv", predictions_table(data, split, pred).to_csv(index=False))
         results[split] = score(pred, data, split)
     results.update({
-        "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run, "val_at_best": fit.best_metrics,
+        "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run, "steps_per_epoch": fit.steps_per_epoch,
+        "val_at_best": fit.best_metrics,
         "feature_dims": data.dims, "data_fingerprint": data.fingerprint, "seconds": time.perf_counter() - started,
         "config": config.model_dump(mode="json"),
     })

@@ -23,6 +23,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emofuse.config import DataConfig, FeaturesConfig, ProtocolConfig, check_visual_features, dump_config, load_config
+from emofuse.console import listed
 from emofuse.data.ravdess import EMOTIONS
 from emofuse.emi_config import EmiConfig
 from emofuse.evaluation.enrolment import SpeakerInputs
@@ -134,7 +135,7 @@ def _run(config, ravdess, data_dir, run_dir, cache, progress, only_folds) -> dic
     rows, tables = [], []
     for fold in folds:
         fold_data = write_fold_dir(fs, fold, features_dir, run_dir / "data" / f"fold_{fold.index}")
-        log.info("fold %d: test actors %s, val actors %s", fold.index, fold.test_actors, fold.val_actors)
+        log.info("fold %d: test actors %s, val actors %s", fold.index, listed(fold.test_actors), listed(fold.val_actors))
         result = run_emi(config, fold_data, run_dir / "folds" / f"fold_{fold.index}")
         rows.append({"fold": fold.index, "test_actors": list(fold.test_actors), "val_actors": list(fold.val_actors),
                      "train_actors": list(fold.train_actors), "n_test": result["test"]["n"],

@@ -53,6 +53,7 @@ from emofuse.config import (
     read_yaml_mapping,
     set_dotted,
 )
+from emofuse.console import rounded
 from emofuse.registry import ConfigError
 from emofuse.runs import atomic_write_text, logging_to, write_json
 
@@ -293,7 +294,7 @@ def _requeue_failed_points(study, grid: list[dict]) -> None:
     live = {_params_key(_point(t)) for t in study.get_trials(deepcopy=False) if t.state != TrialState.FAIL}
     for params in grid:
         if _params_key(params) not in live:
-            log.info("grid point %s has only failed trials: enqueued again", params)
+            log.info("grid point %s has only failed trials: enqueued again", rounded(params))
             study.enqueue_trial(params)
 
 
@@ -334,7 +335,7 @@ def _run_claimed(study, storage, study_id: int, trial_id: int, objective) -> Non
             study.tell(trial, state=TrialState.FAIL)
             raise
     study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
-    log.info("trial %d %s: %s", trial.number, trial.params, f"{value:.4f}" if value is not None else state.name.lower())
+    log.info("trial %d %s: %s", trial.number, rounded(trial.params), f"{value:.4f}" if value is not None else state.name.lower())
 
 
 def _wait_or_take(study, storage, study_id: int, poll_s: float) -> int | None:
@@ -414,7 +415,7 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
             trial.set_user_attr("val_accuracy_folds", scores)
             running = float(np.mean(scores))
             trial.report(running, step=step)
-            log.info("trial %d %s: fold %d validation accuracy %.4f (running mean %.4f)", trial.number, params,
+            log.info("trial %d %s: fold %d validation accuracy %.4f (running mean %.4f)", trial.number, rounded(params),
                      fold.index, scores[-1], running)
             if step < len(folds) - 1 and trial.should_prune():
                 log.info("trial %d pruned after fold %d", trial.number, fold.index)
@@ -451,7 +452,7 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
     if config_file.is_file() and config_file.read_text() != dump_config(best_config):
         log.info("%s holds the test run of an earlier best configuration; replacing it", best_dir)
         shutil.rmtree(best_dir)
-    log.info("best trial %d %s: validation %.4f; scoring its test folds once", best.number, best.params, best.value)
+    log.info("best trial %d %s: validation %.4f; scoring its test folds once", best.number, rounded(best.params), best.value)
     test = cv.run_cross_validation(best_config, data_dir, best_dir, cache_dir, progress=progress, only_folds=only_folds)
 
     workers: dict[str, int] = {}

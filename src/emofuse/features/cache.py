@@ -3,8 +3,8 @@
 An entry is ``ROOT/<settings_key>/<sha256 of the file's bytes>.npy``: renaming or moving a file
 keeps its entry, editing it or changing any extractor setting does not. Entries are written to a
 temporary file and renamed into place, so an interrupted extraction leaves only whole entries and a
-rerun resumes with the files that are missing. The temporary name is unique per write (``mkstemp``
-creates it exclusively, also on a shared file system), so processes or machines extracting into one
+rerun resumes with the files that are missing. The temporary name is unique per write (created
+exclusively, also on a shared file system; emofuse/atomic.py), so processes or machines extracting into one
 cache at the same time never write the same file; if two compute the same entry, the identical
 result of the last rename stays.
 """
@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from emofuse.atomic import atomic_write, atomic_write_bytes
 
 
 def default_cache_dir() -> Path:
@@ -35,24 +36,8 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    _atomic_write(path, lambda f: np.save(f, array))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    _atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: np.save(f, array))
 
 
 class FeatureCache:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emofuse import console
 from emofuse.data.errors import DataError
 from emofuse.features.base import Extractor
 from emofuse.features.cache import FeatureCache, file_digest
@@ -136,15 +137,8 @@ def _take_from_cache(report: ExtractionReport, path: Path, extractor: Extractor,
 
 
 def _run_workers(todo, digests, extractor, cache, workers, progress, report) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     global _worker_extractor
-    bar = Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        disable=not progress, transient=True,
-    )
-    with bar, ExitStack() as stack:
-        task = bar.add_task(f"{extractor.registry_name}", total=len(todo))
+    with console.progress(f"extracting {extractor.registry_name}", len(todo), progress) as advance, ExitStack() as stack:
         if workers <= 1:  # in this process: no start-up cost, for small jobs and debugging
             _worker_extractor = extractor
             results = ((p, _extract_one(p, digests[p], str(cache.root))) for p in todo)
@@ -163,4 +157,4 @@ def _run_workers(todo, digests, extractor, cache, workers, progress, report) -> 
             else:
                 report.failures[path] = problem or VANISHED
                 log.warning("%s: %s", path, report.failures[path])
-            bar.advance(task)
+            advance()

@@ -1,14 +1,17 @@
 """One training loop for every model and loss in emofuse.
 
 AdamW with linear warm-up and cosine decay per step, gradient-norm clipping, optional EMA of the
-weights (evaluated instead of the raw weights), bf16 autocast on CUDA, early stopping and
+weights (evaluated instead of the raw weights; training/ema.py), bf16 autocast on CUDA, early stopping and
 best-epoch selection on a validation metric, and a checkpoint after every epoch from which an
 interrupted run resumes exactly (weights, optimiser, scheduler, EMA, callbacks and RNG states).
+With ``min_epoch_steps``, an epoch on few training rows makes several passes over them, so that a
+recipe's epochs (warm-up, patience, EMA horizon, the cosine) last as many steps on small data as on large.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import math
 import os
@@ -19,7 +22,6 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from emofuse.config import TrainConfig
 from emofuse.registry import ConfigError
@@ -27,6 +29,7 @@ from emofuse.training import distributed
 from emofuse.training.batches import TensorData
 from emofuse.training.budget import fold_budget, minimum_epochs
 from emofuse.training.callbacks import BestTracker, EarlyStopping
+from emofuse.training.ema import ema_horizon, ema_model
 from emofuse.training.seeding import restore_rng_state, rng_state
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,7 @@ class FitResult:
     epochs_run: int
     history: list[dict] = field(default_factory=list)
     budget: dict = field(default_factory=dict)  # training/budget.py: schedule length, minimum epochs, why it stopped
+    steps_per_epoch: int = 0  # optimiser steps per epoch, passes over the training rows included
 
 
 def resolve_device(name: str) -> torch.device:
@@ -89,18 +93,16 @@ class Trainer:
         loss_fn.to(self.device)
         ddp = distributed.wrap(model)  # under torchrun only (see training/distributed.py); None in one process
         step_model = ddp if ddp is not None else model
-        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        steps_per_pass = math.ceil(len(train) / cfg.batch_size)
+        passes = math.ceil(cfg.min_epoch_steps / steps_per_pass) if cfg.min_epoch_steps else 1
+        steps_per_epoch = passes * steps_per_pass
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=self.device.type in ("cpu", "cuda")
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, cosine_with_warmup(cfg.epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch)
         )
-        ema = (
-            AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
-            if cfg.ema_decay
-            else None
-        )
+        ema = ema_model(model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay else None
         es_cfg = cfg.early_stopping
         monitor, mode = (es_cfg.monitor, es_cfg.mode) if es_cfg else ("accuracy", "max")
         stage_start = getattr(loss_fn, "stage_start_epoch", 0)  # losses outside the LOSSES registry have one stage
@@ -141,16 +143,16 @@ class Trainer:
             best_state, history, start_epoch = ckpt["best_state"], ckpt["history"], ckpt["epoch"] + 1
             log.info("resumed from %s at epoch %d", last_path, start_epoch)
             if ckpt.get("finished"):
-                return self._result(best_state, tracker, history, budget)
+                return self._result(best_state, tracker, history, budget, steps_per_epoch)
 
         for epoch in range(start_epoch, cfg.epochs):
             started = time.perf_counter()
             model.train()
             sums: dict[str, float] = {}
             seen = 0
-            for batch in train.batches(
+            for batch in itertools.chain.from_iterable(train.batches(
                 cfg.batch_size, shuffle=True, generator=shuffle_gen, drop_last=True, crop=cfg.crop_frames, hflip=cfg.hflip
-            ):
+            ) for _ in range(passes)):
                 if ddp is not None:
                     batch, share = distributed.shard_batch(batch)  # this rank's rows of the global batch
                 batch = batch.to(self.device)
@@ -180,6 +182,9 @@ class Trainer:
             if tracker.update(epoch, val_metrics):
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in eval_model.state_dict().items()})
             stop = stopper.step(epoch, val_metrics) if stopper else False
+            if stop and ema is not None and (epoch - tracker.best_epoch) * steps_per_epoch < ema_horizon(
+                    cfg.ema_decay, int(ema.n_averaged), cfg.ema_warmup):
+                stop = False  # the EMA still carries weights from before the best epoch: it may yet improve
             record["seconds"] = time.perf_counter() - started
             history.append(record)
             for callback in self.epoch_callbacks:
@@ -201,11 +206,11 @@ class Trainer:
             if stop:
                 log.info("early stop at epoch %d (best epoch %d)", epoch, tracker.best_epoch)
                 break
-        return self._result(best_state, tracker, history, budget)
+        return self._result(best_state, tracker, history, budget, steps_per_epoch)
 
     @staticmethod
-    def _result(best_state: dict, tracker: BestTracker, history: list[dict], budget: dict) -> FitResult:
+    def _result(best_state: dict, tracker: BestTracker, history: list[dict], budget: dict, steps_per_epoch: int) -> FitResult:
         best = history[tracker.best_epoch]
         best_metrics = {k[4:]: v for k, v in best.items() if k.startswith("val/")}
         used = fold_budget(**budget, epochs_run=len(history), best_epoch=tracker.best_epoch)
-        return FitResult(best_state, tracker.best_epoch, best_metrics, len(history), history, used)
+        return FitResult(best_state, tracker.best_epoch, best_metrics, len(history), history, used, steps_per_epoch)

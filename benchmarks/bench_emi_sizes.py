@@ -1,0 +1,116 @@
+"""The default EMI recipe against a ridge regression at three training-set sizes (synthetic Hume-shaped data).
+
+    python benchmarks/bench_emi_sizes.py [--sizes 500 2000 8000] [--n-test 2000] [--threads 1] [--out DIR]
+
+One feature directory is written with the ``make-emi-fixture`` machinery (seed 0; the planted signal caps the
+attainable Pearson near 0.8) with 8,000 training clips (or the largest size, if larger), a quarter as many
+validation clips and --n-test test clips. Each size N is a subset of it: the first N training clips, the first N/4 validation clips
+and every test clip (its own labels.csv beside links to the same .npz arrays), so that every size poses the
+same problem and is scored on the same test clips. Per size:
+
+- ``emofuse train configs/emi_hume.yaml`` exactly as shipped (no ``--set``): epoch selected on the val rows;
+- a ridge regression (scikit-learn) on the time means of the three modalities, concatenated and standardised
+  with statistics of the training rows, alpha chosen on the val rows from a log grid, fitted on the train rows.
+
+Both are scored once on the same test rows (mean over the 6 targets of the Pearson correlation over the whole
+test split). Figures are printed, not asserted; the target is that the recipe beats ridge at every size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.linear_model import Ridge
+from sklearn.preprocessing import StandardScaler
+
+from emofuse.data.emi_fixture import HUME_TARGETS, write_emi_fixture
+from emofuse.data.feature_dir import FeatureDirData, load_feature_dir
+from emofuse.emi_config import load_emi_config
+from emofuse.evaluation.emi_experiment import run_emi
+from emofuse.evaluation.regression import pearson
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "emi_hume.yaml"
+ALPHAS = np.logspace(-2, 6, 33)
+
+
+def time_means(data: FeatureDirData, split: str) -> np.ndarray:
+    rows = data.rows(split)
+    return np.concatenate([np.stack([data.features[m][i].mean(0) for i in rows]) for m in data.features], axis=1)
+
+
+def ridge_peer(data: FeatureDirData) -> dict:
+    """Test mean Pearson of the ridge whose alpha scores best on the val rows."""
+    scaler = StandardScaler().fit(time_means(data, "train"))
+    x = {s: scaler.transform(time_means(data, s)) for s in ("train", "val", "test")}
+    y = {s: data.targets[data.rows(s)] for s in ("train", "val", "test")}
+    val_score = {a: pearson(Ridge(alpha=a).fit(x["train"], y["train"]).predict(x["val"]), y["val"]).mean() for a in ALPHAS}
+    alpha = max(val_score, key=val_score.get)
+    test = pearson(Ridge(alpha=alpha).fit(x["train"], y["train"]).predict(x["test"]), y["test"]).mean()
+    return {"alpha": float(alpha), "val": float(val_score[alpha]), "test": float(test)}
+
+
+def subset(full: Path, out: Path, n_train: int, n_val: int) -> Path:
+    """A feature directory of the first ``n_train`` train and ``n_val`` val rows of ``full`` and all its test rows."""
+    labels = pd.read_csv(full / "labels.csv", dtype={"id": str})
+    keep = labels.groupby("split").cumcount() < labels["split"].map({"train": n_train, "val": n_val, "test": len(labels)})
+    out.mkdir(parents=True, exist_ok=True)
+    labels[keep].to_csv(out / "labels.csv", index=False)
+    for archive in full.glob("*.npz"):
+        (out / archive.name).unlink(missing_ok=True)
+        (out / archive.name).symlink_to(archive.resolve())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 8000], help="training clips per run")
+    parser.add_argument("--n-test", type=int, default=2000, help="test clips (default 2000, the same for every size)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--out", type=Path, default=None, help="keep data and runs here (default: a temporary directory)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config = load_emi_config(CONFIG)
+    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+          f"load average before: {os.getloadavg()[0]:.2f}; config {CONFIG.relative_to(REPO)} as shipped")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.out or Path(tmp)
+        largest = max(8000, *args.sizes)  # the same problem whichever sizes are asked for
+        full = root / f"data_full_{largest}_{args.n_test}"
+        if not (full / "labels.csv").is_file():
+            write_emi_fixture(full, n_train=largest, n_val=largest // 4, n_test=args.n_test, fmt="npz")
+        for n in args.sizes:
+            data_dir = subset(full, root / f"data_{n}", n, n // 4)
+            data = load_feature_dir(data_dir, config.data.modalities, list(HUME_TARGETS))
+            ridge = ridge_peer(data)
+            started = time.perf_counter()
+            run_dir = root / f"run_{n}"
+            if (run_dir / "results.json").exists():
+                raise SystemExit(f"{run_dir} holds a finished run: it would be read back, not timed")
+            result = run_emi(config, data_dir, run_dir)
+            seconds = time.perf_counter() - started
+            steps = result.get("steps_per_epoch")
+            row = (n, n // 4, args.n_test, result["test"]["pearson_mean"], result["val"]["pearson_mean"], ridge["test"],
+                   ridge["val"], ridge["alpha"], result["best_epoch"], result["epochs_run"], steps, seconds)
+            rows.append(row)
+            print(f"n_train {n}: recipe test {row[3]:.4f} (val {row[4]:.4f}, best epoch {row[8]} of {row[9]}, "
+                  f"{steps} steps per epoch, {seconds:.0f} s); ridge test {row[5]:.4f} (val {row[6]:.4f}, "
+                  f"alpha {row[7]:.3g})", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print("\n| train / val / test clips | recipe test mean Pearson | ridge test mean Pearson | recipe - ridge "
+          "| best epoch / epochs run | steps per epoch | recipe seconds |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for n, nv, nt, rt, _, gt, _, _, best, run, steps, sec in rows:
+        print(f"| {n:,} / {nv:,} / {nt:,} | {rt:.4f} | {gt:.4f} | {rt - gt:+.4f} | {best} / {run} | {steps} | {sec:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The EMA warm-up, epochs of several passes (min_epoch_steps) and early stopping that waits for the EMA;
+resume stays exact with all three."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from emofuse.data.emi_fixture import write_emi_fixture
+from emofuse.emi_config import EmiTrainConfig, load_emi_config
+from emofuse.evaluation.emi_experiment import run_emi
+from emofuse.losses.emi import EmiLoss, EmiLossConfig
+from emofuse.models.emi import EmiModelConfig, EmiRegressor
+from emofuse.training.batches import TensorData
+from emofuse.training.ema import ema_decay, ema_horizon
+from emofuse.training.trainer import Trainer
+
+from conftest import REPO
+
+
+def test_ema_decay_warms_up_to_the_configured_decay():
+    assert [ema_decay(0.999, n, warmup=True) for n in (1, 2, 3)] == [1 / 2, 2 / 3, 3 / 4]  # the running mean
+    assert ema_decay(0.999, 998, warmup=True) < 0.999 == ema_decay(0.999, 999, warmup=True) == ema_decay(0.999, 10**6, True)
+    assert ema_decay(0.999, 1, warmup=False) == 0.999
+    assert ema_horizon(0.999, 400, warmup=True) == pytest.approx(401.0)  # every update so far
+    assert ema_horizon(0.999, 10**6, warmup=True) == pytest.approx(1000.0)
+
+
+def tiny_data(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    return TensorData({"audio": [rng.standard_normal((6, 3)).astype(np.float32) for _ in range(n)]},
+                      rng.random((n, 2)).astype(np.float32))
+
+
+class RowsLoss(nn.Module):
+    """The recipe's loss, recording the rows of every training batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = EmiLoss(EmiLossConfig(vad=0), 2)
+        self.batches = []
+
+    def forward(self, output, target, epoch):
+        self.batches.append((epoch, target[:, 0].clone()))
+        return self.inner(output, target, epoch)
+
+
+def fit(config, evaluate, data=None):
+    torch.manual_seed(0)
+    data = data if data is not None else tiny_data()
+    model = EmiRegressor(EmiModelConfig(seq_len=4, hidden=8, vad=False), {"audio": 3}, 2)
+    loss = RowsLoss()
+    return Trainer(config, evaluate).fit(model, loss, data, data), loss
+
+
+def test_min_epoch_steps_makes_whole_passes_and_sizes_the_cosine_to_them():
+    data = tiny_data(40)  # batch 8: 5 steps per pass
+    config = EmiTrainConfig(epochs=3, batch_size=8, min_epoch_steps=12, early_stopping=None)
+    result, loss = fit(config, lambda m, d: {"pearson_mean": 0.0, "accuracy": 0.0}, data)
+    assert result.steps_per_epoch == 15  # 3 passes of 5 steps reach 12
+    assert [e for e, _ in loss.batches] == [e for e in range(3) for _ in range(15)]
+    for start in range(0, 45, 5):  # every pass shows each row once
+        rows = torch.cat([t for _, t in loss.batches[start:start + 5]])
+        assert len(set(rows.tolist())) == 40
+    assert result.history[-1]["lr"] == pytest.approx(0.0, abs=1e-9)  # the cosine ends with the last step run
+    plain, _ = fit(EmiTrainConfig(epochs=3, batch_size=8, min_epoch_steps=None, early_stopping=None),
+                   lambda m, d: {"pearson_mean": 0.0, "accuracy": 0.0}, data)
+    assert plain.steps_per_epoch == 5  # one pass per epoch, as for every classification config
+
+
+@pytest.mark.parametrize("decay, warmup, epochs_run", [(None, False, 2), (0.95, False, 5), (0.95, True, 5), (0.5, True, 2)])
+def test_early_stopping_waits_one_ema_horizon_after_the_best_epoch(decay, warmup, epochs_run):
+    scores = iter([0.9] + [0.5] * 30)  # best at epoch 0, worse ever after
+    config = EmiTrainConfig(epochs=30, batch_size=8, ema_decay=decay, ema_warmup=warmup, ema_start_epoch=0,
+                            early_stopping={"monitor": "pearson_mean", "patience": 1})
+    result, _ = fit(config, lambda m, d: {"pearson_mean": next(scores)})
+    # 5 steps per epoch. Without EMA: stop after `patience` bad epochs. EMA 0.95 spans 20 steps (warmed up: all n
+    # updates so far, at most 20): the stop waits until they lie behind the best epoch (epoch 4). EMA 0.5 spans 2 steps.
+    assert result.best_epoch == 0 and result.epochs_run == epochs_run
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_emi_resume_is_exact_with_warmup_and_several_passes_per_epoch(tmp_path):
+    data = write_emi_fixture(tmp_path / "data", n_train=48, n_val=24, n_test=8)
+    config = load_emi_config(REPO / "configs" / "emi_hume.yaml",
+                             ["train.epochs=4", "train.batch_size=16", "train.min_epoch_steps=7", "model.hidden=16"])
+    assert config.train.ema_warmup
+    whole = run_emi(config, data, tmp_path / "whole")
+
+    def stop_after_epoch_1(epoch, record):
+        if epoch == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_emi(config, data, tmp_path / "cut", epoch_callbacks=[stop_after_epoch_1])
+    resumed = run_emi(config, data, tmp_path / "cut")
+    assert whole["steps_per_epoch"] == 9 and resumed["test"]["pearson_mean"] == whole["test"]["pearson_mean"]
+    a, b = (torch.load(tmp_path / d / "best.pt") for d in ("whole", "cut"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    history = [pd.read_csv(tmp_path / d / "history.csv").drop(columns="seconds") for d in ("whole", "cut")]
+    pd.testing.assert_frame_equal(*history)
