@@ -24,16 +24,11 @@ class ConfigError(ValueError):
     """A configuration names something unknown or holds a bad value."""
 
 
-def closest(word: str, candidates) -> str | None:
-    """The one of ``candidates`` a misspelt ``word`` most likely meant, if any is close (difflib's ratio >= 0.6)."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
 def did_you_mean(word: str, candidates, dotted_prefix: str = "") -> str:
-    """`` (did you mean 'x'?)``, or ``""`` when no candidate is close."""
-    match = closest(word, candidates)
-    return f" (did you mean '{dotted_prefix}{match}'?)" if match else ""
+    """`` (did you mean 'x'?)`` for the candidate a misspelt ``word`` most likely meant (difflib's similarity ratio
+    at least 0.6), or ``""`` when none is close."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f" (did you mean '{dotted_prefix}{close[0]}'?)" if close else ""
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

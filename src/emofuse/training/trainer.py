@@ -93,14 +93,16 @@ class Trainer:
         loss_fn.to(self.device)
         ddp = distributed.wrap(model)  # under torchrun only (see training/distributed.py); None in one process
         step_model = ddp if ddp is not None else model
-        steps_per_pass = math.ceil(len(train) / cfg.batch_size)
+        steps_per_pass = len(train) // cfg.batch_size if len(train) > cfg.batch_size else 1  # whole batches (drop_last)
         passes = math.ceil(cfg.min_epoch_steps / steps_per_pass) if cfg.min_epoch_steps else 1
         steps_per_epoch = passes * steps_per_pass
+        # The schedule counts the partial batch that drop_last drops, as it always has: existing configs train as they did.
+        scheduled_per_epoch = passes * math.ceil(len(train) / cfg.batch_size)
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=self.device.type in ("cpu", "cuda")
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, cosine_with_warmup(cfg.epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch)
+            optimizer, cosine_with_warmup(cfg.epochs * scheduled_per_epoch, cfg.warmup_epochs * scheduled_per_epoch)
         )
         ema = ema_model(model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay else None
         es_cfg = cfg.early_stopping
