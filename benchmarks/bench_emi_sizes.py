@@ -1,6 +1,7 @@
 """The default EMI recipe against a ridge regression at three training-set sizes (synthetic Hume-shaped data).
 
     python benchmarks/bench_emi_sizes.py [--sizes 500 2000 8000] [--n-test 2000] [--threads 1] [--out DIR]
+                                         [--set KEY=VALUE ...]
 
 One feature directory is written with the ``make-emi-fixture`` machinery (seed 0; the planted signal caps the
 attainable Pearson near 0.8) with 8,000 training clips (or the largest size, if larger), a quarter as many
@@ -8,7 +9,8 @@ validation clips and --n-test test clips. Each size N is a subset of it: the fir
 and every test clip (its own labels.csv beside links to the same .npz arrays), so that every size poses the
 same problem and is scored on the same test clips. Per size:
 
-- ``emofuse train configs/emi_hume.yaml`` exactly as shipped (no ``--set``): epoch selected on the val rows;
+- ``emofuse train configs/emi_hume.yaml`` exactly as shipped (unless --set is given, e.g. ``--set
+  train.ema_warmup=false`` for the recipe before the EMA warm-up): epoch selected on the val rows;
 - a ridge regression (scikit-learn) on the time means of the three modalities, concatenated and standardised
   with statistics of the training rows, alpha chosen on the val rows from a log grid, fitted on the train rows.
 
@@ -75,11 +77,14 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=2000, help="test clips (default 2000, the same for every size)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, default=None, help="keep data and runs here (default: a temporary directory)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe value (default: none, the config as shipped)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = load_emi_config(CONFIG)
+    config = load_emi_config(CONFIG, args.overrides)
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-          f"load average before: {os.getloadavg()[0]:.2f}; config {CONFIG.relative_to(REPO)} as shipped")
+          f"load average before: {os.getloadavg()[0]:.2f}; config {CONFIG.relative_to(REPO)} "
+          f"{'with ' + ', '.join(args.overrides) if args.overrides else 'as shipped'}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
@@ -92,25 +97,24 @@ def main() -> None:
             data = load_feature_dir(data_dir, config.data.modalities, list(HUME_TARGETS))
             ridge = ridge_peer(data)
             started = time.perf_counter()
-            run_dir = root / f"run_{n}"
+            run_dir = root / f"run_{n}{'_' + '_'.join(args.overrides) if args.overrides else ''}"
             if (run_dir / "results.json").exists():
                 raise SystemExit(f"{run_dir} holds a finished run: it would be read back, not timed")
             result = run_emi(config, data_dir, run_dir)
-            seconds = time.perf_counter() - started
-            steps = result.get("steps_per_epoch")
-            row = (n, n // 4, args.n_test, result["test"]["pearson_mean"], result["val"]["pearson_mean"], ridge["test"],
-                   ridge["val"], ridge["alpha"], result["best_epoch"], result["epochs_run"], steps, seconds)
+            row = {"n": n, "recipe": result["test"]["pearson_mean"], "recipe_val": result["val"]["pearson_mean"],
+                   "ridge": ridge["test"], "best": result["best_epoch"], "run": result["epochs_run"],
+                   "steps": result["steps_per_epoch"], "seconds": time.perf_counter() - started}
             rows.append(row)
-            print(f"n_train {n}: recipe test {row[3]:.4f} (val {row[4]:.4f}, best epoch {row[8]} of {row[9]}, "
-                  f"{steps} steps per epoch, {seconds:.0f} s); ridge test {row[5]:.4f} (val {row[6]:.4f}, "
-                  f"alpha {row[7]:.3g})", flush=True)
+            print(f"n_train {n}: recipe test {row['recipe']:.4f} (val {row['recipe_val']:.4f}, best epoch {row['best']} of "
+                  f"{row['run']}, {row['steps']} steps per epoch, {row['seconds']:.0f} s); ridge test {ridge['test']:.4f} "
+                  f"(val {ridge['val']:.4f}, alpha {ridge['alpha']:.3g})", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print("\n| train / val / test clips | recipe test mean Pearson | ridge test mean Pearson | recipe - ridge "
           "| best epoch / epochs run | steps per epoch | recipe seconds |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for n, nv, nt, rt, _, gt, _, _, best, run, steps, sec in rows:
-        print(f"| {n:,} / {nv:,} / {nt:,} | {rt:.4f} | {gt:.4f} | {rt - gt:+.4f} | {best} / {run} | {steps} | {sec:.0f} |")
-
+    for r in rows:
+        print(f"| {r['n']:,} / {r['n'] // 4:,} / {args.n_test:,} | {r['recipe']:.4f} | {r['ridge']:.4f} | "
+              f"{r['recipe'] - r['ridge']:+.4f} | {r['best']} / {r['run']} | {r['steps']} | {r['seconds']:.0f} |")
 
 if __name__ == "__main__":
     main()
