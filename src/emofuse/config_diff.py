@@ -20,16 +20,14 @@ def dotted_leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(old: dict, new: dict) -> list[str]:
-    """One entry per differing dotted key, e.g. ``train.lr: 0.001 -> 0.0003``, in the order of the keys."""
+    """One entry per differing dotted key, e.g. ``train.lr: 0.001 -> 0.0003`` or ``train.x: (absent) -> 1``."""
     a, b = dotted_leaves(old), dotted_leaves(new)
-    missing = object()
-    out = []
-    for key in [*a, *(k for k in b if k not in a)]:
-        before, after = a.get(key, missing), b.get(key, missing)
-        if before != after:
-            show = lambda v: "(absent)" if v is missing else repr(rounded(v))  # noqa: E731
-            out.append(f"{key}: {show(before)} -> {show(after)}")
-    return out
+
+    def show(leaves: dict, key: str) -> str:
+        return repr(rounded(leaves[key])) if key in leaves else "(absent)"
+
+    keys = [*a, *(k for k in b if k not in a)]
+    return [f"{k}: {show(a, k)} -> {show(b, k)}" for k in keys if k not in a or k not in b or a[k] != b[k]]
 
 
 def describe_yaml_change(old_yaml: str, new_yaml: str, limit: int = 5) -> str:
