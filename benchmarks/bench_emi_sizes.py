@@ -116,5 +116,6 @@ def main() -> None:
         print(f"| {r['n']:,} / {r['n'] // 4:,} / {args.n_test:,} | {r['recipe']:.4f} | {r['ridge']:.4f} | "
               f"{r['recipe'] - r['ridge']:+.4f} | {r['best']} / {r['run']} | {r['steps']} | {r['seconds']:.0f} |")
 
+
 if __name__ == "__main__":
     main()

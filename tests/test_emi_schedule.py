@@ -69,15 +69,20 @@ def test_min_epoch_steps_makes_whole_passes_and_sizes_the_cosine_to_them():
     assert plain.steps_per_epoch == 5  # one pass per epoch, as for every classification config
 
 
-@pytest.mark.parametrize("decay, warmup, epochs_run", [(None, False, 2), (0.95, False, 5), (0.95, True, 5), (0.5, True, 2)])
-def test_early_stopping_waits_one_ema_horizon_after_the_best_epoch(decay, warmup, epochs_run):
+@pytest.mark.parametrize("decay, warmup, ema_start, min_epochs, epochs_run", [
+    (None, False, 0, 0, 2), (0.95, False, 0, 0, 5), (0.95, True, 0, 0, 5), (0.5, True, 0, 0, 2),
+    (0.95, False, 3, 0, 2),  # the EMA not yet evaluated (raw weights until ema_start_epoch): nothing to wait for
+    (0.5, True, 0, 7, 7), (0.95, True, 0, 3, 5),  # the budget's minimum epochs and the EMA's wait: the later one
+])
+def test_early_stopping_waits_one_ema_horizon_after_the_best_epoch(decay, warmup, ema_start, min_epochs, epochs_run):
     scores = iter([0.9] + [0.5] * 30)  # best at epoch 0, worse ever after
-    config = EmiTrainConfig(epochs=30, batch_size=8, ema_decay=decay, ema_warmup=warmup, ema_start_epoch=0,
-                            early_stopping={"monitor": "pearson_mean", "patience": 1})
+    config = EmiTrainConfig(epochs=30, batch_size=8, ema_decay=decay, ema_warmup=warmup, ema_start_epoch=ema_start,
+                            early_stopping={"monitor": "pearson_mean", "patience": 1, "min_epochs": min_epochs})
     result, _ = fit(config, lambda m, d: {"pearson_mean": next(scores)})
     # 5 steps per epoch. Without EMA: stop after `patience` bad epochs. EMA 0.95 spans 20 steps (warmed up: all n
     # updates so far, at most 20): the stop waits until they lie behind the best epoch (epoch 4). EMA 0.5 spans 2 steps.
     assert result.best_epoch == 0 and result.epochs_run == epochs_run
+    assert result.budget["min_epochs"] == max(min_epochs, 1) and result.budget["stop_reason"] == "patience"
 
 
 class Interrupt(Exception):

@@ -184,9 +184,9 @@ class Trainer:
             if tracker.update(epoch, val_metrics):
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in eval_model.state_dict().items()})
             stop = stopper.step(epoch, val_metrics) if stopper else False
-            if stop and ema is not None and (epoch - tracker.best_epoch) * steps_per_epoch < ema_horizon(
+            if stop and eval_model is not model and (epoch - tracker.best_epoch) * steps_per_epoch < ema_horizon(
                     cfg.ema_decay, int(ema.n_averaged), cfg.ema_warmup):
-                stop = False  # the EMA still carries weights from before the best epoch: it may yet improve
+                stop = False  # the evaluated EMA still carries weights from before the best epoch: it may yet improve
             record["seconds"] = time.perf_counter() - started
             history.append(record)
             for callback in self.epoch_callbacks:
