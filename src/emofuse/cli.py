@@ -234,6 +234,29 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--out", type=Path, default=None, help="also write the rows as JSON to this file")
     co.set_defaults(overrides=[])
 
+    rp = sub.add_parser("report", help="one self-contained HTML report of a cv, compare or sweep run directory",
+                        description="Render RUN_DIR as one HTML file: the results tables, per-fold figures, confusion "
+                                    "matrices, Mars weight and training-loss plots, the config and the data fingerprint. "
+                                    "Figures are embedded, so the file opens anywhere without a network. The kind of run "
+                                    "is told by its files (results.json: cv; comparison.json: compare; sweep.json: sweep).")
+    rp.add_argument("run_dir", type=Path, help="run directory written by emofuse cv, compare or sweep")
+    rp.add_argument("--out", type=Path, default=None, help="HTML file to write (default: RUN_DIR/report.html)")
+    rp.add_argument("--kind", default=None, help="kind of run, when the directory's files do not tell it")
+    rp.set_defaults(overrides=[])
+
+    sv = sub.add_parser("serve", help="a local web page and JSON API to try a cv run on recordings",
+                        description="Serve a page to upload or record a recording and see the fused and per-modality "
+                                    "probabilities (with a timeline over sliding windows for long recordings), and "
+                                    "POST /api/predict (multipart field 'file'; the JSON of `emofuse predict --json` for "
+                                    "that file), GET /api/health, GET /api/model. Predictions run one at a time.")
+    sv.add_argument("run_dir", type=Path, help="run directory written by `emofuse cv`")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sv.add_argument("--max-upload-mb", type=float, default=100.0, help="largest accepted upload in MB (default 100)")
+    sv.add_argument("--max-queue", type=int, default=4,
+                    help="requests that may wait while one prediction runs; more get 503 (default 4)")
+    sv.set_defaults(overrides=[])
+
     show = sub.add_parser("registry", help="list the registered extractors, encoders, fusions and losses",
                           description="List every registered part that a config can name.")
     show.set_defaults(overrides=[])
@@ -408,6 +431,20 @@ def cmd_cost(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from emofuse.html_report import write_report
+
+    print(f"report in {write_report(args.run_dir, args.out, args.kind)}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from emofuse.serve import serve
+
+    serve(args.run_dir, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, max_queue=args.max_queue)
+    return 0
+
+
 def cmd_registry(args) -> int:
     from emofuse.features import EXTRACTORS, VIDEO_EXTRACTORS
     from emofuse.features.text import TEXT_ENCODERS
@@ -497,7 +534,7 @@ def cmd_sweep(args) -> int:
 
 COMMANDS = {"predict": cmd_predict, "cv": cmd_cv, "compare": cmd_compare, "sensitivity": cmd_sensitivity, "extract": cmd_extract, "registry": cmd_registry, "train": cmd_train, "evaluate": cmd_evaluate,
             "make-emi-fixture": cmd_make_emi_fixture, "ablation": cmd_ablation, "emi-ravdess": cmd_emi_ravdess, "sweep": cmd_sweep,
-            "export": cmd_export, "cost": cmd_cost}
+            "export": cmd_export, "cost": cmd_cost, "report": cmd_report, "serve": cmd_serve}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,32 @@
+"""`emofuse sweep` directories: sweep.json, trials.csv and the test run of the best configuration in best/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emofuse.html_report import figures
+from emofuse.html_report.files import read_csv, read_json, read_text
+from emofuse.html_report.kinds import run_kind
+from emofuse.html_report.loaders.cv import load_cv
+
+
+@run_kind("sweep", title="hyper-parameter sweep", markers=("sweep.json", "trials.csv"))
+def load_sweep(run_dir: Path) -> dict:
+    summary = read_json(run_dir / "sweep.json")
+    trials = read_csv(run_dir / "trials.csv")
+    param_columns = [c for c in trials.columns if c.startswith("params_")]
+    shown = []
+    if trials["value"].notna().any():
+        shown.append(figures.Figure("Search objective per trial", figures.trial_values(trials),
+                                    summary.get("objective", "")))
+    best = run_dir / "best"
+    return {
+        "name": summary.get("study", run_dir.name),
+        "summary": summary,
+        "trials": trials.to_dict("records"),
+        "param_columns": param_columns,
+        "figures": shown,
+        "base_config_yaml": read_text(run_dir / "base_config.yaml", ""),
+        "space_yaml": read_text(run_dir / "space.yaml", ""),
+        "best": load_cv(best) if (best / "results.json").is_file() else None,
+    }
