@@ -13,6 +13,7 @@ private temporary directory and is deleted before the answer is sent.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
@@ -28,7 +29,6 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from emofuse.html_report.files import read_optional_json
 from emofuse.serve import timeline as timelines
 from emofuse.serve.errors import RequestError
 from emofuse.serve.queue import PredictionQueue
@@ -72,6 +72,7 @@ class SecurityHeaders:
 
 def model_info(predictor, settings: Settings) -> dict:
     config = predictor.config
+    fingerprint = predictor.run_dir / "data_fingerprint.json"
     return {
         "config": config.name,
         "run_dir": predictor.run_dir.name,
@@ -82,7 +83,7 @@ def model_info(predictor, settings: Settings) -> dict:
         "speaker_norm": config.features.speaker_norm,
         "audio_features": config.features.audio.name if predictor.extractor is not None else None,
         "visual_input": config.data.visual.kind if "visual" in predictor.modalities else None,
-        "data_fingerprint": read_optional_json(predictor.run_dir / "data_fingerprint.json"),
+        "data_fingerprint": json.loads(fingerprint.read_text()) if fingerprint.is_file() else None,
         "max_upload_mb": settings.max_upload_mb,
         "timeline": timelines.settings(),
     }
