@@ -166,14 +166,14 @@ def test_kind_is_told_by_the_files_and_can_be_chosen(cv_run, fixture_runs, tmp_p
     compare, _ = fixture_runs
     assert detect_kind(cv_run).name == "cv" and detect_kind(compare).name == "compare"
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match=r"not a run directory a report can be made of \(looked for cv: results.json"):
+    with pytest.raises(ConfigError, match=r"not a run directory a report can be made of \(looked for compare: comparison.json, runs.csv; cv: results.json"):
         detect_kind(tmp_path / "empty")
     both = tmp_path / "both"
     shutil.copytree(compare, both)
     for name in ("results.json", "predictions.csv", "folds"):
         (shutil.copytree if name == "folds" else shutil.copy)(cv_run / name, both / name)
     assert main(["report", str(both)]) == 2
-    assert "several kinds of run (cv, compare" in capsys.readouterr().err
+    assert "several kinds of run (compare, cv)" in capsys.readouterr().err
     assert main(["report", str(both), "--kind", "cv", "--out", str(tmp_path / "r.html")]) == 0
     assert main(["report", str(both), "--kind", "robustness"]) == 2
     assert "unknown report kind 'robustness'" in capsys.readouterr().err

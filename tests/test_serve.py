@@ -21,7 +21,7 @@ from emofuse.serve import is_loopback
 from emofuse.serve.app import Settings, create_app
 from emofuse.serve.timeline import MAX_WINDOWS, WINDOW_S, window_starts
 
-from test_media import CREMA, requires_crema
+from test_media import CREMA, requires_crema, write_video
 from web_fixtures import live_server, long_recording, sample_run
 
 CLIPS = sorted(p for p in CREMA.glob("*") if p.suffix in (".flv", ".mp3"))
@@ -105,6 +105,8 @@ def test_bad_input_gets_a_named_4xx_and_the_server_keeps_serving(client, predict
         (dict(path=truncated(FLV, tmp_path / "cut.flv")), 422, "truncated", "cut.flv: truncated: the container announces 2.23 s"),
         (dict(path=truncated(tmp_path / "tone.wav", tmp_path / "cut.wav")), 422, "truncated", "cut.wav: truncated: the WAV header"),
         (dict(path=truncated(tmp_path / "tone.flac", tmp_path / "cut.flac")), 422, "corrupt", "corrupt or truncated"),
+        (dict(path=write_video(tmp_path / "silent.mp4", np.full((10, 64, 64, 3), 50, np.uint8)), content_type="video/mp4"),
+         422, "no_prediction", "silent.mp4: no prediction: no usable modality"),
         (dict(path=FLV, content_type="text/plain"), 415, "content_type", "content type 'text/plain' is not audio/*"),
         (dict(path=FLV, name="../../etc/clip.flv"), 400, "bad_file_name", "'../../etc/clip.flv' is not a plain file name"),
         (dict(path=FLV, name="..\\clip.flv"), 400, "bad_file_name", "is not a plain file name"),
@@ -114,6 +116,8 @@ def test_bad_input_gets_a_named_4xx_and_the_server_keeps_serving(client, predict
         assert response.status_code == status, (sent, response.text)
         body = response.json()
         assert body["problem"] == problem and words in body["error"], body
+        if problem == "no_prediction":  # the entry `emofuse predict` would print, with the reasons
+            assert body["entry"]["missing"]["audio"] == "silent.mp4: no audio stream in the file"
         assert str(tmp_path) not in body["error"] and "request-" not in body["error"]  # no server paths leak
         assert client.get("/api/health").status_code == 200
     response = client.post("/api/predict", json={"file": "clip.flv"})
