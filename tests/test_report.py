@@ -142,7 +142,11 @@ def test_compare_report(fixture_runs, tmp_path):
     assert [r[0] for r in rows] == ["mars", "ce"]
     for row, ref in zip(rows, table.itertuples()):
         assert row[1] == f"{ref.accuracy_mean:.4f} ± {ref.accuracy_std:.4f}"
-    assert rows[0][-3] == "reference" and re.fullmatch(r"[+-]\d\.\d{4}", rows[1][-3])
+    for row, ref in zip(rows, table.itertuples()):
+        assert row[2] == f"[{ref.ci_low:.3f}, {ref.ci_high:.3f}]"  # the speaker-bootstrap interval
+    assert rows[0][-4:-1] == ["reference", "", ""]
+    assert re.fullmatch(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]", rows[1][-4])
+    assert rows[1][-3] == f"{table.p_fold[1]:.3f} ({table.p_fold_holm[1]:.3f})"
     assert len(page.body_rows("runs")) == len(pd.read_csv(compare / "runs.csv"))
     plots = json.loads((compare / "comparison.json").read_text())["plots"]
     assert len(page.images) == len(plots) == 5  # accuracy spread, 2 confusion matrices, Mars weights, loss histograms

@@ -47,7 +47,8 @@ def load_compare(run_dir: Path) -> dict:
                         "fingerprint": read_optional_json(first / "data_fingerprint.json") or {},
                         "versions": read_optional_json(first / "versions.json") or {}})
     digests = {m["fingerprint"].get("sha256") for m in methods}
-    run_columns = [c for c in ("method", "seed", "fold", "accuracy", "macro_f1", "val_accuracy", "best_epoch")
+    run_columns = [c for c in ("method", "seed", "fold", "accuracy", "macro_f1", "val_accuracy", "best_epoch", "epochs_run",
+                               "stop_reason")
                    if c in runs.columns] + [c for c in runs.columns if c.startswith("accuracy_")]
     return {
         "name": ", ".join(summary["methods"]),

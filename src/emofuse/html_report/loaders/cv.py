@@ -58,6 +58,7 @@ def load_cv(run_dir: Path) -> dict:
         "name": results["name"],
         "results": results,
         "folds": folds,
+        "stops": all("stop_reason" in f.get("budget", {}) for f in folds),  # what ended each fold's training (newer runs)
         "modalities": modalities,
         "per_class": per_class,
         "figures": shown,
