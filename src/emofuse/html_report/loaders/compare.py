@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from emofuse.html_report import figures
@@ -11,7 +10,7 @@ from emofuse.html_report.kinds import run_kind
 
 # what each of compare's plots shows, by file-name prefix (plots/<prefix><method>.png)
 PLOT_CAPTIONS = {
-    "accuracy": ("Test accuracy per (seed, fold)", "Every (seed, fold) run of each method; the bar is the mean."),
+    "accuracy": ("Test accuracy per (seed, fold)", "Every (seed, fold) run of each method; the black line is the mean."),
     "confusion_": ("Confusion matrix: {}", "Pooled over the test clips of every fold and seed; rows normalised."),
     "mars_weights_": ("Mars weight per branch: {}", "Mean per-sample loss weight per epoch, mean ± std over folds and seeds."),
     "train_loss_histograms": ("Training-loss histograms", "Per-sample cross-entropy of each branch on the training clips, "
@@ -26,15 +25,11 @@ def _plot_figure(path: Path) -> figures.Figure:
     return figures.Figure(path.stem, figures.file_uri(path))
 
 
-def _finite(x):
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
-
-
 @run_kind("compare", title="comparison of methods under one protocol", markers=("comparison.json", "runs.csv"))
 def load_compare(run_dir: Path) -> dict:
     summary = read_json(run_dir / "comparison.json")
     runs = read_csv(run_dir / "runs.csv")
-    table = [{k: _finite(v) for k, v in row.items()} for row in summary["table"]]
+    table = summary["table"]  # pandas wrote NaN (the reference's own statistics) as null
     branches = [c[len("accuracy_"):-len("_mean")] for c in (table[0] if table else {})
                 if c.startswith("accuracy_") and c.endswith("_mean") and c != "accuracy_mean"]
     listed = [run_dir / p for p in summary.get("plots", [])]
