@@ -131,6 +131,8 @@ def test_page_shows_the_apis_prediction_for_a_crema_d_clip(browser, server, arti
     missing = by_id(browser, "missing").find_elements("tag name", "li")
     assert [li.get_attribute("data-modality") for li in missing] == list(expected["missing"]) == ["visual"]
     assert "OpenFace" in missing[0].text
+    assert expected["speaker_stats"] == {"audio": "typical"}  # a file on its own, as `emofuse predict FILE` has it
+    assert by_id(browser, "speaker-stats").text == "Speaker normalisation: audio with a typical training speaker's statistics."
     assert by_id(browser, "timeline-note").text == "No timeline: recording shorter than 6 s."
     browser.save_screenshot(str(artifacts / "serve_prediction.png"))
 

@@ -18,7 +18,7 @@ from emofuse.html_report.kinds import RunKind, detect_kind
 from emofuse.registry import ConfigError
 
 from conftest import make_ravdess_fixture
-from test_compare import write_config
+from test_compare import TINY, write_config
 from test_sweep import SPACE, SWEEP_TINY
 from web_fixtures import sample_run
 
@@ -100,6 +100,17 @@ def fixture_runs(tmp_path_factory):
     return root / "compare", root / "sweep"
 
 
+@pytest.fixture(scope="module")
+def inductive_run(fixture_runs):
+    """A cv run with inductive speaker normalisation on the fixture data of ``fixture_runs``."""
+    root = fixture_runs[0].parent
+    config = write_config(root / "inductive.yaml", "inductive",
+                          features={**TINY["features"], "speaker_norm": "inductive", "adapt_clips": 4})
+    assert main(["cv", str(config), "--data", str(root / "ravdess"), "--cache", str(root / "cache"),
+                 "--out", str(root / "inductive"), "--no-progress"]) == 0
+    return root / "inductive"
+
+
 def test_cv_report_holds_the_runs_numbers(cv_run, tmp_path, capsys):
     out = tmp_path / "cv.html"
     assert main(["report", str(cv_run), "--out", str(out)]) == 0
@@ -116,6 +127,8 @@ def test_cv_report_holds_the_runs_numbers(cv_run, tmp_path, capsys):
         assert row[8] == f"{fold['best_epoch']} / {fold['epochs_run']}"
     summary = dict(page.tables["summary"])
     assert summary["test accuracy (fused)"] == f"{results['accuracy_mean']:.4f} ± {results['accuracy_std']:.4f}"
+    assert summary["speaker normalisation"] == "transductive"  # ravdess_ce.yaml's true
+    assert "Each clip is a test clip exactly once;" in html
     # per class: recall is the share of each class's clips predicted as that class, from predictions.csv
     predictions = pd.read_csv(cv_run / "predictions.csv")
     classes = page.body_rows("classes")
@@ -129,6 +142,17 @@ def test_cv_report_holds_the_runs_numbers(cv_run, tmp_path, capsys):
     fingerprint = json.loads((cv_run / "data_fingerprint.json").read_text())
     assert dict(page.tables["fingerprint"])["sha256"] == fingerprint["sha256"]
     assert render_report(cv_run) == html  # the same run gives the same file
+
+
+def test_cv_report_of_an_inductive_run_counts_the_enrolment_clips(inductive_run):
+    results = json.loads((inductive_run / "results.json").read_text())
+    enrolled = sum(len(clips) for clips in results["enrolment_clips"].values())
+    assert results["adapt_clips"] == 4 and enrolled == 6 * 4  # six actors, each held out once
+    page = Page(render_report(inductive_run))
+    summary = dict(page.tables["summary"])
+    assert summary["speaker normalisation"] == ("inductive (4 enrolment clips per held-out speaker, never scored; "
+                                                "24 in all)")
+    assert summary["test clips"] == str(results["n_clips"]) == str(6 * 16 - enrolled)
 
 
 def test_compare_report(fixture_runs, tmp_path):
@@ -197,9 +221,11 @@ def test_bad_run_files_are_named_and_text_is_escaped(cv_run, tmp_path, capsys):
     shutil.copytree(cv_run, run)
     results = json.loads((run / "results.json").read_text())
     results["name"] = "<script>alert(1)</script>"
+    results["speaker_norm"] = True  # as runs from before the speaker_norm modes wrote it
     (run / "results.json").write_text(json.dumps(results))
     html = render_report(run)
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert dict(Page(html).tables["summary"])["speaker normalisation"] == "transductive"
     del results["accuracy_std"]
     (run / "results.json").write_text(json.dumps(results))
     with pytest.raises(ConfigError, match=r"the run's files lack a value \('dict object' has no attribute 'accuracy_std'\)"):

@@ -53,7 +53,8 @@ def upload(client, path: Path | None = None, data: bytes | None = None, name: st
 def assert_same_entry(api: dict, cli: dict, name: str) -> None:
     assert api["file"] == name and sorted(api) == sorted(cli)
     assert api["pred"] == cli["pred"] and api["modalities"] == cli["modalities"] and api["missing"] == cli["missing"]
-    assert api.get("speaker_stats") == cli.get("speaker_stats")
+    assert api.get("speaker_stats") == cli.get("speaker_stats") and api.get("warnings") == cli.get("warnings")
+    assert api.get("speaker", "absent") == cli.get("speaker", "absent")
     assert api["probs"] == pytest.approx(cli["probs"], abs=1e-6)
     assert api["modality_probs"].keys() == cli["modality_probs"].keys()
     for m in cli["modality_probs"]:
@@ -78,7 +79,7 @@ def test_model_and_health(client, run_dir, predictor):
     info = client.get("/api/model").json()
     assert info["config"] == json.loads((run_dir / "results.json").read_text())["name"] == "ravdess_mars"
     assert info["classes"] == list(predictor.class_names) and info["modalities"] == ["audio", "visual"]
-    assert info["folds"] == [1, 2, 3, 4, 5, 6]
+    assert info["folds"] == [1, 2, 3, 4, 5, 6] and info["speaker_norm"] == "transductive"  # ravdess_ce.yaml's true
     assert info["data_fingerprint"] == json.loads((run_dir / "data_fingerprint.json").read_text())
     assert client.get("/api/health").json() == {"status": "ok", "busy": False, "admitted": 0, "max_queue": 4}
     page = client.get("/")

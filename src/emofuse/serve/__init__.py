@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 import sys
 from pathlib import Path
 
@@ -41,9 +40,6 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, max_up
         print(f"emofuse serve: WARNING: listening on {host}, not on this machine only: anyone who can reach it can upload "
               "files and use the model; there is no authentication and no TLS", file=sys.stderr)
     predictor = Predictor(run_dir)
-    # predict warns once per call that a single file gets a typical training speaker's statistics; every answer
-    # says which statistics it got (speaker_stats), and the server makes one call per file and per window
-    logging.getLogger("emofuse.predict").setLevel(logging.ERROR)
     app = create_app(predictor, Settings(max_upload_mb=max_upload_mb, max_queue=max_queue))
     shown = f"[{host}]" if ":" in host else host
     print(f"emofuse serve: {predictor.config.name} ({len(predictor.folds)} fold models) on http://{shown}:{port}/ "

@@ -19,6 +19,8 @@ def load_cv(run_dir: Path) -> dict:
     results = read_json(run_dir / "results.json")
     if "folds" not in results or "accuracy_mean" not in results:
         raise ConfigError(f"{run_dir}/results.json: no 'folds' and 'accuracy_mean'; not the results of `emofuse cv`")
+    if isinstance(results.get("speaker_norm"), bool):  # runs from before the modes: the config's aliases
+        results["speaker_norm"] = "transductive" if results["speaker_norm"] else "none"
     predictions = read_csv(run_dir / "predictions.csv")
     class_names = [c[len("prob_"):] for c in predictions.columns if c.startswith("prob_")]
     modalities = list(results.get("modality_accuracy_mean", {}))

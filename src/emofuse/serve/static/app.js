@@ -5,6 +5,8 @@
 const COLORS = ["#6b7280", "#0ea5e9", "#eab308", "#6366f1", "#dc2626", "#a855f7", "#16a34a", "#f97316",
                 "#14b8a6", "#be185d"];
 const SVG = "http://www.w3.org/2000/svg";
+// speaker_stats values of a predict entry: each upload is a file on its own, so "typical" is what it gets
+const STATS_WORDS = {typical: "a typical training speaker's statistics", speaker: "its speaker's own statistics"};
 let classes = [];
 
 const $ = (id) => document.getElementById(id);
@@ -157,8 +159,10 @@ function render(answer) {
   $("result-file").textContent = entry.file;
   $("result-modalities").textContent = entry.modalities.join(", ");
   const stats = entry.speaker_stats ? Object.entries(entry.speaker_stats) : [];
-  $("speaker-stats").textContent = stats.length
-    ? `Speaker normalisation: ${stats.map(([m, s]) => `${m} with ${s} statistics`).join(", ")}.` : "";
+  $("speaker-stats").textContent = [
+    stats.length ? `Speaker normalisation: ${stats.map(([m, s]) => `${m} with ${STATS_WORDS[s] || s}`).join(", ")}.` : "",
+    ...(entry.warnings || []).map((w) => `Warning: ${w}.`),
+  ].filter(Boolean).join(" ");
   renderBars(entry.probs, entry.pred);
   renderModalities(entry);
   renderTimeline(answer.timeline);
