@@ -77,7 +77,7 @@ def test_shipped_configs_load():
 
 
 def test_mars_and_ce_configs_differ_only_in_the_loss():
-    for mars, ce in (("ravdess_mars", "ravdess_ce"), ("ravdess_mars_cnn", "ravdess_ce_cnn")):
+    for mars, ce in (("ravdess_mars", "ravdess_ce"), ("ravdess_mars_egemaps", "ravdess_ce_egemaps"), ("ravdess_mars_cnn", "ravdess_ce_cnn")):
         a = load_config(REPO / "configs" / f"{mars}.yaml").model_dump()
         b = load_config(REPO / "configs" / f"{ce}.yaml").model_dump()
         assert a.pop("loss")["name"] == "mars" and b.pop("loss")["name"] == "cross_entropy"

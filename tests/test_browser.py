@@ -120,7 +120,7 @@ def api_predict(url: str, path: Path) -> dict:
 def test_page_shows_the_apis_prediction_for_a_crema_d_clip(browser, server, artifacts):
     clip = CREMA / "1001_DFA_HAP_XX.flv"
     open_page(browser, server)
-    assert by_id(browser, "model-name").text == "ravdess_mars"
+    assert by_id(browser, "model-name").text == "ravdess_mars_egemaps"
     assert upload_in_page(browser, clip) == "done", by_id(browser, "error").text
     expected = api_predict(server, clip)
     assert by_id(browser, "pred").text == expected["pred"]
@@ -177,7 +177,7 @@ def test_page_shows_a_refusal(browser, server, tmp_path):
 def test_report_opens_with_its_tables_and_figures(browser, run_dir, artifacts, tmp_path):
     report = write_report(run_dir, tmp_path / "report.html")
     browser.get(report.as_uri())
-    assert browser.title == "speaker-independent cross-validation: ravdess_mars"
+    assert browser.title == "speaker-independent cross-validation: ravdess_mars_egemaps"
     rows = lambda table: browser.find_elements("css selector", f"table#{table} tbody tr")  # noqa: E731
     assert len(rows("folds")) == 6 and len(rows("classes")) == 8
     assert browser.find_element("css selector", "table#summary").text.startswith("test accuracy (fused)")

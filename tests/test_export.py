@@ -62,7 +62,7 @@ def check_onnx_matches_pytorch(run, path, sequence_modality=None):
 
 
 def test_mlp_run_exports_to_onnx(data, tmp_path, capsys):
-    run = cv_run(data, tmp_path, "ravdess_ce.yaml")
+    run = cv_run(data, tmp_path, "ravdess_ce_egemaps.yaml")
     capsys.readouterr()
     assert main(["export", str(run)]) == 0
     printed = capsys.readouterr().out
@@ -122,7 +122,7 @@ def test_bad_run_directories_are_named(tmp_path, capsys):
     assert "no config.yaml" in capsys.readouterr().err
     run = tmp_path / "run"
     (run / "folds" / "fold_1").mkdir(parents=True)
-    (run / "config.yaml").write_text((REPO / "configs" / "ravdess_ce.yaml").read_text())
+    (run / "config.yaml").write_text((REPO / "configs" / "ravdess_ce_egemaps.yaml").read_text())
     assert main(["export", str(run)]) == 2
     assert "no folds/fold_k/best.pt" in capsys.readouterr().err
     (run / "folds" / "fold_1" / "best.pt").write_bytes(b"not a checkpoint")

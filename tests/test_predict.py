@@ -32,9 +32,9 @@ def train_tiny(tmp_path_factory, config: str, extra: list[str], data=None):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """configs/ravdess_mars.yaml (eGeMAPS + AU MLPs, speaker normalisation, Mars loss), shrunk to 2 folds, 3 epochs,
+    """configs/ravdess_mars_egemaps.yaml (eGeMAPS + AU MLPs, speaker normalisation, Mars loss), shrunk to 2 folds, 3 epochs,
     on the packaged sample: real speakers, so that a typical training speaker's statistics are realistic."""
-    return train_tiny(tmp_path_factory, "configs/ravdess_mars.yaml", [], data=sample_dir())
+    return train_tiny(tmp_path_factory, "configs/ravdess_mars_egemaps.yaml", [], data=sample_dir())
 
 
 @pytest.fixture(scope="module")

@@ -43,14 +43,14 @@ def check_run_directory(out, n_clips, n_folds):
 
 def test_readme_main_job_on_the_packaged_sample(tmp_path):
     out = tmp_path / "demo"
-    assert main(["cv", str(REPO / "configs" / "ravdess_mars.yaml"), "--out", str(out), "--cache", str(tmp_path / "c"), *REDUCED]) == 0
+    assert main(["cv", str(REPO / "configs" / "ravdess_mars_egemaps.yaml"), "--out", str(out), "--cache", str(tmp_path / "c"), *REDUCED]) == 0
     check_run_directory(out, n_clips=180, n_folds=6)
 
 
 @requires_shared_data()
 def test_reduced_cv_on_all_1440_real_clips(tmp_path):
     out = tmp_path / "run"
-    argv = ["cv", str(REPO / "configs" / "ravdess_mars.yaml"), "--data", str(RAVDESS), "--out", str(out),
+    argv = ["cv", str(REPO / "configs" / "ravdess_mars_egemaps.yaml"), "--data", str(RAVDESS), "--out", str(out),
             "--cache", str(tmp_path / "c"), *REDUCED]
     assert main(argv) == 0
     results = check_run_directory(out, n_clips=1440, n_folds=6)
@@ -80,6 +80,6 @@ def test_cli_help_for_every_command(capsys):
 
 def test_cli_reports_a_bad_config_key(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((REPO / "configs" / "ravdess_ce.yaml").read_text().replace("seed: 0", "sead: 0"))
+    bad.write_text((REPO / "configs" / "ravdess_ce_egemaps.yaml").read_text().replace("seed: 0", "sead: 0"))
     assert main(["cv", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "unknown key 'sead'" in capsys.readouterr().err

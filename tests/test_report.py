@@ -127,7 +127,7 @@ def test_cv_report_holds_the_runs_numbers(cv_run, tmp_path, capsys):
         assert row[8] == f"{fold['best_epoch']} / {fold['epochs_run']}"
     summary = dict(page.tables["summary"])
     assert summary["test accuracy (fused)"] == f"{results['accuracy_mean']:.4f} ± {results['accuracy_std']:.4f}"
-    assert summary["speaker normalisation"] == "transductive"  # ravdess_ce.yaml's true
+    assert summary["speaker normalisation"] == "transductive"  # ravdess_ce_egemaps.yaml's true (an alias)
     assert "Each clip is a test clip exactly once;" in html
     # per class: recall is the share of each class's clips predicted as that class, from predictions.csv
     predictions = pd.read_csv(cv_run / "predictions.csv")
@@ -138,7 +138,7 @@ def test_cv_report_holds_the_runs_numbers(cv_run, tmp_path, capsys):
         assert int(clips) == len(mine) and recall == f"{(mine['pred'] == name).mean():.4f}"
     # fold accuracy, confusion matrix, validation curves, Mars weights (a Mars run), training-loss histograms
     assert len(page.images) == 5
-    assert "name: ravdess_mars" in html and "switch_epoch: 10" in html  # the resolved config
+    assert "name: ravdess_mars_egemaps" in html and "switch_epoch: 10" in html  # the resolved config
     fingerprint = json.loads((cv_run / "data_fingerprint.json").read_text())
     assert dict(page.tables["fingerprint"])["sha256"] == fingerprint["sha256"]
     assert render_report(cv_run) == html  # the same run gives the same file

@@ -77,9 +77,9 @@ def test_predict_answers_what_emofuse_predict_prints(client, run_dir, capsys):
 
 def test_model_and_health(client, run_dir, predictor):
     info = client.get("/api/model").json()
-    assert info["config"] == json.loads((run_dir / "results.json").read_text())["name"] == "ravdess_mars"
+    assert info["config"] == json.loads((run_dir / "results.json").read_text())["name"] == "ravdess_mars_egemaps"
     assert info["classes"] == list(predictor.class_names) and info["modalities"] == ["audio", "visual"]
-    assert info["folds"] == [1, 2, 3, 4, 5, 6] and info["speaker_norm"] == "transductive"  # ravdess_ce.yaml's true
+    assert info["folds"] == [1, 2, 3, 4, 5, 6] and info["speaker_norm"] == "transductive"  # ravdess_ce_egemaps.yaml's true (an alias)
     assert info["data_fingerprint"] == json.loads((run_dir / "data_fingerprint.json").read_text())
     assert client.get("/api/health").json() == {"status": "ok", "busy": False, "admitted": 0, "max_queue": 4}
     page = client.get("/")

@@ -42,12 +42,12 @@ def test_settings_aliases_and_canonical_config():
     assert FeaturesConfig(speaker_norm=True).speaker_norm == "transductive"
     assert FeaturesConfig(speaker_norm=False).speaker_norm == "none"
     assert not FeaturesConfig().per_speaker and FeaturesConfig(speaker_norm="inductive").per_speaker
-    config = load_config(REPO / "configs" / "ravdess_ce.yaml")  # says `speaker_norm: true`
+    config = load_config(REPO / "configs" / "ravdess_ce_egemaps.yaml")  # says `speaker_norm: true`
     assert "speaker_norm: transductive" in dump_config(config) and "adapt_clips: 10" in dump_config(config)
     with pytest.raises(ConfigError, match="features.speaker_norm"):
-        load_config(REPO / "configs" / "ravdess_ce.yaml", ["features.speaker_norm=partly"])
+        load_config(REPO / "configs" / "ravdess_ce_egemaps.yaml", ["features.speaker_norm=partly"])
     with pytest.raises(ConfigError, match="features.adapt_clips"):
-        load_config(REPO / "configs" / "ravdess_ce.yaml", ["features.adapt_clips=-1"])
+        load_config(REPO / "configs" / "ravdess_ce_egemaps.yaml", ["features.adapt_clips=-1"])
 
 
 def test_enrolment_is_seeded_per_speaker_and_nested():
@@ -145,7 +145,7 @@ def test_the_pool_applies_to_test_speakers_only():
 def test_inductive_cv_records_its_enrolment_and_never_scores_it(tmp_path):
     """The issue's acceptance command, on the packaged sample (real RAVDESS clips, 30 per actor), reduced."""
     out = tmp_path / "run"
-    argv = ["cv", str(REPO / "configs" / "ravdess_mars.yaml"), "--out", str(out), "--cache", str(tmp_path / "c"),
+    argv = ["cv", str(REPO / "configs" / "ravdess_mars_egemaps.yaml"), "--out", str(out), "--cache", str(tmp_path / "c"),
             "--set", "features.speaker_norm=inductive", "--set", "train.epochs=2", "--set",
             "train.early_stopping.min_epochs=0", "--set", "protocol.n_folds=3", "--no-progress"]
     assert main(argv) == 0

@@ -24,10 +24,10 @@ SAMPLE_RUN_ARGS = ["--set", "train.epochs=2", "--set", "train.early_stopping.min
 
 
 def sample_run(tmp_path_factory) -> Path:
-    """`emofuse cv configs/ravdess_mars.yaml` (6 folds, 2 epochs) on the packaged RAVDESS sample, trained once per
+    """`emofuse cv configs/ravdess_mars_egemaps.yaml` (6 folds, 2 epochs) on the packaged RAVDESS sample, trained once per
     test session: every module asks for the same directory, and a finished run is only read back."""
     out = tmp_path_factory.getbasetemp() / "web_sample_run"
-    assert main(["cv", str(REPO / "configs" / "ravdess_mars.yaml"), "--out", str(out), *SAMPLE_RUN_ARGS]) == 0
+    assert main(["cv", str(REPO / "configs" / "ravdess_mars_egemaps.yaml"), "--out", str(out), *SAMPLE_RUN_ARGS]) == 0
     return out
 
 

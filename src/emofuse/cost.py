@@ -5,9 +5,9 @@ the branches of the average fusion (Mars, focal, M3ER, multiplication): at infer
 so their row repeats its numbers. A fusion that cannot be built or run on a setting's encoders gets a row with
 the reason. Two settings:
 
-- ``ravdess``: the repository's RAVDESS models (``configs/ravdess_mars.yaml``): an MLP on the audio extractor's
-  clip vector (eGeMAPS: 88) and an MLP on the OpenFace action units (35), dimensions read from the extractor's
-  output on one second of audio and from the packaged sample's AU table;
+- ``ravdess``: the repository's RAVDESS models (``configs/ravdess_mars.yaml``): an MLP on the audio
+  extractor's clip vector (Whisper tiny.en mean + std: 768; eGeMAPS: 88) and an MLP on the OpenFace action units
+  (35), dimensions read from the extractor's output on one second of audio and from the packaged sample's AU table;
 - ``paper``: the paper's end-to-end backbones, a 3D ResNeXt-50 on 30 face crops of 224 x 224 (1 s at 30 fps, the
   input of the public RAVDESS code of MSAF that the paper's Table I backbones match: 25.88 M parameters) and the
   repository's 1D CNN (``configs/ravdess_mars_cnn.yaml``) on the MFCC + delta frames of 2.45 s of audio (MSAF's
