@@ -19,7 +19,8 @@ def _overrides_arg(p: argparse.ArgumentParser, help: str = "override a config va
 def _common_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=None,
                    help="RAVDESS directory (Actor_XX audio under data.audio_dir; the visual table, OpenFace CSVs or "
-                        "videos at data.visual.path); default: the packaged sample (6 actors)")
+                        "videos at data.visual.path; default: the packaged sample, 6 actors), or for a manifest config "
+                        "(data.dataset: manifest) the manifest CSV (default: data.path)")
     p.add_argument("--cache", type=Path, default=None,
                    help="feature cache directory (default: $EMOFUSE_CACHE or ~/.cache/emofuse)")
     _overrides_arg(p)
@@ -103,14 +104,31 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("config", type=Path, help="EMI YAML, e.g. configs/emi_hume.yaml")
     _emi_data_args(tr)
 
-    ev = sub.add_parser("evaluate", help="EMI regression: predict and score a split with a trained run",
-                        description="Predict one split of a feature directory with the selected weights of an "
-                                    "`emofuse train` run (its feature standardisation included) and score it where it "
-                                    "has targets. Writes <split>_predictions.csv and <split>.json to --out.")
-    ev.add_argument("run_dir", type=Path, help="run directory written by `emofuse train`")
-    ev.add_argument("--data", type=Path, required=True, help="feature directory (labels.csv + one folder or .npz per modality)")
-    ev.add_argument("--split", choices=["train", "val", "test"], default="test", help="rows of labels.csv to use (default: test)")
+    ev = sub.add_parser("evaluate", help="score a finished run on other data: a cv run on another corpus's manifest, "
+                                         "an EMI run on a feature directory",
+                        description="An `emofuse cv` run: predict every row of the manifest --data with the run's fold "
+                                    "ensemble (cross-corpus), the classes both share mapped by name (--label-map for "
+                                    "others), and write predictions.csv, confusion.csv, confusion_shared.png and "
+                                    "evaluation.json (accuracy, UAR, macro-F1 deciding among all classes and among the "
+                                    "shared ones; unmapped labels; speakers normalised with training statistics) to "
+                                    "--out. An `emofuse train` (EMI) run: predict one split of a feature directory "
+                                    "with its selected weights (its feature standardisation included) and score it "
+                                    "where it has targets; writes <split>_predictions.csv and <split>.json to --out.")
+    ev.add_argument("run_dir", type=Path, help="run directory written by `emofuse cv` or `emofuse train`")
+    ev.add_argument("--data", type=Path, required=True,
+                    help="cv run: a manifest CSV; EMI run: a feature directory (labels.csv + one folder or .npz per modality)")
+    ev.add_argument("--split", choices=["train", "val", "test"], default=None,
+                    help="rows to use: EMI run, of labels.csv (default: test); cv run, of the manifest's split column "
+                         "(default: every row)")
     ev.add_argument("--out", type=Path, default=None, help="where to write (default: RUN_DIR/evaluation)")
+    ev.add_argument("--label-map", default=None, metavar="A=B,...",
+                    help="cv run: the data's label A is the run's class B (default: the same name)")
+    ev.add_argument("--on-incomplete", choices=["error", "skip"], default=None,
+                    help="cv run: a row whose files are missing or unreadable stops the evaluation, or is left out and "
+                         "listed (default: the run's data.on_incomplete)")
+    ev.add_argument("--cache", type=Path, default=None,
+                    help="cv run: feature cache directory (default: $EMOFUSE_CACHE or ~/.cache/emofuse)")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     fx = sub.add_parser("make-emi-fixture", help="write a synthetic Hume-Vidmimic2-shaped feature directory",
                         description="Write a synthetic feature directory with 6 EMI targets and visual / audio / text "
@@ -257,6 +275,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="requests that may wait while one prediction runs; more get 503 (default 4)")
     sv.set_defaults(overrides=[])
 
+    mf = sub.add_parser("manifest", help="write a manifest CSV of a corpus folder to standard output",
+                        description="List the samples of a corpus laid out as it ships (ravdess, crema-d, tess, savee, emodb) "
+                                    "or as DIR/<label>/<file> (folder) as a manifest for data.dataset: manifest: id, speaker, "
+                                    "gender (where the corpus documents it), label (common vocabulary: neutral, calm, happy, "
+                                    "sad, angry, fearful, disgust, surprised), corpus_label (as the corpus writes it), audio, "
+                                    "video, and the corpus's own fields. Files that do not fit the naming scheme are listed "
+                                    "on standard error and left out.")
+    mf.add_argument("corpus", help="ravdess, crema-d, tess, savee, emodb or folder")
+    mf.add_argument("dir", type=Path, help="the corpus folder (searched at any depth)")
+    mf.add_argument("--relative-to", type=Path, default=None,
+                    help="write paths relative to this folder (where the manifest will be; default: absolute paths)")
+    mf.add_argument("--speaker-regex", default=None,
+                    help="find the speaker in each file name with this pattern (its group named speaker, else its first "
+                         "group); required for folder, overrides the corpus's own speaker ids otherwise")
+    mf.set_defaults(overrides=[])
+
     show = sub.add_parser("registry", help="list the registered extractors, encoders, fusions and losses",
                           description="List every registered part that a config can name.")
     show.set_defaults(overrides=[])
@@ -269,6 +303,17 @@ def _data_dir(arg: Path | None) -> Path:
     from emofuse.sample import sample_dir
 
     return sample_dir()
+
+
+def _with_data(config, arg: Path | None):
+    """(config, data location): a RAVDESS config's directory (--data, else the packaged sample), or a manifest config's
+    CSV (--data, recorded as data.path in the run's resolved config, else data.path)."""
+    if config.data.dataset != "manifest":
+        return config, _data_dir(arg)
+    from emofuse.features.datasets import manifest_path
+
+    path = manifest_path(config.data) if arg is None else arg
+    return config.model_copy(update={"data": config.data.model_copy(update={"path": str(path)})}), Path(path)
 
 
 def _cache_dir(arg: Path | None) -> Path:
@@ -301,20 +346,20 @@ def cmd_cv(args) -> int:
     from emofuse.report import print_cv_summary
 
     from emofuse.features.cache import FeatureCache
-    from emofuse.features.dataset import build_ravdess_features
+    from emofuse.features.datasets import build_features
     from emofuse.training import distributed
 
-    config = load_config(args.config, args.overrides)
+    config, data = _with_data(load_config(args.config, args.overrides), args.data)
     with distributed.process_group():  # joins the torchrun job, if this is one
         if not distributed.is_main():
             logging.getLogger("emofuse").setLevel(logging.WARNING)  # rank 0 tells the story
         if args.overwrite and args.out.exists() and distributed.is_main():
             shutil.rmtree(args.out)
         if distributed.active():  # each rank extracts its shard of any uncached features, then all read the cache
-            build_ravdess_features(_data_dir(args.data), config.data, config.features, FeatureCache(_cache_dir(args.cache)),
-                                   progress=False, shard=(distributed.rank() + 1, distributed.world_size()))
+            build_features(config.data, config.features, data, FeatureCache(_cache_dir(args.cache)),
+                           progress=False, shard=(distributed.rank() + 1, distributed.world_size()))
             distributed.barrier()
-        summary = run_cross_validation(config, _data_dir(args.data), args.out, _cache_dir(args.cache),
+        summary = run_cross_validation(config, data, args.out, _cache_dir(args.cache),
                                        progress=not args.no_progress and distributed.is_main(), only_folds=args.folds)
         if distributed.is_main():
             print_cv_summary(summary, args.out)
@@ -325,8 +370,9 @@ def cmd_compare(args) -> int:
     from emofuse.config import load_config
     from emofuse.evaluation.compare import Variant, run_compare
 
-    variants = [Variant(c.name, c) for c in (load_config(path, args.overrides) for path in args.configs)]
-    s = run_compare(variants, _data_dir(args.data), args.out, _cache_dir(args.cache), seeds=args.seeds,
+    located = [_with_data(load_config(path, args.overrides), args.data) for path in args.configs]
+    variants = [Variant(c.name, c) for c, _ in located]
+    s = run_compare(variants, located[0][1], args.out, _cache_dir(args.cache), seeds=args.seeds,
                     reference=args.reference, progress=not args.no_progress, sources=[str(p) for p in args.configs],
                     jobs=args.jobs)
     print((args.out / "comparison.md").read_text(), end="")
@@ -341,9 +387,9 @@ def cmd_sensitivity(args) -> int:
     from emofuse.config import load_config
     from emofuse.evaluation.compare import run_sensitivity
 
-    config = load_config(args.config, args.overrides)
+    config, data = _with_data(load_config(args.config, args.overrides), args.data)
     values = [yaml.safe_load(v) for v in args.values]
-    table = run_sensitivity(config, args.param, values, _data_dir(args.data), args.out, _cache_dir(args.cache),
+    table = run_sensitivity(config, args.param, values, data, args.out, _cache_dir(args.cache),
                             seeds=args.seeds, progress=not args.no_progress, jobs=args.jobs)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     print(f"table in {args.out}/sensitivity.csv, plot in {args.out}/sensitivity.png")
@@ -353,14 +399,14 @@ def cmd_sensitivity(args) -> int:
 def cmd_extract(args) -> int:
     from emofuse.config import load_config
     from emofuse.features.cache import FeatureCache
-    from emofuse.features.dataset import build_ravdess_features
+    from emofuse.features.datasets import build_features
 
     from emofuse.features.extract import parse_shard
 
-    config = load_config(args.config, args.overrides)
+    config, data = _with_data(load_config(args.config, args.overrides), args.data)
     shard = parse_shard(args.shard) if args.shard else None
-    fs = build_ravdess_features(_data_dir(args.data), config.data, config.features, FeatureCache(_cache_dir(args.cache)),
-                                progress=not args.no_progress, shard=shard)
+    fs = build_features(config.data, config.features, data, FeatureCache(_cache_dir(args.cache)),
+                        progress=not args.no_progress, shard=shard)
     where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
     print(f"{len(fs.meta)} takes ready{where}; feature dims {fs.input_dims}; {len(fs.skipped)} skipped")
     return 0
@@ -445,6 +491,27 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_manifest(args) -> int:
+    import re
+
+    from emofuse.data.corpora import CORPORA, write_manifest
+
+    try:
+        regex = re.compile(args.speaker_regex) if args.speaker_regex else None
+    except re.error as err:
+        raise ConfigError(f"--speaker-regex {args.speaker_regex!r}: {err}") from None
+    listing = CORPORA.get(args.corpus)(args.dir, regex)
+    sys.stdout.write(write_manifest(listing, args.relative_to))
+    speakers = {r["speaker"] for r in listing.rows}
+    print(f"{len(listing.rows)} samples of {len(speakers)} speakers from {args.dir}", file=sys.stderr)
+    if listing.unrecognised:
+        shown = ", ".join(str(p) for p in listing.unrecognised[:5])
+        more = f" and {len(listing.unrecognised) - 5} more" if len(listing.unrecognised) > 5 else ""
+        print(f"left out {len(listing.unrecognised)} files that do not fit the {args.corpus} naming scheme: {shown}{more}",
+              file=sys.stderr)
+    return 0
+
+
 def cmd_registry(args) -> int:
     from emofuse.features import EXTRACTORS, VIDEO_EXTRACTORS
     from emofuse.features.text import TEXT_ENCODERS
@@ -476,6 +543,16 @@ def cmd_evaluate(args) -> int:
     from emofuse.evaluation.emi_experiment import evaluate_run
 
     out = args.out or args.run_dir / "evaluation"
+    if (args.run_dir / "folds").is_dir():  # an `emofuse cv` run: cross-corpus on a manifest
+        from emofuse.evaluation.cross_corpus import evaluate_on_manifest, parse_label_map, print_evaluation
+
+        result = evaluate_on_manifest(args.run_dir, args.data, out, _cache_dir(args.cache), parse_label_map(args.label_map),
+                                      args.split, args.on_incomplete, progress=not args.no_progress)
+        print_evaluation(result, out)
+        return 0
+    if args.label_map or args.on_incomplete:
+        raise ConfigError(f"{args.run_dir} is an `emofuse train` (EMI) run: --label-map and --on-incomplete are for `emofuse cv` runs")
+    args.split = args.split or "test"
     result = evaluate_run(args.run_dir, args.data, args.split, out)
     score = f"mean Pearson {result['pearson_mean']:.4f}" if result["scored"] else "no targets, not scored"
     print(f"{args.split}: {result['n']} rows, {score}; predictions in {out}/{args.split}_predictions.csv")
@@ -516,11 +593,11 @@ def cmd_sweep(args) -> int:
     from emofuse.console import rounded
     from emofuse.evaluation.sweep import load_space, run_sweep
 
-    config = load_config(args.config, args.overrides)
+    config, data = _with_data(load_config(args.config, args.overrides), args.data)
     space = load_space(args.space)
     if args.trials is not None and args.trials < 1:
         raise ConfigError("--trials must be at least 1")
-    s = run_sweep(config, space, _data_dir(args.data), args.out, _cache_dir(args.cache), sampler=args.sampler,
+    s = run_sweep(config, space, data, args.out, _cache_dir(args.cache), sampler=args.sampler,
                   n_trials=args.trials, storage=args.storage, study_name=args.study, only_folds=args.folds,
                   prune=not args.no_prune, progress=not args.no_progress, space_source=str(args.space),
                   heartbeat_s=args.heartbeat)
@@ -534,7 +611,7 @@ def cmd_sweep(args) -> int:
 
 COMMANDS = {"predict": cmd_predict, "cv": cmd_cv, "compare": cmd_compare, "sensitivity": cmd_sensitivity, "extract": cmd_extract, "registry": cmd_registry, "train": cmd_train, "evaluate": cmd_evaluate,
             "make-emi-fixture": cmd_make_emi_fixture, "ablation": cmd_ablation, "emi-ravdess": cmd_emi_ravdess, "sweep": cmd_sweep,
-            "export": cmd_export, "cost": cmd_cost, "report": cmd_report, "serve": cmd_serve}
+            "export": cmd_export, "cost": cmd_cost, "report": cmd_report, "serve": cmd_serve, "manifest": cmd_manifest}
 
 if __name__ == "__main__":
     sys.exit(main())

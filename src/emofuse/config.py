@@ -27,21 +27,48 @@ class Part(Strict):
 
 
 class VisualSourceConfig(Strict):
-    kind: Literal["table", "openface_frames", "video"] = Field(
+    kind: Literal["table", "openface_frames", "video", "features"] = Field(
         "table", description="table: clip-level AU table; openface_frames: OpenFace per-frame CSVs; video: RAVDESS "
-                             "audio-video (01-...) or video-only (02-...) files, put through features.visual"
+                             "audio-video (01-...) or video-only (02-...) files, or a manifest's video column, put through "
+                             "features.visual (a manifest's default); features: a manifest's visual_features .npy files"
     )
-    path: str = Field("openface_au_clip_means.csv", description="relative to the data directory")
+    path: str = Field("openface_au_clip_means.csv", description="relative to the data directory (the manifest's folder)")
+    key: str = Field("video_stem", description="manifest: the column naming each row's clip in the table or CSV folder")
 
 
 class DataConfig(Strict):
-    dataset: Literal["ravdess"] = "ravdess"
-    audio_dir: str = Field("audio16k", description="folder of Actor_XX audio, relative to the data directory")
+    dataset: Literal["ravdess", "manifest"] = Field(
+        "ravdess", description="ravdess: a directory named by RAVDESS file names; manifest: a CSV, one row per sample"
+    )
+    path: str | None = Field(None, description="manifest: the CSV (emofuse cv --data sets it)")
+    audio_dir: str = Field("audio16k", description="ravdess: folder of Actor_XX audio, relative to the data directory")
+    audio_source: Literal["media", "features"] = Field(
+        "media", description="manifest: media (the audio column, else the video's audio track, through features.audio) "
+                             "or features (the audio_features .npy files)"
+    )
     visual: VisualSourceConfig = Field(default_factory=VisualSourceConfig)
     modalities: list[Literal["audio", "visual"]] = Field(default_factory=lambda: ["audio", "visual"], min_length=1)
     on_incomplete: Literal["error", "skip"] = Field(
         "error", description="a take whose modality is missing or unreadable: fail, or leave it out and report it"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _manifest_visual_from_video(cls, tree: Any) -> Any:
+        """A manifest's visual modality comes from its videos unless the config says otherwise."""
+        if isinstance(tree, dict) and tree.get("dataset") == "manifest" and "visual" not in tree:
+            return {**tree, "visual": {"kind": "video"}}
+        return tree
+
+    @model_validator(mode="after")
+    def _check_sources(self) -> "DataConfig":
+        if self.dataset == "ravdess" and (self.visual.kind == "features" or self.audio_source == "features"):
+            raise ValueError("precomputed .npy features (data.visual.kind / data.audio_source: features) come from a "
+                             "manifest's <modality>_features column: set data.dataset: manifest")
+        return self
+
+
+DEFAULT_FACE_FEATURES = {"name": "face_features", "params": {"descriptors": ["expression", "hog"], "pool": True}}
 
 
 class FeaturesConfig(Strict):
@@ -141,6 +168,23 @@ class ExperimentConfig(Strict):
     loss: Part = Field(default_factory=lambda: Part(name="cross_entropy"))
     train: TrainConfig = Field(default_factory=TrainConfig)
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _manifest_faces(cls, tree: Any) -> Any:
+        """A manifest with videos gets face features (expression probabilities + HOG, averaged over the video's
+        sampled frames) as its visual modality, unless the config names another video extractor."""
+        if not isinstance(tree, dict) or not isinstance(tree.get("data"), dict) or not isinstance(tree.get("features", {}), dict):
+            return tree
+        try:
+            data = DataConfig.model_validate(tree["data"])
+        except ValidationError:
+            return tree  # reported, with its keys, by the validation proper
+        features = tree.get("features", {})
+        if data.dataset == "manifest" and "visual" in data.modalities and data.visual.kind == "video" \
+                and features.get("visual") is None:
+            return {**tree, "features": {**features, "visual": DEFAULT_FACE_FEATURES}}
+        return tree
 
     @model_validator(mode="after")
     def _check_parts(self) -> "ExperimentConfig":

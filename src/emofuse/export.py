@@ -29,7 +29,7 @@ from torch import nn
 
 from emofuse.atomic import temporary_file
 from emofuse.registry import ConfigError
-from emofuse.runs import write_json
+from emofuse.runs import run_data_record, write_json
 
 ATOL = 1e-5  # max |ONNX - PyTorch| over every output probability
 CHECK_SHAPES = [(3, 53), (1, 11), (5, 120)]  # (batch, frames) of the random check inputs; the export example is (2, 37)
@@ -122,7 +122,6 @@ def feature_dims(run_dir: Path, modalities: list[str]) -> dict[str, int]:
 def load_run_model(run_dir: str | Path, fold: int | None = None):
     """(wrapper around the fold's selected model in eval mode, fold number, feature dims)."""
     from emofuse.config import load_config
-    from emofuse.data.ravdess import EMOTIONS
     from emofuse.features import EXTRACTORS, VIDEO_EXTRACTORS
     from emofuse.models import create_model
 
@@ -144,7 +143,9 @@ def load_run_model(run_dir: str | Path, fold: int | None = None):
         if video.clips:
             frame_shapes["visual"] = (dims["visual"], video.params.size, video.params.size)
             max_frames["visual"] = video.params.frames
-    model = create_model(config.model, dims, sequence, len(EMOTIONS))
+    record = run_data_record(run_dir)
+    sequence.update({m: bool(s) for m, s in record.get("sequence", {}).items() if m in sequence})  # .npy features
+    model = create_model(config.model, dims, sequence, len(record["class_names"]))
     weights = directory / "best.pt"
     try:
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
@@ -249,14 +250,9 @@ def export_run(run_dir: str | Path, fold: int | None = None, out: str | Path | N
                               len(CHECK_SHAPES), "; ".join(failures) or None)
         write_json(path.with_suffix(".json"), {
             **asdict(result), "run_dir": str(run_dir), "modalities": wrapper.modalities, "sequence": wrapper.sequence,
-            "feature_dims": dims, "frame_shapes": wrapper.frame_shapes, "class_names": _class_names(),
+            "feature_dims": dims, "frame_shapes": wrapper.frame_shapes, "class_names": run_data_record(run_dir)["class_names"],
             "inputs_are": f"model inputs: features standardised as in training ({run_dir}/folds/fold_{k}/standardizer.json)",
         })
         return result
     raise ConfigError(f"{run_dir} fold {k}: the model could not be exported: " + "; ".join(failures))
 
-
-def _class_names() -> list[str]:
-    from emofuse.data.ravdess import EMOTIONS
-
-    return list(EMOTIONS)

@@ -29,6 +29,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,16 +38,31 @@ import torch
 
 from emofuse.config import ExperimentConfig, load_config
 from emofuse.data.errors import DataError
-from emofuse.data.ravdess import EMOTIONS
 from emofuse.features.normalize import Standardizer
 from emofuse.registry import ConfigError
+from emofuse.runs import run_data_record
 from emofuse.speaker_groups import MIN_GROUP_FILES, assign_speakers, group_warnings
 
 log = logging.getLogger(__name__)
 
 DECIMALS = 6  # probabilities are rounded so that the output is byte-identical from run to run
+PRECOMPUTED = ("not computed: the model's {m} branch was trained on precomputed features (a manifest's {m}_features "
+               "column), which predict cannot make from a file")
 OPENFACE_HINT = ("not given: the model's visual branch takes OpenFace action-unit clip means; pass --openface DIR "
                  "holding OpenFace's per-frame CSV of each file as <file stem>.csv")
+
+
+@contextmanager
+def one_thread_unless(parallel: bool):
+    """One clip's features through small networks: a second thread has nothing to split and only adds its wake-up
+    (tens of milliseconds per layer when the cores are busy); a 3D CNN on face clips keeps torch's threads."""
+    before = torch.get_num_threads()
+    if not parallel:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class Missing(Exception):
@@ -93,13 +109,15 @@ class Predictor:
             raise ConfigError(f"{self.run_dir}: no config.yaml; RUN_DIR must be a finished `emofuse cv` run directory")
         self.config: ExperimentConfig = load_config(self.run_dir / "config.yaml")
         self.modalities = list(self.config.data.modalities)
-        self.class_names = EMOTIONS
+        record = run_data_record(self.run_dir)
+        self.class_names = tuple(record["class_names"])
         audio = self.config.features.audio
         self.extractor = EXTRACTORS.create(audio.name, audio.params) if "audio" in self.modalities else None
         video = "visual" in self.modalities and self.config.data.visual.kind == "video"
         self.video = VIDEO_EXTRACTORS.create(self.config.features.visual.name, self.config.features.visual.params) \
             if video else None
-        sequence = {"audio": bool(self.extractor and self.extractor.sequence), "visual": bool(self.video and self.video.sequence)}
+        sequence = {"audio": bool(self.extractor and self.extractor.sequence), "visual": bool(self.video and self.video.sequence),
+                    **record.get("sequence", {})}
         self.speaker_normalized = [m for m in self.modalities if not (m == "visual" and self.video and self.video.clips)]
         self.folds: list[FoldModel] = []
         for fold_dir in _fold_dirs(self.run_dir, fold):
@@ -122,6 +140,8 @@ class Predictor:
     def _audio(self, path: Path, timings: dict) -> np.ndarray:
         from emofuse.data.audio import load_audio
 
+        if self.config.data.audio_source == "features":
+            raise Missing(PRECOMPUTED.format(m="audio"))
         started = time.perf_counter()
         wave = load_audio(path, self.extractor.sample_rate)
         decoded = time.perf_counter()
@@ -137,14 +157,14 @@ class Predictor:
         return features
 
     def _video(self, path: Path, timings: dict, records: dict) -> np.ndarray:
-        from emofuse.data.media import probe
+        from emofuse.data.media import NoStream
 
-        if not probe(path).has_video:
-            raise Missing("no video stream in the file")
         started = time.perf_counter()
         try:
             cached, records["face"] = self.video.extract_file(path)
             features = self.video.view(cached)
+        except NoStream as err:
+            raise Missing(err.problem) from None
         except DataError:
             raise
         except Exception as err:  # noqa: BLE001  (a decoder or detector failure on this file only)
@@ -158,6 +178,8 @@ class Predictor:
 
         if self.video is not None:
             return self._video(path, timings, records)
+        if self.config.data.visual.kind == "features":
+            raise Missing(PRECOMPUTED.format(m="visual"))
         if openface_dir is None:
             raise Missing(OPENFACE_HINT)
         csv = Path(openface_dir) / f"{path.stem}.csv"
@@ -222,6 +244,10 @@ class Predictor:
     def forward(self, raw: dict[str, np.ndarray], stats: dict[str, Standardizer]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """One file's fused and per-branch probabilities, averaged over the folds; ``stats``: speaker statistics per
         modality (a modality without them gets each fold's typical training speaker)."""
+        with one_thread_unless(self.video is not None and self.video.clips):
+            return self._forward_folds(raw, stats)
+
+    def _forward_folds(self, raw: dict[str, np.ndarray], stats: dict[str, Standardizer]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         fused, branch = [], {m: [] for m in raw}
         for fold in self.folds:
             inputs = {m: self._prepare(v, m, fold, stats) for m, v in raw.items()}
@@ -244,12 +270,25 @@ class Predictor:
 
         ``speakers``: None (each file on its own), one speaker name for all files, or a map file -> speaker (the
         file as given, or its name)."""
+        speaker_of = self.speakers_of(files, speakers)
+        timings = {} if timings is None else timings
+        extracted = [self.features(Path(f), Path(openface_dir) if openface_dir else None, timings) for f in files]
+        return self.predict_extracted(files, extracted, speaker_of, timings)
+
+    def speakers_of(self, files: list[str | Path], speakers: str | Mapping[str, str] | None) -> list[str | None]:
+        """Each file's speaker as ``predict`` takes them (None for all where the run has no speaker normalisation)."""
         speaker_of = assign_speakers([str(f) for f in files], speakers)
         if speakers is not None and not self.config.features.per_speaker:
             log.warning("speakers are ignored: run %s was trained without speaker normalisation", self.run_dir)
             speaker_of = [None] * len(files)
+        return speaker_of
+
+    def predict_extracted(self, files: list, extracted: list[tuple[dict, dict, dict]],
+                          speaker_of: list[str | None] | None = None, timings: dict | None = None) -> list[dict]:
+        """``predict`` on features already at hand: per file, the (raw features, missing, records) of ``features``,
+        and its speaker (``speakers_of``; None: each file on its own)."""
+        speaker_of = [None] * len(files) if speaker_of is None else speaker_of
         timings = {} if timings is None else timings
-        extracted = [self.features(Path(f), Path(openface_dir) if openface_dir else None, timings) for f in files]
         started = time.perf_counter()
         stats, warnings = self._speaker_stats([raw for raw, _, _ in extracted], speaker_of)
         entries = []

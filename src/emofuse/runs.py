@@ -76,3 +76,18 @@ def record_fingerprint(run_dir: Path, fingerprint: dict) -> None:
     if path.is_file() and json.loads(path.read_text())["sha256"] != fingerprint["sha256"]:
         raise ConfigError(f"{run_dir} was started on different data (fingerprint differs); use a new --out directory")
     write_json(path, fingerprint)
+
+
+def run_data_record(run_dir: Path) -> dict:
+    """What an `emofuse cv` run recorded about its data (data_fingerprint.json): feature dimensions, whether each
+    modality is a frame sequence, and the class names in the order of the model's outputs. Runs made before class
+    names were recorded were all RAVDESS runs: their classes are the RAVDESS emotions."""
+    from emofuse.data.ravdess import EMOTIONS
+
+    path = Path(run_dir) / "data_fingerprint.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{path}: cannot read the run's data record ({type(err).__name__}: {err})") from None
+    record.setdefault("class_names", list(EMOTIONS))
+    return record

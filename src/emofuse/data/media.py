@@ -17,6 +17,10 @@ import numpy as np
 from emofuse.data.errors import DataError
 
 
+class NoStream(DataError):
+    """The file holds no stream of the kind asked for (an audio-only file asked for video): not a broken file."""
+
+
 @dataclass
 class VideoFrames:
     frames: np.ndarray  # (N, H, W, 3) uint8 RGB
@@ -90,7 +94,7 @@ def decode_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     path = Path(path)
     with _open(path) as container:
         if not container.streams.audio:
-            raise DataError(path, "no audio stream in the file")
+            raise NoStream(path, "no audio stream in the file")
         stream = container.streams.audio[0]
         # Only the sample format is converted here (to planar float); channel mixing and the rate are
         # left to to_mono_at_rate so that every decoder produces the same signal.
@@ -112,8 +116,11 @@ def decode_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     return to_mono_at_rate(path, wave, int(file_rate), sample_rate)
 
 
-def decode_video(path: str | Path, fps: float | None = None, max_frames: int | None = None) -> VideoFrames:
-    """RGB frames of the first video stream, thinned to at most ``fps`` frames per second and ``max_frames`` frames.
+def decode_video(path: str | Path, fps: float | None = None, max_frames: int | None = None,
+                 min_frames: int | None = None) -> VideoFrames:
+    """RGB frames of the first video stream, thinned to at most ``fps`` frames per second and ``max_frames`` frames;
+    ``min_frames`` raises the rate for a video too short to give that many at ``fps`` (with ``fps=None``: about
+    ``min_frames`` frames evenly spaced over the video).
 
     Thinning keeps a frame when its timestamp reaches the next slot of the target rate, so the
     kept frames are evenly spaced in time whatever the source rate (variable rates included).
@@ -125,9 +132,12 @@ def decode_video(path: str | Path, fps: float | None = None, max_frames: int | N
     path = Path(path)
     with _open(path) as container:
         if not container.streams.video:
-            raise DataError(path, "no video stream in the file")
+            raise NoStream(path, "no video stream in the file")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        length = _container_duration(container)
+        if min_frames is not None and length > 0:
+            fps = max(fps or 0.0, min_frames / length)
         rate = float(stream.average_rate or stream.guessed_rate or 25.0)
         frames, times = [], []
         next_slot = None

@@ -25,7 +25,7 @@ from emofuse.evaluation import plots
 from emofuse.evaluation.cross_validation import run_cross_validation
 from emofuse.evaluation.statistics import compare_to_reference, smallest_p_value
 from emofuse.features.cache import FeatureCache
-from emofuse.features.dataset import build_ravdess_features
+from emofuse.features.datasets import build_features
 from emofuse.losses import LOSSES
 from emofuse.registry import ConfigError
 from emofuse.runs import atomic_write_text, write_json
@@ -57,7 +57,7 @@ def run_variants(variants: list[Variant], data_dir: Path, out: Path, cache_dir: 
     if jobs > 1:
         # features are extracted here first, so the workers only read the cache
         for config in {v.config.features.audio.model_dump_json(): v.config for v in variants}.values():
-            build_ravdess_features(data_dir, config.data, config.features, FeatureCache(cache_dir), progress)
+            build_features(config.data, config.features, data_dir, FeatureCache(cache_dir), progress)
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(_cross_validate_single_thread, config, data_dir, out / label / f"seed_{seed}", cache_dir)
                        for label, seed, config in tasks]

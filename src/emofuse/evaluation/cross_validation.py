@@ -22,9 +22,10 @@ from emofuse.config import ExperimentConfig, dump_config
 from emofuse.console import listed, rounded
 from emofuse.evaluation.classification import ClassificationEvaluator, classification_metrics, predict
 from emofuse.evaluation.enrolment import EnrolmentPool, SpeakerInputs, enrolment_record, speaker_normalized
-from emofuse.evaluation.folds import Fold, actor_folds
+from emofuse.evaluation.folds import Fold, dataset_folds
 from emofuse.features.cache import FeatureCache
-from emofuse.features.dataset import FeatureSet, build_ravdess_features
+from emofuse.features.dataset import FeatureSet
+from emofuse.features.datasets import build_features
 from emofuse.features.normalize import Standardizer, select_rows, typical_speaker
 from emofuse.losses import LOSSES
 from emofuse.models import create_model
@@ -202,16 +203,17 @@ def _run(config, data_dir, run_dir, cache, progress, only_folds, enrolment_pool=
     start_run(run_dir, dump_config(config))
     log.info("run %s: config %s, data %s", run_dir, config.name, data_dir)
 
-    fs = build_ravdess_features(data_dir, config.data, config.features, cache, progress)
+    fs = build_features(config.data, config.features, data_dir, cache, progress)
     record_fingerprint(run_dir, {"sha256": fs.fingerprint, "data_dir": str(data_dir), "n_takes": len(fs.meta),
-                                 "skipped_takes": fs.skipped, "feature_dims": fs.input_dims, "face_detection": fs.face_report})
+                                 "skipped_takes": fs.skipped, "feature_dims": fs.input_dims, "face_detection": fs.face_report,
+                                 "class_names": list(fs.class_names), "sequence": fs.sequence})
     if fs.face_report:
         r = fs.face_report
         log.info("faces: %d of %d analysed frames without a face; %d of %d sampled frames left out of their clips",
                  r["frames_without_face"], r["frames_analysed"], r["sampled_frames_without_face"], r["sampled_frames"])
 
     inputs = prepare_inputs(fs, config, enrolment_pool)
-    folds = actor_folds(fs.meta["actor"].unique(), config.protocol.n_folds, config.protocol.val_fraction, config.seed)
+    folds = dataset_folds(fs.meta, config.protocol.n_folds, config.protocol.val_fraction, config.seed)
     if only_folds:
         folds = [f for f in folds if f.index in only_folds]
     results, tables = [], []
@@ -229,7 +231,7 @@ def _run(config, data_dir, run_dir, cache, progress, only_folds, enrolment_pool=
                      result["accuracy"], result["macro_f1"], rounded(result["modality_accuracy"]), result["best_epoch"],
                      result["epochs_run"], result["seconds"])
         results.append(result)
-        tables.append(pd.read_csv(fold_dir / "predictions.csv"))
+        tables.append(pd.read_csv(fold_dir / "predictions.csv", dtype={"clip": str, "take": str, "actor": str}))
     predictions = pd.concat(tables, ignore_index=True)
     summary = summarize(config, fs, results, predictions)
     summary["seconds"] = time.perf_counter() - started

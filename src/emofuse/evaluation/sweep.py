@@ -373,7 +373,7 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
 
     from emofuse.evaluation import cross_validation as cv
     from emofuse.features.cache import FeatureCache
-    from emofuse.features.dataset import build_ravdess_features
+    from emofuse.features.datasets import build_features
 
     started = time.perf_counter()
     shared = storage_url is not None
@@ -384,9 +384,9 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
     atomic_write_text(run_dir / "space.yaml", yaml.safe_dump(space.model_dump(mode="json"), sort_keys=False))
 
     # Features and folds: once per sweep, shared by every trial.
-    fs = build_ravdess_features(data_dir, config.data, config.features, FeatureCache(cache_dir), progress)
+    fs = build_features(config.data, config.features, data_dir, FeatureCache(cache_dir), progress)
     inputs = cv.prepare_inputs(fs, config)
-    folds = cv.actor_folds(fs.meta["actor"].unique(), config.protocol.n_folds, config.protocol.val_fraction, config.seed)
+    folds = cv.dataset_folds(fs.meta, config.protocol.n_folds, config.protocol.val_fraction, config.seed)
     if only_folds:
         folds = [f for f in folds if f.index in only_folds]
         if not folds:

@@ -1,9 +1,15 @@
-"""Paired multimodal features for every RAVDESS take: what the protocol trains and tests on."""
+"""Paired multimodal features for every sample of a dataset: what the protocol trains and tests on.
+
+A dataset reader (RAVDESS's file names here, a manifest in features/manifest_set.py) lists the samples with their
+speaker and class, and where each modality's features come from (features/sources.py); ``assemble`` gets them,
+stops on or leaves out incomplete samples, and returns the one FeatureSet that everything downstream takes.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,16 +21,21 @@ from emofuse.data.errors import DataError
 from emofuse.data.openface import VisualSource
 from emofuse.data.ravdess import EMOTIONS, find_audio_files, find_video_files, parse_name
 from emofuse.features.base import EXTRACTORS
-from emofuse.features.cache import FeatureCache, file_digest
+from emofuse.features.cache import FeatureCache
+from emofuse.features.extract import in_shard
+from emofuse.features.sources import FeatureFiles, FeatureTable, MediaFiles, Problems
 from emofuse.features.visual.extractors import VIDEO_EXTRACTORS
-from emofuse.features.extract import extract_features, in_shard
+
+Source = MediaFiles | FeatureFiles | FeatureTable
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class FeatureSet:
-    meta: pd.DataFrame  # one row per take: clip, take, actor, label, emotion, intensity, statement, repetition
+    # one row per sample: clip, take (the sample's key), actor (its speaker: RAVDESS actor numbers, a manifest's
+    # strings), label (index into class_names), emotion (class name), gender where known, and the reader's own columns
+    meta: pd.DataFrame
     features: dict[str, np.ndarray | list[np.ndarray]]  # modality -> (N, D), or N arrays (T_i, D) or clips (T_i, S, S, 3)
     class_names: tuple[str, ...] = EMOTIONS
     skipped: list[dict] = field(default_factory=list)  # takes left out, with the reason
@@ -41,42 +52,6 @@ class FeatureSet:
         return {m: (v[0] if isinstance(v, list) else v).shape[-1] for m, v in self.features.items()}
 
 
-@dataclass
-class _Modality:
-    values: dict[str, np.ndarray] = field(default_factory=dict)  # take -> features
-    digests: dict[str, str] = field(default_factory=dict)  # take -> SHA-256 of the file the features came from
-    records: dict[str, dict] = field(default_factory=dict)  # take -> the extractor's record
-
-
-def _extract(files: dict[str, Path], extractor, cache: FeatureCache, workers: int, progress: bool, what: str,
-             problems: dict[str, list[str]]) -> _Modality:
-    """Cached parallel extraction of one file per take; a file that fails is a problem of its take."""
-    report = extract_features(list(files.values()), extractor, cache, workers, progress)
-    log.info("%s features: %d computed, %d from cache, %d failed", what, report.computed, report.cached, len(report.failures))
-    by_path = {path: take for take, path in files.items()}
-    for path, problem in report.failures.items():
-        problems[by_path[path]].append(f"{what} {path}: {problem}")
-    return _Modality(
-        {by_path[p]: v for p, v in report.features.items()}, {by_path[p]: d for p, d in report.digests.items()},
-        {by_path[p]: r for p, r in report.info.items()},
-    )
-
-
-def _from_openface(takes, source: VisualSource, problems: dict[str, list[str]]) -> _Modality:
-    found = _Modality()
-    for take in takes:
-        stems = [f"01-{take}", f"02-{take}"]
-        stem = next((s for s in stems if source.has(s)), None)
-        if stem is None:
-            problems[take].append(f"visual {source.describe_missing(stems[0])}")
-            continue
-        try:
-            found.values[take] = source.vector(stem)
-        except DataError as err:
-            problems[take].append(f"visual {err}")
-    return found
-
-
 def face_summary(records: dict[str, dict]) -> dict:
     """Face detection over all videos: frames analysed, detected, held over and without a face, and the sampled
     frames that had none (left out of their clips)."""
@@ -87,6 +62,65 @@ def face_summary(records: dict[str, dict]) -> dict:
         "sampled_frames_without_face": total("sampled") - total("sampled_with_face"),
         "videos_missing_sampled_frames": sum(r["sampled_with_face"] < r["sampled"] for r in records.values()),
     }
+
+
+def assemble(meta: pd.DataFrame, sources: dict[str, Source], data: DataConfig, workers: int, cache: FeatureCache,
+             progress: bool, where: Path, class_names: tuple[str, ...] | None = None, problems: Problems | None = None,
+             check: Callable[[pd.DataFrame], Problems] | None = None, identity: pd.Series | None = None,
+             skipped: list[dict] | None = None, name_sample: Callable[[str], str] = str) -> FeatureSet:
+    """The FeatureSet of the samples in ``meta`` (one row each, keyed by its ``take`` column, the class name in
+    ``emotion``): every modality's features from its source, the samples with a problem (theirs already, the
+    sources', then ``check``'s on the rest) stopped on or left out as ``data.on_incomplete`` says, labels indexed
+    by ``class_names`` (default: the classes present, common emotions first), and a fingerprint of the data."""
+    takes = meta["take"].tolist()
+    problems = {take: list((problems or {}).get(take, [])) for take in takes}
+    loaded = {m: sources[m].load(cache, workers, progress, problems) for m in data.modalities}
+    if check is not None:
+        for take, found in check(meta[[not problems[t] for t in takes]]).items():
+            problems[take].extend(found)
+    incomplete = [{"take": t, "problems": p} for t, p in problems.items() if p]
+    report_incomplete(incomplete, len(takes), where, data.on_incomplete, name_sample)
+    keep = [not problems[t] for t in takes]
+    meta = meta[keep].reset_index(drop=True)
+    takes = meta["take"].tolist()
+    class_names = class_names or ordered_classes(meta["emotion"])
+    meta.insert(meta.columns.get_loc("emotion"), "label", meta["emotion"].map({c: i for i, c in enumerate(class_names)}))
+    feats: dict[str, np.ndarray | list[np.ndarray]] = {}
+    for m in data.modalities:
+        values = [loaded[m].values[t] for t in takes]
+        feats[m] = values if values and values[0].ndim >= 2 else np.stack(values)
+    identity = identity if identity is not None else pd.Series(takes, index=takes)
+    fingerprint = hashlib.sha256()
+    for take in takes:
+        audio = loaded["audio"].digests[take] if "audio" in loaded else ""
+        others = "".join(f":{loaded[m].digests[take]}" for m in data.modalities if m != "audio" and loaded[m].digests)
+        fingerprint.update(f"{identity[take]}:{audio}{others}\n".encode())
+    for m in data.modalities:
+        if loaded[m].source_digest:
+            fingerprint.update(f"{m}:{loaded[m].source_digest}\n".encode())
+    records = loaded["visual"].records if "visual" in loaded else {}
+    face_report = face_summary({t: records[t] for t in takes if t in records}) if records else None
+    return FeatureSet(meta=meta, features=feats, class_names=tuple(class_names), skipped=(skipped or []) + incomplete,
+                      fingerprint=fingerprint.hexdigest(), face_report=face_report)
+
+
+def report_incomplete(incomplete: list[dict], total: int, where: Path, on_incomplete: str,
+                      name_sample: Callable[[str], str] = str) -> None:
+    """Stop on incomplete samples, naming each with its problems, or (``skip``) say they are left out."""
+    if not incomplete:
+        return
+    listing = "\n  ".join(f"{name_sample(s['take'])}: {'; '.join(s['problems'])}" for s in incomplete[:20])
+    more = f"\n  ... and {len(incomplete) - 20} more" if len(incomplete) > 20 else ""
+    message = f"{len(incomplete)} of {total} takes are incomplete:\n  {listing}{more}"
+    if on_incomplete == "error":
+        raise DataError(where, message + "\n(set data.on_incomplete: skip to leave them out and report them)")
+    log.warning("%s\nthese takes are left out (data.on_incomplete: skip)", message)
+
+
+def ordered_classes(labels) -> tuple[str, ...]:
+    """The classes present: the common emotions in their usual order (RAVDESS's), then any others alphabetically."""
+    present = set(labels)
+    return (*(e for e in EMOTIONS if e in present), *sorted(present - set(EMOTIONS)))
 
 
 def build_ravdess_features(
@@ -104,65 +138,28 @@ def build_ravdess_features(
     audio_files = find_audio_files(data_dir / data.audio_dir)
     if shard is not None:
         audio_files = {take: path for take, path in audio_files.items() if in_shard(take, *shard)}
-    problems: dict[str, list[str]] = {take: [] for take in audio_files}
-    found: dict[str, _Modality] = {}
-    visual_digest = ""
-
+    problems: Problems = {take: [] for take in audio_files}
+    sources: dict[str, Source] = {}
     if "audio" in data.modalities:
-        extractor = EXTRACTORS.create(features.audio.name, features.audio.params)
-        found["audio"] = _extract(audio_files, extractor, cache, features.workers, progress, "audio", problems)
-
+        sources["audio"] = MediaFiles(audio_files, EXTRACTORS.create(features.audio.name, features.audio.params), "audio")
     if "visual" in data.modalities and data.visual.kind == "video":
         root = data_dir / data.visual.path
         video_files = find_video_files(root)
         for take in audio_files.keys() - video_files.keys():
             problems[take].append(f"visual {root}: no video file 01-{take}.* or 02-{take}.*")
         files = {take: video_files[take] for take in audio_files if take in video_files}
-        extractor = VIDEO_EXTRACTORS.create(features.visual.name, features.visual.params)
-        found["visual"] = _extract(files, extractor, cache, features.workers, progress, "visual", problems)
+        sources["visual"] = MediaFiles(files, VIDEO_EXTRACTORS.create(features.visual.name, features.visual.params), "visual")
     elif "visual" in data.modalities:
         source = VisualSource(data.visual.kind, data_dir / data.visual.path)
-        found["visual"] = _from_openface(audio_files, source, problems)
-        visual_digest = _digest_path(source.path)
-
-    skipped = [{"take": take, "problems": p} for take, p in problems.items() if p]
-    if skipped:
-        listing = "\n  ".join(f"{s['take']}: {'; '.join(s['problems'])}" for s in skipped[:20])
-        more = f"\n  ... and {len(skipped) - 20} more" if len(skipped) > 20 else ""
-        message = f"{len(skipped)} of {len(audio_files)} takes are incomplete:\n  {listing}{more}"
-        if data.on_incomplete == "error":
-            raise DataError(data_dir, message + "\n(set data.on_incomplete: skip to leave them out and report them)")
-        log.warning("%s\nthese takes are left out (data.on_incomplete: skip)", message)
-
-    takes = [t for t in audio_files if not problems[t]]
-    names = [parse_name(audio_files[t]) for t in takes]
+        sources["visual"] = FeatureTable(source, {take: [f"01-{take}", f"02-{take}"] for take in audio_files}, "visual")
+    names = [parse_name(audio_files[t]) for t in audio_files]
     meta = pd.DataFrame(
         {
-            "clip": [n.stem for n in names], "take": takes, "actor": [n.actor for n in names],
-            "label": [n.label for n in names], "emotion": [n.emotion_name for n in names],
+            "clip": [n.stem for n in names], "take": list(audio_files), "actor": [n.actor for n in names],
+            "gender": ["female" if n.female else "male" for n in names],
+            "emotion": [n.emotion_name for n in names],
             "intensity": [n.intensity for n in names], "statement": [n.statement for n in names],
             "repetition": [n.repetition for n in names],
         }
     )
-    feats: dict[str, np.ndarray | list[np.ndarray]] = {}
-    for m in data.modalities:
-        values = [found[m].values[t] for t in takes]
-        feats[m] = values if values and values[0].ndim >= 2 else np.stack(values)
-    fingerprint = hashlib.sha256()
-    for take in takes:
-        video = f":{found['visual'].digests[take]}" if "visual" in found and found["visual"].digests else ""
-        fingerprint.update(f"{take}:{found['audio'].digests[take] if 'audio' in found else ''}{video}\n".encode())
-    if visual_digest:
-        fingerprint.update(f"visual:{visual_digest}\n".encode())
-    records = found["visual"].records if "visual" in found else {}
-    face_report = face_summary({t: records[t] for t in takes if t in records}) if records else None
-    return FeatureSet(meta=meta, features=feats, skipped=skipped, fingerprint=fingerprint.hexdigest(), face_report=face_report)
-
-
-def _digest_path(path: Path) -> str:
-    if path.is_file():
-        return file_digest(path)
-    h = hashlib.sha256()
-    for p in sorted(path.rglob("*.csv")):
-        h.update(f"{p.relative_to(path)}:{file_digest(p)}\n".encode())
-    return h.hexdigest()
+    return assemble(meta, sources, data, features.workers, cache, progress, data_dir, EMOTIONS, problems)

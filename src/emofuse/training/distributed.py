@@ -136,11 +136,11 @@ def follow_cross_validation(config, data_dir, cache, only_folds: list[int] | Non
     """What a rank other than 0 does in ``emofuse cv``: the same features and folds, and for every fold that
     rank 0 trains (it says which) the same training, in step with it; rank 0 scores, writes and returns."""
     from emofuse.evaluation import cross_validation as cv
-    from emofuse.features.dataset import build_ravdess_features
+    from emofuse.features.datasets import build_features
 
-    fs = build_ravdess_features(data_dir, config.data, config.features, cache, progress=False)
+    fs = build_features(config.data, config.features, data_dir, cache, progress=False)
     inputs = cv.prepare_inputs(fs, config, enrolment_pool)
-    folds = cv.actor_folds(fs.meta["actor"].unique(), config.protocol.n_folds, config.protocol.val_fraction, config.seed)
+    folds = cv.dataset_folds(fs.meta, config.protocol.n_folds, config.protocol.val_fraction, config.seed)
     for fold in folds:
         if only_folds and fold.index not in only_folds:
             continue

@@ -21,9 +21,9 @@ class FaceDetector:
     Params: ClassVar[type[BaseModel]]
     registry_name: ClassVar[str]
 
-    def __call__(self, rgb: np.ndarray, min_face: float | None = None) -> np.ndarray:
-        """Boxes of the faces in ``rgb``; ``min_face`` (a fraction of the shorter side) skips smaller faces
-        where the detector can use it to save time."""
+    def __call__(self, rgb: np.ndarray, min_face: float | None = None, max_face: float | None = None) -> np.ndarray:
+        """Boxes of the faces in ``rgb``; ``min_face`` and ``max_face`` (fractions of the shorter side) skip smaller
+        and larger faces where the detector can use them to save time."""
         raise NotImplementedError
 
 
@@ -57,7 +57,7 @@ class HaarDetector(FaceDetector):
         if self._cascade.empty():
             raise ConfigError(f"face detector 'haar': cannot load cascade {path}")
 
-    def __call__(self, rgb: np.ndarray, min_face: float | None = None) -> np.ndarray:
+    def __call__(self, rgb: np.ndarray, min_face: float | None = None, max_face: float | None = None) -> np.ndarray:
         cv2, p = self._cv2, self.params
         scale = 1.0
         if p.detect_size is not None and max(rgb.shape[:2]) > p.detect_size:
@@ -65,8 +65,9 @@ class HaarDetector(FaceDetector):
             rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         side = max(int((min_face or p.min_face) * min(gray.shape)), 12)
+        largest = (int(max_face * min(gray.shape)) + 1,) * 2 if max_face is not None else (0, 0)  # (0, 0): no limit
         boxes = self._cascade.detectMultiScale(gray, scaleFactor=p.scale_factor, minNeighbors=p.min_neighbors,
-                                               minSize=(side, side))
+                                               minSize=(side, side), maxSize=largest)
         if len(boxes) == 0:
             return np.zeros((0, 4))
         boxes = np.asarray(boxes, dtype=np.float64)
@@ -88,7 +89,7 @@ class MediapipeDetector(FaceDetector):
             model_selection=params.model_selection, min_detection_confidence=params.min_confidence
         )
 
-    def __call__(self, rgb: np.ndarray, min_face: float | None = None) -> np.ndarray:
+    def __call__(self, rgb: np.ndarray, min_face: float | None = None, max_face: float | None = None) -> np.ndarray:
         h, w = rgb.shape[:2]
         result = self._detector.process(np.ascontiguousarray(rgb))
         boxes = []

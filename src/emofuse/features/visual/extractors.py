@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from emofuse.config import Part
 from emofuse.data.errors import DataError
-from emofuse.data.media import decode_video, probe
+from emofuse.data.media import decode_video
 from emofuse.features.base import Extractor
 from emofuse.features.visual.pipeline import FaceAnalysis, FacePipeline
 from emofuse.registry import Registry
@@ -31,8 +31,9 @@ VIDEO_EXTRACTORS: Registry["VideoExtractor"] = Registry("video feature extractor
 class FaceSamplingParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     frames: int = Field(16, ge=1, description="frames per clip, evenly spaced over the video")
-    analysis_fps: float = Field(
-        10.0, gt=0, description="face detection and tracking rate (raised to frames / duration for short videos)"
+    analysis_fps: float | None = Field(
+        None, gt=0, description="face detection and tracking rate (raised to frames / duration for short videos); "
+                                "None: only the sampled frames are analysed"
     )
     detector: Part = Field(default_factory=lambda: Part(name="haar"), description="haar (OpenCV) or mediapipe")
     margin: float = Field(0.2, ge=0, description="crop side = longer face-box side x (1 + margin)")
@@ -43,6 +44,7 @@ class FaceSamplingParams(BaseModel):
 
 class VideoExtractor(Extractor):
     Params: ClassVar[type[FaceSamplingParams]] = FaceSamplingParams
+    version: ClassVar[str] = "2"  # 2: the face near the track is searched for at its own size only
     sequence: ClassVar[bool] = True
     clips: ClassVar[bool] = False  # (T, S, S, 3) uint8 face crops rather than (T, D) features
     descriptors: ClassVar[list[str]] = []
@@ -66,13 +68,10 @@ class VideoExtractor(Extractor):
         """The face analysis of the video, the positions (in ``analysis.face_frames``) of the sampled frames that
         have a face, and the record of how many frames had one."""
         p = self.params
-        info = probe(path)
-        if not info.has_video:
-            raise DataError(path, "no video stream in the file")
-        fps = max(p.analysis_fps, p.frames / info.duration) if info.duration > 0 else p.analysis_fps
-        analysis = self.pipeline.analyze(decode_video(path, fps))
-        n = len(analysis.status)
+        video = decode_video(path, p.analysis_fps, min_frames=p.frames)  # about `frames` frames without analysis_fps
+        n = len(video.frames)
         slots = np.linspace(0, n - 1, p.frames).round().astype(int)  # repeats frames when the video has fewer
+        analysis = self.pipeline.analyze(video, keep=slots)  # crops and descriptors of the sampled frames only
         position = {frame: j for j, frame in enumerate(analysis.face_frames)}
         picked = np.array([position[i] for i in slots if i in position], dtype=int)
         record = {**analysis.report, "sampled": int(len(slots)), "sampled_with_face": int(len(picked))}

@@ -1,0 +1,103 @@
+"""What every corpus layout shares: the common emotion vocabulary, the listing of files, the CSV written."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from emofuse.data.errors import DataError
+from emofuse.data.ravdess import AUDIO_SUFFIXES as RAVDESS_AUDIO, VIDEO_SUFFIXES as RAVDESS_VIDEO, EMOTIONS
+from emofuse.data.speakers import natural_key
+from emofuse.registry import Registry
+
+CORPORA: Registry = Registry("corpus layout")
+COMMON_EMOTIONS = EMOTIONS  # neutral, calm, happy, sad, angry, fearful, disgust, surprised: RAVDESS's names
+AUDIO_SUFFIXES = (*RAVDESS_AUDIO, ".mp3", ".ogg", ".m4a", ".opus")
+VIDEO_SUFFIXES = (*RAVDESS_VIDEO, ".mpg", ".mpeg", ".wmv")
+COLUMNS = ("id", "speaker", "gender", "label", "corpus_label", "audio", "video")
+SYNONYMS = {
+    "neutral": "neutral", "neu": "neutral", "calm": "calm",
+    "happy": "happy", "happiness": "happy", "joy": "happy", "hap": "happy",
+    "sad": "sad", "sadness": "sad",
+    "angry": "angry", "anger": "angry", "ang": "angry",
+    "fearful": "fearful", "fear": "fearful", "afraid": "fearful", "anxiety": "fearful", "fea": "fearful",
+    "disgust": "disgust", "disgusted": "disgust", "dis": "disgust",
+    "surprised": "surprised", "surprise": "surprised", "sur": "surprised",
+}
+
+
+def common_label(name: str) -> str:
+    """A label in the common vocabulary where it is one of the common emotions (by any usual name), else as written
+    in lower case."""
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    return SYNONYMS.get(key, key)
+
+
+@dataclass
+class Listing:
+    """The rows found under a corpus folder and the files that did not fit its naming scheme."""
+
+    rows: list[dict] = field(default_factory=list)
+    unrecognised: list[Path] = field(default_factory=list)
+
+
+def media_files(root: Path) -> list[Path]:
+    """Audio and video files under ``root`` at any depth, sorted (hidden files and folders left out)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, "corpus directory does not exist")
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in (*AUDIO_SUFFIXES, *VIDEO_SUFFIXES) and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def is_audio(path: Path) -> bool:
+    return path.suffix.lower() in AUDIO_SUFFIXES
+
+
+def pair_media(files: dict[str, list[Path]], prefer_audio: tuple[str, ...] = (".wav", ".flac")) -> dict[str, dict]:
+    """Per sample key, its audio file (the first of ``prefer_audio`` there is, else any) and its video file."""
+    out = {}
+    for key, paths in files.items():
+        audio = sorted((p for p in paths if is_audio(p)), key=lambda p: (p.suffix.lower() not in prefer_audio, str(p)))
+        video = sorted(p for p in paths if not is_audio(p))
+        out[key] = {"audio": audio[0] if audio else None, "video": video[0] if video else None}
+    return out
+
+
+def speaker_from(regex: re.Pattern | None, path: Path, default: str | None) -> str | None:
+    """The speaker a ``--speaker-regex`` finds in the file name (its ``speaker`` group, else its first group, else the
+    whole match), or ``default``."""
+    if regex is None:
+        return default
+    match = regex.search(path.name)
+    if match is None:
+        return None
+    if "speaker" in regex.groupindex:
+        return match.group("speaker")
+    return match.group(1) if regex.groups else match.group(0)
+
+
+def write_manifest(listing: Listing, relative_to: Path | None = None) -> str:
+    """The manifest CSV: rows sorted by speaker and id, paths absolute or relative to ``relative_to``."""
+    if not listing.rows:
+        raise DataError("corpus", "no file matched the layout's naming scheme")
+    table = pd.DataFrame(listing.rows)
+    for column in ("audio", "video"):
+        if column in table:
+            table[column] = [_path(p, relative_to) for p in table[column]]
+    table = table.dropna(axis=1, how="all")
+    order = [c for c in COLUMNS if c in table] + [c for c in table if c not in COLUMNS]
+    table = table[order].iloc[sorted(range(len(table)), key=lambda i: (natural_key(table["speaker"].iat[i]),
+                                                                        natural_key(table["id"].iat[i])))]
+    return table.to_csv(index=False, lineterminator="\n")
+
+
+def _path(path: Path | None, relative_to: Path | None) -> str | None:
+    if path is None:
+        return None
+    path = Path(path).resolve()
+    return os.path.relpath(path, Path(relative_to).resolve()) if relative_to is not None else str(path)

@@ -1,0 +1,187 @@
+"""A manifest: one CSV row per sample, the way to bring your own data.
+
+Columns: ``label`` (any class names) and ``speaker`` (or ``group``) are required. Per modality a row names a media
+file (``audio``, ``video``: anything FFmpeg decodes; a video's audio track stands in where ``audio`` is absent or
+empty) or a precomputed feature file (``audio_features``, ``visual_features``: ``.npy`` of shape (D,) or (T, D)).
+Optional: ``id`` (or ``clip``; default: the file's stem), ``gender`` (or ``sex``; validation speakers are balanced
+over it), ``split`` (train / val / test) or ``fold`` (1, 2, ...) to fix the protocol, and any other columns.
+Relative paths resolve against the manifest's folder.
+
+Reading checks everything that can be checked without decoding: a missing column stops at once; a row's problem
+(an empty cell, a file that does not exist, a label seen once, a speaker in two splits or folds) is kept with the
+row's line number, the column and the file, for the dataset builder to stop on or skip and report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from emofuse.data.errors import DataError
+
+SPEAKER_COLUMNS = ("speaker", "group")
+GENDER_COLUMNS = ("gender", "sex")
+ID_COLUMNS = ("id", "clip")
+SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val", "test": "test"}
+
+
+@dataclass
+class Manifest:
+    path: Path
+    rows: pd.DataFrame  # id, speaker, label, line; gender, split, fold and key columns where given: strings, trimmed
+    files: dict[str, dict[str, Path]]  # column -> id -> resolved file ("audio" includes the video fallbacks)
+    columns: dict[str, dict[str, str]]  # column -> id -> the column the file was read from (for messages)
+    problems: dict[str, list[str]] = field(default_factory=dict)  # id -> what is wrong with the row
+
+    def describe(self, sample: str) -> str:
+        return f"line {self.line(sample)} ({sample})"
+
+    def line(self, sample: str) -> int:
+        return int(self.rows.loc[self.rows["id"] == sample, "line"].iloc[0])
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(path, "manifest does not exist")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, sep="\t" if path.suffix == ".tsv" else ",")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(path, f"cannot parse the manifest as CSV ({' '.join(str(err).split())})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    dup = [c for c, n in Counter(table.columns).items() if n > 1]
+    if dup:
+        raise DataError(path, f"column {dup[0]!r} appears twice in the header")
+    return table.apply(lambda col: col.str.strip())
+
+
+def _pick(table: pd.DataFrame, names: tuple[str, ...]) -> str | None:
+    return next((n for n in names if n in table.columns), None)
+
+
+def _resolve(cell: str, base: Path) -> Path:
+    path = Path(cell).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def read_manifest(path: str | Path, file_columns: list[str], key_columns: list[str] = (), training: bool = True) -> Manifest:
+    """Read and check a manifest for the given file columns (``audio`` may be served by ``video``) and key columns
+    (e.g. the column naming a row's clip in a feature table). ``training`` adds the checks folds need: every label
+    at least twice, a speaker in one split or fold only, two speakers at least."""
+    path = Path(path)
+    table = _read_table(path)
+    where = f"{path} (columns: {', '.join(table.columns)})"
+    speaker = _pick(table, SPEAKER_COLUMNS)
+    missing = [c for c in ("label",) if c not in table.columns] + ([] if speaker else ["speaker (or group)"])
+    for column in file_columns:
+        if column not in table.columns and not (column == "audio" and "video" in table.columns):
+            missing.append(column + (" (or video, whose audio track serves)" if column == "audio" else ""))
+    missing += [c for c in key_columns if c not in table.columns]
+    if missing:
+        raise DataError(where, f"no column {', '.join(repr(m) for m in missing)}")
+    if not len(table):
+        raise DataError(path, "the manifest has no rows")
+    if "split" in table.columns and "fold" in table.columns:
+        raise DataError(path, "has both a split and a fold column: keep the one that states the protocol")
+
+    rows = pd.DataFrame({"line": range(2, len(table) + 2), "label": table["label"], "speaker": table[speaker]})
+    id_column = _pick(table, ID_COLUMNS)
+    rows["id"] = table[id_column] if id_column else _default_ids(table, file_columns, path.parent)
+    gender = _pick(table, GENDER_COLUMNS)
+    if gender:
+        rows["gender"] = table[gender]
+    for column in ("split", "fold", *key_columns):
+        if column in table.columns and column not in rows:
+            rows[column] = table[column]
+    problems: dict[str, list[str]] = {}
+
+    def problem(i: int, column: str, text: str) -> None:
+        problems.setdefault(rows["id"].iat[i], []).append(f"column '{column}': {text}")
+
+    seen: dict[str, int] = {}
+    for i, sample in enumerate(rows["id"]):
+        if not sample:
+            problem(i, id_column or "id", "empty")
+        elif sample in seen:
+            problem(i, id_column or "id", f"id {sample!r} is also on line {seen[sample]}")
+        else:
+            seen[sample] = int(rows["line"].iat[i])
+    for column in ("label", speaker, *key_columns):
+        for i in range(len(rows)):
+            if not table[column].iat[i]:
+                problem(i, column, "empty")
+    if "split" in rows:
+        normal = rows["split"].str.lower().map(SPLITS)
+        for i in range(len(rows)):
+            if pd.isna(normal.iat[i]):
+                problem(i, "split", f"{rows['split'].iat[i]!r} is not train, val or test")
+        rows["split"] = normal.fillna("")
+    if "fold" in rows:
+        for i in range(len(rows)):
+            if not (rows["fold"].iat[i].isdigit() and int(rows["fold"].iat[i]) >= 1):
+                problem(i, "fold", f"{rows['fold'].iat[i]!r} is not a fold number (1, 2, ...)")
+
+    files: dict[str, dict[str, Path]] = {c: {} for c in file_columns}
+    columns: dict[str, dict[str, str]] = {c: {} for c in file_columns}
+    for column in file_columns:
+        for i, sample in enumerate(rows["id"]):
+            source = column
+            cell = table[column].iat[i] if column in table.columns else ""
+            if not cell and column == "audio" and "video" in table.columns:
+                source, cell = "video", table["video"].iat[i]
+            if not cell:
+                problem(i, column, "empty" + (" (and so is video)" if column == "audio" and "video" in table.columns else ""))
+                continue
+            file = _resolve(cell, path.parent)
+            if not file.is_file():
+                problem(i, source, f"{file}: file does not exist")
+                continue
+            files[column][sample], columns[column][sample] = file, source
+    manifest = Manifest(path, rows, files, columns, problems)
+    if training:
+        check_training_rows(manifest)
+    return manifest
+
+
+def _default_ids(table: pd.DataFrame, file_columns: list[str], base: Path) -> pd.Series:
+    """Each row's first file's stem; where stems repeat, its path (relative to the manifest, without suffix)."""
+    present = [c for c in (*file_columns, "audio", "video") if c in table.columns]
+    first = table[present].apply(lambda row: next((v for v in row if v), ""), axis=1) if present else pd.Series("", table.index)
+    stems = first.map(lambda cell: Path(cell).stem if cell else "")
+    if stems[stems != ""].duplicated().any():
+        return first.map(lambda cell: Path(cell).with_suffix("").as_posix() if cell else "")
+    return stems
+
+
+def check_training_rows(manifest: Manifest) -> None:
+    """Rows folds cannot use: a label seen once, a speaker in two splits or folds; fewer than two speakers stops."""
+    rows = manifest.rows
+    ok = rows[~rows["id"].isin(manifest.problems)]
+    for sample, found in labels_seen_once(ok).items():
+        manifest.problems.setdefault(sample, []).extend(found)
+    for column in ("split", "fold"):
+        if column not in rows:
+            continue
+        for speaker, group in ok.groupby("speaker"):
+            if group[column].nunique() > 1:
+                where = "; ".join(f"{column} {value} on line(s) {', '.join(map(str, g['line']))}"
+                                  for value, g in group.groupby(column))
+                for sample in group["id"]:
+                    manifest.problems.setdefault(sample, []).append(
+                        f"column '{column}': speaker {speaker!r} is in more than one {column} ({where})")
+    check_speakers(manifest.path, rows[~rows["id"].isin(manifest.problems)]["speaker"])
+
+
+def labels_seen_once(rows: pd.DataFrame) -> dict[str, list[str]]:
+    counts = Counter(rows["label"])
+    return {sample: [f"column 'label': label {label!r} is on this row only (a class needs a sample to train on and "
+                     f"one to test)"] for sample, label in zip(rows["id"], rows["label"]) if counts[label] == 1}
+
+
+def check_speakers(path: Path, speakers: pd.Series) -> None:
+    found = sorted(set(speakers))
+    if len(found) < 2:
+        raise DataError(path, f"{len(found)} speaker ({', '.join(map(repr, found)) or 'none'}) among the usable rows: "
+                              "speaker-independent training and testing need at least 2")

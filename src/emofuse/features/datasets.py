@@ -1,0 +1,26 @@
+"""The dataset a config's data section names: a RAVDESS directory or a manifest, as one FeatureSet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emofuse.config import DataConfig, FeaturesConfig
+from emofuse.features.cache import FeatureCache
+from emofuse.features.dataset import FeatureSet, build_ravdess_features
+from emofuse.features.manifest_set import build_manifest_features
+from emofuse.registry import ConfigError
+
+
+def manifest_path(data: DataConfig, data_dir: str | Path | None = None) -> Path:
+    path = data.path or data_dir
+    if path is None:
+        raise ConfigError("a manifest config needs its CSV: --data manifest.csv or --set data.path=manifest.csv")
+    return Path(path)
+
+
+def build_features(data: DataConfig, features: FeaturesConfig, data_dir: str | Path | None, cache: FeatureCache,
+                   progress: bool = True, shard: tuple[int, int] | None = None) -> FeatureSet:
+    """RAVDESS: the directory ``data_dir``; a manifest: ``data.path`` (else ``data_dir``)."""
+    if data.dataset == "manifest":
+        return build_manifest_features(manifest_path(data, data_dir), data, features, cache, progress, shard)
+    return build_ravdess_features(data_dir, data, features, cache, progress, shard)
