@@ -207,3 +207,39 @@ def test_cv_on_precomputed_features_lists_skipped_rows_in_results(tmp_path):
     predictions = pd.read_csv(tmp_path / "run" / "predictions.csv")
     assert set(predictions["label"]) == {"neutral", "negative", "positive"}
     assert results["accuracy_mean"] > 0.5  # the planted signal is learnt (chance 1/3)
+
+
+def test_manifest_configs_load_and_video_defaults_to_face_features():
+    from conftest import REPO
+    from emofuse.config import load_config
+
+    audio = load_config(REPO / "configs" / "manifest_audio.yaml", ["data.path=m.csv"])
+    assert audio.data.dataset == "manifest" and audio.data.modalities == ["audio"] and audio.features.visual is None
+    av = load_config(REPO / "configs" / "manifest_av.yaml")
+    assert av.data.visual.kind == "video" and av.features.visual.name == "face_features"
+    tree = {"name": "x", "data": {"dataset": "manifest"},
+            "model": {"encoders": {"audio": {"name": "mlp"}, "visual": {"name": "mlp"}}}}
+    default = config_from_dict(tree)  # a manifest with videos: face features, no OpenFace
+    assert default.data.visual.kind == "video"
+    assert default.features.visual.model_dump() == {"name": "face_features",
+                                                    "params": {"descriptors": ["expression", "hog"], "pool": True}}
+    with pytest.raises(ConfigError, match="set data.dataset: manifest"):
+        config_from_dict({**tree, "data": {"audio_source": "features"}})
+
+
+def test_cli_names_a_missing_or_mistaken_data_location(tmp_path, capsys):
+    from conftest import REPO
+    from emofuse.cli import main
+
+    config = str(REPO / "configs" / "manifest_audio.yaml")
+    assert main(["cv", config, "--out", str(tmp_path / "run")]) == 2
+    assert "a manifest config needs its CSV: --data manifest.csv or --set data.path=manifest.csv" in capsys.readouterr().err
+    assert main(["cv", config, "--data", str(sample_dir()), "--out", str(tmp_path / "run")]) == 2
+    assert "is a folder, not a manifest CSV" in capsys.readouterr().err
+    table, path = sample_audio_manifest(tmp_path, speakers=("01", "02"), emotions=("03", "04"))
+    table.to_csv(path, index=False)
+    assert main(["cv", str(REPO / "configs" / "ravdess_ce.yaml"), "--data", str(path), "--out", str(tmp_path / "run2")]) == 2
+    assert "is a file, but the config reads a RAVDESS folder" in capsys.readouterr().err
+    assert main(["extract", config, "--data", str(path), "--cache", str(tmp_path / "cache"), "--no-progress",
+                 "--set", "features.workers=1"]) == 0
+    assert "8 takes ready; feature dims {'audio': 88}; 0 skipped" in capsys.readouterr().out

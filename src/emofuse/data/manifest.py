@@ -44,6 +44,9 @@ class Manifest:
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    if path.is_dir():
+        raise DataError(path, "is a folder, not a manifest CSV (a RAVDESS folder is read by configs with "
+                              "data.dataset: ravdess; `emofuse manifest CORPUS DIR` writes a manifest of a corpus folder)")
     if not path.is_file():
         raise DataError(path, "manifest does not exist")
     try:

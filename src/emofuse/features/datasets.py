@@ -23,4 +23,7 @@ def build_features(data: DataConfig, features: FeaturesConfig, data_dir: str | P
     """RAVDESS: the directory ``data_dir``; a manifest: ``data.path`` (else ``data_dir``)."""
     if data.dataset == "manifest":
         return build_manifest_features(manifest_path(data, data_dir), data, features, cache, progress, shard)
+    if data_dir is not None and Path(data_dir).is_file():
+        raise ConfigError(f"--data {data_dir} is a file, but the config reads a RAVDESS folder (data.dataset: ravdess); "
+                          "a manifest needs data.dataset: manifest, e.g. configs/manifest_audio.yaml")
     return build_ravdess_features(data_dir, data, features, cache, progress, shard)
