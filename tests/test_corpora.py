@@ -139,6 +139,8 @@ def test_cli_writes_relative_paths_that_the_reader_resolves(tmp_path, capsys):
     assert manifest.files["audio"]["03a01Fa"] == root / "wav" / "03a01Fa.wav"
     assert main(["manifest", "unknown", str(root)]) == 2
     assert "unknown corpus layout 'unknown'" in capsys.readouterr().err
+    assert main(["manifest", "tess", str(root)]) == 2
+    assert f"{root}: no file fits the tess naming scheme (4 media files found that do not)" in capsys.readouterr().err
 
 
 @requires_crema

@@ -500,7 +500,12 @@ def cmd_manifest(args) -> int:
         regex = re.compile(args.speaker_regex) if args.speaker_regex else None
     except re.error as err:
         raise ConfigError(f"--speaker-regex {args.speaker_regex!r}: {err}") from None
+    from emofuse.data.errors import DataError
+
     listing = CORPORA.get(args.corpus)(args.dir, regex)
+    if not listing.rows:
+        raise DataError(args.dir, f"no file fits the {args.corpus} naming scheme ({len(listing.unrecognised)} media files "
+                                  f"found that do not)")
     sys.stdout.write(write_manifest(listing, args.relative_to))
     speakers = {r["speaker"] for r in listing.rows}
     print(f"{len(listing.rows)} samples of {len(speakers)} speakers from {args.dir}", file=sys.stderr)

@@ -25,7 +25,6 @@ from emofuse.features.dataset import FeatureSet, Source, assemble, report_incomp
 from emofuse.features.extract import in_shard
 from emofuse.features.sources import FeatureFiles, FeatureTable, MediaFiles
 from emofuse.features.visual.extractors import VIDEO_EXTRACTORS
-from emofuse.registry import ConfigError
 
 
 def needed_columns(data: DataConfig) -> tuple[list[str], list[str]]:
@@ -59,9 +58,7 @@ def _sources(manifest: Manifest, samples: list[str], data: DataConfig, features:
     if "visual" not in data.modalities:
         return sources
     kind = data.visual.kind
-    if kind == "video":
-        if features.visual is None:
-            raise ConfigError("data.visual.kind: video needs features.visual (a video extractor)")
+    if kind == "video":  # the config's validation made sure of a video extractor
         extractor = VIDEO_EXTRACTORS.create(features.visual.name, features.visual.params)
         sources["visual"] = MediaFiles(files("video"), extractor, what("video"))
     elif kind == "features":

@@ -83,8 +83,6 @@ def speaker_from(regex: re.Pattern | None, path: Path, default: str | None) -> s
 
 def write_manifest(listing: Listing, relative_to: Path | None = None) -> str:
     """The manifest CSV: rows sorted by speaker and id, paths absolute or relative to ``relative_to``."""
-    if not listing.rows:
-        raise DataError("corpus", "no file matched the layout's naming scheme")
     table = pd.DataFrame(listing.rows)
     for column in ("audio", "video"):
         if column in table:
