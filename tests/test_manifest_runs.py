@@ -10,7 +10,7 @@ import pytest
 from emofuse.cli import main
 from emofuse.config import config_from_dict, load_config
 from emofuse.evaluation.compare import Variant, run_compare
-from emofuse.evaluation.cross_corpus import map_labels, parse_label_map
+from emofuse.evaluation.cross_corpus import evaluate_on_manifest, map_labels, parse_label_map
 from emofuse.evaluation.sweep import SearchSpace, run_sweep
 from emofuse.export import export_run
 from emofuse.predict import Predictor
@@ -160,6 +160,14 @@ def test_compare_sweep_predict_and_export_on_a_manifest_of_its_own_classes(featu
     assert predictor.class_names == ("neutral", "negative", "positive")
     (entry,) = predictor.predict([feature_manifest])  # any file: both branches were trained on precomputed features
     assert entry["error"] == "no usable modality" and "precomputed features" in entry["missing"]["audio"]
+
+    # scored on a manifest with one of its two modalities: the decision fusion averages the branch it has
+    evaluation = evaluate_on_manifest(run, feature_manifest, tmp_path / "eval", tmp_path / "cache", modalities=["audio"],
+                                      progress=False)
+    assert evaluation["modalities"] == ["audio"] and evaluation["n_scored"] == 72 and evaluation["unmapped_labels"] == {}
+    assert evaluation["all_classes"]["accuracy"] > 0.5  # seen data (this is a plumbing check): the audio signal is learnt
+    with pytest.raises(ConfigError, match=r"--modalities \['text'\]: the run has \['audio', 'visual'\]"):
+        evaluate_on_manifest(run, feature_manifest, tmp_path / "eval", tmp_path / "cache", modalities=["text"])
 
     result = export_run(run, fold=1, out=tmp_path / "model.onnx")
     described = json.loads((tmp_path / "model.json").read_text())

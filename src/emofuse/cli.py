@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--on-incomplete", choices=["error", "skip"], default=None,
                     help="cv run: a row whose files are missing or unreadable stops the evaluation, or is left out and "
                          "listed (default: the run's data.on_incomplete)")
+    ev.add_argument("--modalities", nargs="+", default=None, metavar="MODALITY",
+                    help="cv run: score with these of the run's modalities only (its decision fusion averages the "
+                         "branches it has), e.g. --modalities audio for a run whose visual branch the data cannot feed")
     ev.add_argument("--cache", type=Path, default=None,
                     help="cv run: feature cache directory (default: $EMOFUSE_CACHE or ~/.cache/emofuse)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -553,11 +556,12 @@ def cmd_evaluate(args) -> int:
         from emofuse.evaluation.cross_corpus import evaluate_on_manifest, parse_label_map, print_evaluation
 
         result = evaluate_on_manifest(args.run_dir, args.data, out, _cache_dir(args.cache), parse_label_map(args.label_map),
-                                      args.split, args.on_incomplete, progress=not args.no_progress)
+                                      args.split, args.on_incomplete, args.modalities, progress=not args.no_progress)
         print_evaluation(result, out)
         return 0
-    if args.label_map or args.on_incomplete:
-        raise ConfigError(f"{args.run_dir} is an `emofuse train` (EMI) run: --label-map and --on-incomplete are for `emofuse cv` runs")
+    if args.label_map or args.on_incomplete or args.modalities:
+        raise ConfigError(f"{args.run_dir} is an `emofuse train` (EMI) run: --label-map, --on-incomplete and --modalities "
+                          "are for `emofuse cv` runs")
     args.split = args.split or "test"
     result = evaluate_run(args.run_dir, args.data, args.split, out)
     score = f"mean Pearson {result['pearson_mean']:.4f}" if result["scored"] else "no targets, not scored"

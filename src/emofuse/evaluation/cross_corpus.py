@@ -75,13 +75,19 @@ def _scores(target: np.ndarray, pred: np.ndarray) -> dict:
 
 def evaluate_on_manifest(run_dir: str | Path, manifest: str | Path, out_dir: str | Path, cache_dir: str | Path,
                          label_map: dict[str, str] | None = None, split: str | None = None,
-                         on_incomplete: str | None = None, progress: bool = True) -> dict:
+                         on_incomplete: str | None = None, modalities: list[str] | None = None,
+                         progress: bool = True) -> dict:
+    """``modalities`` scores with some of the run's modalities only (a run trained on RAVDESS's action-unit table, say,
+    on another corpus's audio): its decision fusion averages the branches it has."""
     started = time.perf_counter()
     run_dir, manifest, out_dir = Path(run_dir), Path(manifest), Path(out_dir)
     predictor = Predictor(run_dir)
     config, classes = predictor.config, list(predictor.class_names)
+    modalities = modalities or list(config.data.modalities)
+    if not set(modalities) <= set(config.data.modalities):
+        raise ConfigError(f"--modalities {modalities}: the run has {config.data.modalities}")
     dims = {m: int(d) for m, d in run_data_record(run_dir)["feature_dims"].items()}
-    data = config.data.model_copy(update={"dataset": "manifest", "path": str(manifest),
+    data = config.data.model_copy(update={"dataset": "manifest", "path": str(manifest), "modalities": modalities,
                                           "on_incomplete": on_incomplete or config.data.on_incomplete})
     fs = build_manifest_features(manifest, data, config.features, FeatureCache(cache_dir), progress, training=False,
                                  expected_dims=dims, split=split)
@@ -95,9 +101,12 @@ def evaluate_on_manifest(run_dir: str | Path, manifest: str | Path, out_dir: str
 
     meta = fs.meta
     entries: list[dict | None] = [None] * len(meta)
+    left_out = {m: "not evaluated (--modalities)" for m in config.data.modalities if m not in modalities}
     for rows in meta.groupby("actor", sort=False).indices.values():
-        extracted = [({m: fs.features[m][i] for m in fs.features}, {}, {}) for i in rows]
+        extracted = [({m: fs.features[m][i] for m in fs.features}, left_out, {}) for i in rows]
         for i, entry in zip(rows, predictor.predict_extracted(list(meta["clip"].iloc[rows]), extracted)):
+            if "error" in entry:
+                raise ConfigError(f"{run_dir}: {entry['error']}")
             entries[i] = entry
     probs = np.array([[e["probs"][c] for c in classes] for e in entries])
     shared = sorted(set(mapping.values()), key=classes.index)
@@ -124,7 +133,7 @@ def evaluate_on_manifest(run_dir: str | Path, manifest: str | Path, out_dir: str
     per_speaker = meta.groupby("actor").size()
     few = sorted(str(s) for s, n in per_speaker.items() if n < MIN_SPEAKER_FILES) if config.features.speaker_norm else []
     result = {
-        "run": str(run_dir), "data": str(manifest), "split": split, "run_classes": classes,
+        "run": str(run_dir), "data": str(manifest), "split": split, "modalities": modalities, "run_classes": classes,
         "label_map": mapping, "unmapped_labels": {u: int((meta["emotion"] == u).sum()) for u in unmapped},
         "classes_absent": [c for c in classes if c not in shared],
         "n": len(table), "n_scored": len(scored), "n_speakers": int(len(per_speaker)),
