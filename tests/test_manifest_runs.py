@@ -11,6 +11,7 @@ from emofuse.cli import main
 from emofuse.config import config_from_dict, load_config
 from emofuse.evaluation.compare import Variant, run_compare
 from emofuse.evaluation.cross_corpus import evaluate_on_manifest, map_labels, parse_label_map
+from emofuse.evaluation.cross_validation import run_cross_validation
 from emofuse.evaluation.sweep import SearchSpace, run_sweep
 from emofuse.export import export_run
 from emofuse.predict import Predictor
@@ -64,9 +65,9 @@ def test_manifest_gives_the_ravdess_readers_folds_and_accuracy(sample_manifest, 
 
 @pytest.fixture(scope="module")
 def audio_run(sample_manifest, cache, tmp_path_factory):
-    """configs/manifest_audio.yaml on the manifest of the packaged RAVDESS sample."""
+    """configs/manifest_audio.yaml on the manifest of the packaged RAVDESS sample, its path set with --set."""
     out = tmp_path_factory.mktemp("audio_run") / "run"
-    assert main(["cv", str(REPO / "configs" / "manifest_audio.yaml"), "--data", str(sample_manifest), "--out", str(out),
+    assert main(["cv", str(REPO / "configs" / "manifest_audio.yaml"), "--set", f"data.path={sample_manifest}", "--out", str(out),
                  "--cache", str(cache), "--no-progress", *[a for s in TINY for a in ("--set", s)]]) == 0
     return out
 
@@ -111,7 +112,8 @@ def test_cross_corpus_evaluation_on_crema_d(audio_run, cache, tmp_path, capsys):
     assert result["label_map"]["bored"] == "calm" and result["unmapped_labels"] == {"contempt": 2} and result["n_scored"] == 10
     assert result["speakers_with_training_statistics"] == ["solo"]
     predictions = pd.read_csv(out / "predictions.csv", keep_default_na=False)
-    assert predictions.loc[predictions["speaker"] == "solo", "speaker_stats"].tolist() == ["audio:training"]
+    assert predictions.loc[predictions["speaker"] == "solo", "speaker_stats"].tolist() == ["audio:typical"]
+    assert (predictions.loc[predictions["speaker"] != "solo", "speaker_stats"] == "audio:speaker").all()
     assert (predictions.loc[predictions["label"] == "contempt", "target"] == "").all()
 
 
@@ -130,8 +132,9 @@ def test_label_map_parsing_and_mapping():
 def test_predict_reads_class_names_from_a_manifest_run(audio_run):
     predictor = Predictor(audio_run)
     assert predictor.class_names == ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-    (entry,) = predictor.predict([CREMA / "1002_DFA_ANG_XX.mp3"], speaker_stats="training")
+    (entry,) = predictor.predict([CREMA / "1002_DFA_ANG_XX.mp3"])
     assert entry["modalities"] == ["audio"] and entry["pred"] in predictor.class_names
+    assert entry["speaker_stats"] == {"audio": "typical"}  # a file on its own
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +176,36 @@ def test_compare_sweep_predict_and_export_on_a_manifest_of_its_own_classes(featu
     described = json.loads((tmp_path / "model.json").read_text())
     assert described["class_names"] == ["neutral", "negative", "positive"] and described["sequence"]["audio"] is True
     assert result.max_abs_diff <= result.atol
+
+
+def test_inductive_normalisation_of_string_speaker_ids_in_cv_and_cross_corpus(feature_manifest, tmp_path):
+    """Enrolment clips are drawn per speaker id of any kind ("spk10"), in cv and when the run is scored on a manifest:
+    the other corpus's speakers enrol the same way (same seed, same draw) and their enrolment clips are never scored;
+    a speaker with no clip to spare gets the typical training speaker's statistics."""
+    config = config_from_dict(feature_manifest_config(feature_manifest, **{
+        "model.encoders.audio": {"name": "cnn1d"}, "features.speaker_norm": "inductive", "features.adapt_clips": 4}))
+    run = tmp_path / "run"
+    summary = run_cross_validation(config, feature_manifest, run, tmp_path / "cache", progress=False)
+    speakers = ["spk1", "spk2", "spk3", "spk10", "spk11", "spk12"]
+    assert [f["test_actors"] for f in summary["folds"]] == [speakers[:2], speakers[2:4], speakers[4:]]
+    assert all(f["n_test"] == 8 * 2 for f in summary["folds"])  # 12 clips per speaker, 4 of them enrolment
+    assert sorted(summary["enrolment_clips"]) == sorted(speakers)
+    assert all(len(clips) == 4 and all(c.startswith(s + "_") for c in clips) for s, clips in summary["enrolment_clips"].items())
+
+    table = pd.read_csv(feature_manifest, dtype=str)
+    other = tmp_path / "other.csv"
+    table[(table["speaker"] != "spk12") | table["id"].str.endswith("_0")].to_csv(other, index=False)  # spk12: 3 clips
+    (tmp_path / "features").symlink_to(feature_manifest.parent / "features")
+    result = evaluate_on_manifest(run, other, tmp_path / "eval", tmp_path / "cache", progress=False)
+    enrolment = pd.read_csv(tmp_path / "eval" / "enrolment.csv", dtype=str)
+    assert {s: sorted(g["id"]) for s, g in enrolment.groupby("speaker")} == \
+        {s: c for s, c in summary["enrolment_clips"].items() if s != "spk12"}  # cv's draw
+    assert result["n_enrolment"] == 20 and result["n_scored"] == 5 * 8 + 3
+    assert result["speakers_with_training_statistics"] == ["spk12"]
+    predictions = pd.read_csv(tmp_path / "eval" / "predictions.csv", dtype=str)
+    assert not set(predictions["id"]) & set(enrolment["id"])
+    assert set(predictions.loc[predictions["speaker"] == "spk12", "speaker_stats"]) == {"audio:typical,visual:typical"}
+    assert set(predictions.loc[predictions["speaker"] != "spk12", "speaker_stats"]) == {"audio:speaker,visual:speaker"}
 
 
 def crema_pseudo_speakers(path):

@@ -222,23 +222,27 @@ class Predictor:
         return values, missing, records
 
     # ---- speakers -------------------------------------------------------------------------------
-    def _speaker_stats(self, extracted: list[dict], speakers: list[str | None]) -> tuple[list[dict], list[list[str]]]:
+    def _speaker_stats(self, extracted: list[dict], speakers: list[str | None],
+                       enrolled: list[bool] | None = None) -> tuple[list[dict], list[list[str]]]:
         """Per file, the statistics of its speaker group per modality (absent: the file is on its own, and each
-        fold's typical training speaker stands in), and the group's warnings."""
+        fold's typical training speaker stands in), and the group's warnings. ``enrolled``: the files whose features
+        make their group's statistics (default: all of them)."""
         stats: list[dict[str, Standardizer]] = [{} for _ in extracted]
         warnings: list[list[str]] = [[] for _ in extracted]
         min_files = max(MIN_GROUP_FILES, self.config.features.adapt_clips)
         for name in dict.fromkeys(s for s in speakers if s is not None):
             members = [i for i, s in enumerate(speakers) if s == name and self._predictable(extracted[i])]
+            sources = [i for i in members if enrolled is None or enrolled[i]]
             for m in self.speaker_normalized:
-                have = [i for i in members if m in extracted[i]]
+                have = [i for i in sources if m in extracted[i]]
                 if len(have) >= MIN_GROUP_FILES:
                     rows = [extracted[i][m] for i in have]
                     group = Standardizer().fit(rows if rows[0].ndim == 2 else np.stack(rows))
-                    for i in have:
-                        stats[i][m] = group
-            alone = [self.class_names[int(np.argmax(self.forward(extracted[i], {})[0]))] for i in members]
-            for message in group_warnings(name, len(members), min_files, alone):
+                    for i in members:
+                        if m in extracted[i]:
+                            stats[i][m] = group
+            alone = [self.class_names[int(np.argmax(self.forward(extracted[i], {})[0]))] for i in sources]
+            for message in group_warnings(name, len(sources), min_files, alone):
                 log.warning(message)
                 for i in members:
                     warnings[i].append(message)
@@ -298,13 +302,15 @@ class Predictor:
         return speaker_of
 
     def predict_extracted(self, files: list, extracted: list[tuple[dict, dict, dict]],
-                          speaker_of: list[str | None] | None = None, timings: dict | None = None) -> list[dict]:
+                          speaker_of: list[str | None] | None = None, timings: dict | None = None,
+                          enrolled: list[bool] | None = None) -> list[dict]:
         """``predict`` on features already at hand: per file, the (raw features, missing, records) of ``features``,
-        and its speaker (``speakers_of``; None: each file on its own)."""
+        its speaker (``speakers_of``; None: each file on its own) and whether it is one of the files its speaker's
+        statistics are made of (``enrolled``; default: all are)."""
         speaker_of = [None] * len(files) if speaker_of is None else speaker_of
         timings = {} if timings is None else timings
         started = time.perf_counter()
-        stats, warnings = self._speaker_stats([raw for raw, _, _ in extracted], speaker_of)
+        stats, warnings = self._speaker_stats([raw for raw, _, _ in extracted], speaker_of, enrolled)
         entries = []
         for f, (raw, missing, records), speaker, own, notes in zip(files, extracted, speaker_of, stats, warnings):
             entry = {"file": str(f), "pred": None, "probs": None, "modality_probs": {}, "modalities": sorted(raw),

@@ -2,8 +2,11 @@
 
 The run's deployed model (the ensemble of its fold models, as `emofuse predict` uses it) predicts every row of the
 other manifest; features are extracted as the run's config says and cached. Each speaker of the other corpus is
-normalised with their own clips where the run used speaker normalisation (a speaker with fewer than
-``MIN_SPEAKER_FILES`` clips gets a typical training speaker's statistics, and the result says so).
+normalised as the run's setting says (``features.speaker_norm``, evaluation/enrolment.py): ``none``, each clip on its
+own; ``transductive``, with all of the speaker's clips; ``inductive``, with ``adapt_clips`` enrolment clips drawn per
+speaker with the run's seed, which are then not scored (``enrolment.csv``), or with a typical training speaker's
+statistics when ``adapt_clips`` is 0. A speaker with too few clips for that (fewer than two, or no clip left to score
+after enrolment) gets a typical training speaker's statistics, and the result lists them.
 
 Labels are mapped by name: the other corpus's label ``x`` is the run's class ``x`` (``--label-map x=y`` maps it to
 ``y`` instead). Rows whose label maps to no class of the run are predicted but not scored, and reported. Scores:
@@ -23,11 +26,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
 
+from emofuse.config import FeaturesConfig
 from emofuse.data.errors import DataError
 from emofuse.evaluation import plots
+from emofuse.evaluation.enrolment import draw_enrolment
 from emofuse.features.cache import FeatureCache
 from emofuse.features.manifest_set import build_manifest_features
-from emofuse.predict import MIN_SPEAKER_FILES, Predictor
+from emofuse.predict import Predictor
 from emofuse.registry import ConfigError
 from emofuse.runs import atomic_write_text, run_data_record, write_json
 
@@ -73,6 +78,23 @@ def _scores(target: np.ndarray, pred: np.ndarray) -> dict:
             "macro_f1": float(f1_score(target, pred, labels=sorted(set(target)), average="macro", zero_division=0))}
 
 
+def speaker_groups(meta: pd.DataFrame, features: FeaturesConfig, seed: int) -> tuple[list[str | None], np.ndarray | None]:
+    """Per row, the speaker whose statistics normalise it (None: a typical training speaker's), and under inductive
+    normalisation which rows are enrolment clips (their speaker's statistics, not scored). A speaker with no clip to
+    spare for enrolment is left to the typical training speaker, all of its clips scored."""
+    speakers = meta["actor"].astype(str).to_numpy()
+    if not features.per_speaker or (features.speaker_norm == "inductive" and features.adapt_clips == 0):
+        return [None] * len(meta), None
+    if features.speaker_norm == "transductive":
+        return speakers.tolist(), None
+    k = features.adapt_clips
+    enough = meta.groupby("actor")["clip"].transform("size").to_numpy() > k
+    enrolled = np.zeros(len(meta), bool)
+    if enough.any():
+        enrolled[enough] = draw_enrolment(meta[enough], k, seed)
+    return [s if ok else None for s, ok in zip(speakers, enough)], enrolled
+
+
 def evaluate_on_manifest(run_dir: str | Path, manifest: str | Path, out_dir: str | Path, cache_dir: str | Path,
                          label_map: dict[str, str] | None = None, split: str | None = None,
                          on_incomplete: str | None = None, modalities: list[str] | None = None,
@@ -99,15 +121,15 @@ def evaluate_on_manifest(run_dir: str | Path, manifest: str | Path, out_dir: str
         raise ConfigError(f"no label of {manifest} ({', '.join(fs.class_names)}) is a class of the run "
                           f"({', '.join(classes)}); map them with --label-map other=run,...")
 
-    meta = fs.meta
-    entries: list[dict | None] = [None] * len(meta)
     left_out = {m: "not evaluated (--modalities)" for m in config.data.modalities if m not in modalities}
-    for rows in meta.groupby("actor", sort=False).indices.values():
-        extracted = [({m: fs.features[m][i] for m in fs.features}, left_out, {}) for i in rows]
-        for i, entry in zip(rows, predictor.predict_extracted(list(meta["clip"].iloc[rows]), extracted)):
-            if "error" in entry:
-                raise ConfigError(f"{run_dir}: {entry['error']}")
-            entries[i] = entry
+    extracted = [({m: fs.features[m][i] for m in fs.features}, left_out, {}) for i in range(len(fs.meta))]
+    speaker_of, enrolled = speaker_groups(fs.meta, config.features, config.seed)
+    entries = predictor.predict_extracted(list(fs.meta["clip"]), extracted, speaker_of, enrolled=enrolled)
+    errors = {e["error"] for e in entries if "error" in e}
+    if errors:
+        raise ConfigError(f"{run_dir}: {'; '.join(sorted(errors))}")
+    scored_rows = np.flatnonzero(~enrolled) if enrolled is not None else np.arange(len(entries))
+    meta, entries = fs.meta.iloc[scored_rows].reset_index(drop=True), [entries[i] for i in scored_rows]
     probs = np.array([[e["probs"][c] for c in classes] for e in entries])
     shared = sorted(set(mapping.values()), key=classes.index)
     shared_idx = [classes.index(c) for c in shared]
@@ -116,8 +138,8 @@ def evaluate_on_manifest(run_dir: str | Path, manifest: str | Path, out_dir: str
                           "pred_shared": [shared[k] for k in probs[:, shared_idx].argmax(1)]})
     for k, c in enumerate(classes):
         table[f"prob_{c}"] = probs[:, k]
-    if config.features.speaker_norm:
-        table["speaker_stats"] = [",".join(f"{m}:{s}" for m, s in sorted((e["speaker_stats"] or {}).items())) for e in entries]
+    if config.features.per_speaker:
+        table["speaker_stats"] = [",".join(f"{m}:{s}" for m, s in sorted(e["speaker_stats"].items())) for e in entries]
 
     scored = table[table["target"] != ""]
     target = scored["target"].to_numpy()
@@ -127,11 +149,17 @@ def evaluate_on_manifest(run_dir: str | Path, manifest: str | Path, out_dir: str
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "predictions.csv", table.to_csv(index=False))
     atomic_write_text(out_dir / "confusion.csv", confusion.to_csv())
+    if enrolled is not None:
+        atomic_write_text(out_dir / "enrolment.csv", fs.meta.loc[enrolled, ["actor", "clip", "emotion"]]
+                          .rename(columns={"actor": "speaker", "clip": "id", "emotion": "label"}).to_csv(index=False))
     plots.plot_confusion(scored.assign(label=scored["target"], pred=scored["pred_shared"]), shared,
                          f"{config.name} on {manifest.stem}, among the {len(shared)} shared classes",
                          out_dir / "confusion_shared.png")
-    per_speaker = meta.groupby("actor").size()
-    few = sorted(str(s) for s, n in per_speaker.items() if n < MIN_SPEAKER_FILES) if config.features.speaker_norm else []
+    per_speaker = fs.meta.groupby("actor").size()
+    own_statistics = config.features.per_speaker and not (config.features.speaker_norm == "inductive"
+                                                          and config.features.adapt_clips == 0)
+    few = sorted({str(s) for s, e in zip(meta["actor"], entries) if "typical" in e["speaker_stats"].values()}) \
+        if own_statistics else []
     result = {
         "run": str(run_dir), "data": str(manifest), "split": split, "modalities": modalities, "run_classes": classes,
         "label_map": mapping, "unmapped_labels": {u: int((meta["emotion"] == u).sum()) for u in unmapped},
@@ -141,13 +169,15 @@ def evaluate_on_manifest(run_dir: str | Path, manifest: str | Path, out_dir: str
         "shared_classes": _scores(target, scored["pred_shared"].to_numpy()),
         "recall": {c: float((scored.loc[scored["target"] == c, "pred"] == c).mean()) for c in shared},
         "speaker_norm": config.features.speaker_norm,
+        **({"adapt_clips": config.features.adapt_clips, "n_enrolment": int(enrolled.sum()) if enrolled is not None else 0}
+           if config.features.speaker_norm == "inductive" else {}),
         "speakers_with_training_statistics": few,
         "skipped": fs.skipped, "face_detection": fs.face_report, "data_fingerprint": fs.fingerprint,
         "seconds": time.perf_counter() - started,
     }
     if few:
-        log.warning("speaker normalisation: %d speaker(s) with fewer than %d clips got a typical training speaker's "
-                    "statistics instead of their own: %s", len(few), MIN_SPEAKER_FILES, ", ".join(few))
+        log.warning("speaker normalisation: %d speaker(s) with too few clips got a typical training speaker's "
+                    "statistics instead of their own: %s", len(few), ", ".join(few))
     write_json(out_dir / "evaluation.json", result)
     return result
 
@@ -163,6 +193,9 @@ def print_evaluation(result: dict, out_dir: Path) -> None:
     for name, key in (("deciding among all classes", "all_classes"), ("among the shared classes", "shared_classes")):
         s = result[key]
         print(f"{name}: accuracy {s['accuracy']:.4f}, UAR {s['uar']:.4f}, macro-F1 {s['macro_f1']:.4f}")
+    if result.get("n_enrolment"):
+        print(f"enrolment clips (inductive speaker normalisation, not scored): {result['n_enrolment']}, in "
+              f"{out_dir}/enrolment.csv")
     if result["speakers_with_training_statistics"]:
         print(f"speakers normalised with a typical training speaker's statistics (too few clips): "
               f"{', '.join(result['speakers_with_training_statistics'])}")
