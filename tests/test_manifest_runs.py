@@ -1,11 +1,13 @@
 """Manifest datasets through everything downstream: the same folds and accuracy as the RAVDESS reader, cv, compare,
-sweep, predict and export on a manifest run, cross-corpus evaluation, and audio + faces from the real CREMA-D videos."""
+sweep, predict and export on a manifest run, cross-corpus evaluation, report and serve of a manifest run, and
+audio + faces from the real CREMA-D videos."""
 
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from starlette.testclient import TestClient
 
 from emofuse.cli import main
 from emofuse.config import config_from_dict, load_config
@@ -14,12 +16,15 @@ from emofuse.evaluation.cross_corpus import evaluate_on_manifest, map_labels, pa
 from emofuse.evaluation.cross_validation import run_cross_validation
 from emofuse.evaluation.sweep import SearchSpace, run_sweep
 from emofuse.export import export_run
+from emofuse.html_report import render_report
 from emofuse.predict import Predictor
 from emofuse.registry import ConfigError
 from emofuse.sample import sample_dir
+from emofuse.serve.app import create_app
 
 from conftest import REPO, feature_manifest_config, make_feature_manifest
 from test_media import CREMA, requires_crema
+from test_report import Page
 
 TINY = ["train.epochs=2", "train.early_stopping.min_epochs=0", "protocol.n_folds=2", "features.workers=1"]
 
@@ -178,14 +183,20 @@ def test_compare_sweep_predict_and_export_on_a_manifest_of_its_own_classes(featu
     assert result.max_abs_diff <= result.atol
 
 
-def test_inductive_normalisation_of_string_speaker_ids_in_cv_and_cross_corpus(feature_manifest, tmp_path):
+@pytest.fixture(scope="module")
+def inductive_run(feature_manifest, tmp_path_factory):
+    """A cv run on the feature manifest (string speaker ids, classes of its own) with inductive normalisation."""
+    config = config_from_dict(feature_manifest_config(feature_manifest, **{
+        "model.encoders.audio": {"name": "cnn1d"}, "features.speaker_norm": "inductive", "features.adapt_clips": 4}))
+    run = tmp_path_factory.mktemp("inductive") / "run"
+    return run, run_cross_validation(config, feature_manifest, run, run.parent / "cache", progress=False)
+
+
+def test_inductive_normalisation_of_string_speaker_ids_in_cv_and_cross_corpus(feature_manifest, inductive_run, tmp_path):
     """Enrolment clips are drawn per speaker id of any kind ("spk10"), in cv and when the run is scored on a manifest:
     the other corpus's speakers enrol the same way (same seed, same draw) and their enrolment clips are never scored;
     a speaker with no clip to spare gets the typical training speaker's statistics."""
-    config = config_from_dict(feature_manifest_config(feature_manifest, **{
-        "model.encoders.audio": {"name": "cnn1d"}, "features.speaker_norm": "inductive", "features.adapt_clips": 4}))
-    run = tmp_path / "run"
-    summary = run_cross_validation(config, feature_manifest, run, tmp_path / "cache", progress=False)
+    run, summary = inductive_run
     speakers = ["spk1", "spk2", "spk3", "spk10", "spk11", "spk12"]
     assert [f["test_actors"] for f in summary["folds"]] == [speakers[:2], speakers[2:4], speakers[4:]]
     assert all(f["n_test"] == 8 * 2 for f in summary["folds"])  # 12 clips per speaker, 4 of them enrolment
@@ -206,6 +217,24 @@ def test_inductive_normalisation_of_string_speaker_ids_in_cv_and_cross_corpus(fe
     assert not set(predictions["id"]) & set(enrolment["id"])
     assert set(predictions.loc[predictions["speaker"] == "spk12", "speaker_stats"]) == {"audio:typical,visual:typical"}
     assert set(predictions.loc[predictions["speaker"] != "spk12", "speaker_stats"]) == {"audio:speaker,visual:speaker"}
+
+
+@requires_crema
+def test_report_and_serve_of_a_manifest_run_show_its_speakers_and_classes(inductive_run):
+    """The web side reads a manifest run as it is: string speaker ids, the data's class names, enrolment clips."""
+    run, summary = inductive_run
+    page = Page(render_report(run))
+    assert [row[1] for row in page.tables["folds"][1:]] == [", ".join(f["test_actors"]) for f in summary["folds"]]
+    assert [row[0] for row in page.tables["classes"][1:]] == ["neutral", "negative", "positive"]
+    assert dict(page.tables["summary"])["speaker normalisation"] == ("inductive (4 enrolment clips per held-out "
+                                                                     "speaker, never scored; 24 in all)")
+
+    with TestClient(create_app(Predictor(run))) as client:
+        assert client.get("/api/model").json()["classes"] == ["neutral", "negative", "positive"]
+        clip = CREMA / "1002_DFA_ANG_XX.mp3"
+        response = client.post("/api/predict", files={"file": (clip.name, clip.read_bytes(), "audio/mpeg")})
+    assert response.status_code == 422 and response.json()["problem"] == "no_prediction"  # trained on .npy features
+    assert "precomputed features" in response.json()["entry"]["missing"]["audio"]
 
 
 def crema_pseudo_speakers(path):
