@@ -6,8 +6,8 @@ Stages as predict times them: decode (audio, PyAV), audio features (the run's ex
 visual branch was trained on video: decode at the sampling rate, Haar detection and tracking, crops and
 descriptors of the sampled frames) and model (every fold's network, their probabilities averaged).
 Without --run, two runs are trained first (the model's cost depends on its architecture, not on how well it was
-trained): configs/ravdess_mars.yaml on the packaged sample (its visual branch takes OpenFace action units, so predict
-runs the audio branch only) and configs/manifest_av.yaml (eGeMAPS + face features from the video: fer's expression
+trained): configs/ravdess_mars_egemaps.yaml on the packaged sample (its visual branch takes OpenFace action units, so
+predict runs the audio branch only) and configs/manifest_av.yaml (eGeMAPS + face features from the video: fer's expression
 probabilities and HOG on 16 sampled frames) on a manifest of the six CREMA-D videos under four pseudo-speaker ids
 (the clips of one actor; speakers are only needed for the folds). Each figure is the median over --repeats passes
 after one warm-up pass; start-up (imports, loading the folds) is printed apart. Wall-clock time is what a user
@@ -95,7 +95,7 @@ def main() -> None:
             from emofuse.sample import sample_dir
 
             tmp = Path(tmp)
-            runs = [train("ravdess_mars.yaml", sample_dir(), tmp, ["loss.params.switch_epoch=1"]),
+            runs = [train("ravdess_mars_egemaps.yaml", sample_dir(), tmp, ["loss.params.switch_epoch=1"]),
                     train("manifest_av.yaml", crema_pseudo_speakers(tmp), tmp, [])]
         for run in runs:
             report(run, args.files, args.repeats)

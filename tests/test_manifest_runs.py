@@ -50,11 +50,11 @@ def test_manifest_gives_the_ravdess_readers_folds_and_accuracy(sample_manifest, 
     manifest = tmp_path / "m.csv"
     manifest.write_text(capsys.readouterr().out)
     config = tmp_path / "manifest_mars.yaml"
-    config.write_text(f"extends: {REPO / 'configs' / 'ravdess_mars.yaml'}\nname: ravdess_mars\ndata:\n  dataset: manifest\n"
+    config.write_text(f"extends: {REPO / 'configs' / 'ravdess_mars_egemaps.yaml'}\nname: ravdess_mars_egemaps\ndata:\n  dataset: manifest\n"
                       f"  visual: {{kind: table, path: {sample_dir() / 'openface_au_clip_means.csv'}, key: video_stem}}\n")
     sets = [a for s in [*TINY, "loss.params.switch_epoch=1"] for a in ("--set", s)]
     common = ["--cache", str(cache), "--no-progress", *sets]
-    assert main(["cv", str(REPO / "configs" / "ravdess_mars.yaml"), "--out", str(tmp_path / "reader"), *common]) == 0
+    assert main(["cv", str(REPO / "configs" / "ravdess_mars_egemaps.yaml"), "--out", str(tmp_path / "reader"), *common]) == 0
     assert main(["cv", str(config), "--data", str(manifest), "--out", str(tmp_path / "manifest"), *common]) == 0
     reader, ours = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("reader", "manifest"))
     for a, b in zip(reader["folds"], ours["folds"], strict=True):
