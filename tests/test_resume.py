@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -21,7 +22,7 @@ TINY = {
     },
     "loss": {"name": "mars", "params": {"gamma": 1.0, "switch_epoch": 2}},
     "train": {"epochs": 5, "batch_size": 16, "crop_frames": 30, "ema_decay": 0.9,
-              "early_stopping": {"patience": 10}},
+              "early_stopping": {"patience": 10}, "record_dynamics": "on"},
     "protocol": {"n_folds": 3, "val_fraction": 0.25},
 }
 
@@ -61,6 +62,11 @@ def test_trainer_resume_is_exact(ravdess_fixture, tmp_path, monkeypatch):
     hist_b = (tmp_path / "cut" / "folds" / "fold_1" / "history.csv").read_text().splitlines()
     strip = lambda rows: [",".join(r.split(",")[:-1]) for r in rows]  # drop the wall-time column
     assert strip(hist_a) == strip(hist_b)
+    # the training dynamics too: the interrupted fold had recorded epoch 2 before its last checkpoint (epoch 1)
+    dyn_a = np.load(tmp_path / "whole" / "folds" / "fold_1" / "dynamics.npz")
+    dyn_b = np.load(tmp_path / "cut" / "folds" / "fold_1" / "dynamics.npz")
+    assert list(dyn_b["epochs"]) == list(range(5))
+    assert all(np.array_equal(dyn_a[k], dyn_b[k]) for k in dyn_a.files)
 
 
 def test_finished_folds_are_not_retrained(ravdess_fixture, tmp_path):

@@ -83,6 +83,37 @@ def build_parser() -> argparse.ArgumentParser:
     sens.add_argument("--jobs", type=int, default=1, help="runs at a time, one thread each (default 1)")
     _common_data_args(sens)
 
+    rb = sub.add_parser("robustness", help="accuracy of several methods against a corruption level (label or modality noise)",
+                        description="Cross-validate every CONFIG at every --values of the dotted config key --axis (e.g. "
+                                    "data.label_noise.rate, data.modality_noise.level), with seeds 0..N-1 (each run in "
+                                    "OUT/<config>__<axis>=<value>/seed_<s>, resumable), and write OUT/robustness.csv, "
+                                    "OUT/robustness.md (accuracy per method and level and the difference to --reference, "
+                                    "with speaker-bootstrap intervals and sign-flip p-values as in compare), "
+                                    "OUT/robustness.png and OUT/runs.csv. "
+                                    "On a label-noise axis also OUT/separation.csv: how well the Mars weight and the "
+                                    "training-dynamics coordinates single out the flipped clips. Other corruption keys "
+                                    "are given with --set, e.g. --set data.modality_noise.modality=audio.")
+    rb.add_argument("configs", type=Path, nargs="+", help="experiment YAMLs, one line each, e.g. configs/ravdess_{ce,mars}.yaml")
+    rb.add_argument("--axis", required=True, help="dotted config key, e.g. data.label_noise.rate")
+    rb.add_argument("--values", nargs="+", required=True, help="levels (YAML scalars; .inf is an infinite SNR)")
+    rb.add_argument("--out", type=Path, required=True, help="directory for the runs, table and plot")
+    rb.add_argument("--seeds", type=int, default=3, help="seeds per method and level (default 3)")
+    rb.add_argument("--reference", default=None, help="config name the others are compared with (default: the first)")
+    rb.add_argument("--jobs", type=int, default=1, help="runs at a time, one thread each (default 1)")
+    _common_data_args(rb)
+
+    dg = sub.add_parser("diagnose", help="noisy-versus-hard diagnostic of finished `emofuse cv` runs",
+                        description="From the training dynamics each fold recorded (folds/fold_k/dynamics.npz: p_m[y] of "
+                                    "every training clip per branch and epoch) write to --out: separation.csv / .md (with "
+                                    "planted label noise: AUROC and precision at the planted rate of the last epoch's Mars "
+                                    "weight and of the cartography coordinates for telling flipped from clean clips), "
+                                    "cartography.png (the map with flipped clips marked) and hardest_clips.csv / .md "
+                                    "(training clips every branch finds hardest, with their audio files).")
+    dg.add_argument("run_dirs", type=Path, nargs="+", help="run directories of `emofuse cv` (e.g. the seeds of one method)")
+    dg.add_argument("--out", type=Path, default=None, help="output directory (default: RUN_DIR/diagnosis of the first)")
+    dg.add_argument("--top", type=int, default=20, help="hardest clips listed in hardest_clips.md (default 20)")
+    dg.set_defaults(overrides=[])
+
     ex = sub.add_parser("extract", help="extract (and cache) the features a config needs",
                         description="Extract audio features (and, for configs whose visual input is video, face clips "
                                     "or face features) for every take in parallel into the cache, and check that "
@@ -399,6 +430,31 @@ def cmd_sensitivity(args) -> int:
     return 0
 
 
+def cmd_robustness(args) -> int:
+    from emofuse.evaluation.robustness import load_levels, run_robustness
+
+    levels = load_levels(args.configs, args.axis, args.values, args.overrides)
+    s = run_robustness(levels, args.axis, _data_dir(args.data), args.out, _cache_dir(args.cache), seeds=args.seeds,
+                       reference=args.reference, progress=not args.no_progress, jobs=args.jobs,
+                       sources=[str(p) for p in args.configs])
+    print((args.out / "robustness.md").read_text(), end="")
+    print(f"{len(s['methods'])} methods x {len(s['values'])} levels x {args.seeds} seeds in {s['seconds']:.0f} s; "
+          f"table in {args.out}/robustness.csv, plot in {args.out}/robustness.png")
+    return 0
+
+
+def cmd_diagnose(args) -> int:
+    from emofuse.evaluation.diagnose import diagnose
+
+    out = args.out or args.run_dirs[0] / "diagnosis"
+    s = diagnose(args.run_dirs, out, top=args.top)
+    if s["separation_md"]:
+        print(s["separation_md"], end="")
+    print((out / "hardest_clips.md").read_text(), end="")
+    print(f"diagnosis in {out}: separation.csv, cartography.png, hardest_clips.csv")
+    return 0
+
+
 def cmd_extract(args) -> int:
     from emofuse.config import load_config
     from emofuse.features.cache import FeatureCache
@@ -622,6 +678,7 @@ def cmd_sweep(args) -> int:
 COMMANDS = {"predict": cmd_predict, "cv": cmd_cv, "compare": cmd_compare, "sensitivity": cmd_sensitivity, "extract": cmd_extract, "registry": cmd_registry, "train": cmd_train, "evaluate": cmd_evaluate,
             "make-emi-fixture": cmd_make_emi_fixture, "ablation": cmd_ablation, "emi-ravdess": cmd_emi_ravdess, "sweep": cmd_sweep,
             "export": cmd_export, "cost": cmd_cost, "report": cmd_report, "serve": cmd_serve, "manifest": cmd_manifest}
+COMMANDS.update({"robustness": cmd_robustness, "diagnose": cmd_diagnose})
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -36,6 +36,55 @@ class VisualSourceConfig(Strict):
     key: str = Field("video_stem", description="manifest: the column naming each row's clip in the table or CSV folder")
 
 
+class LabelNoiseConfig(Strict):
+    """Planted label noise on the training and validation clips of every fold (see data/corruption.py)."""
+
+    rate: float = Field(..., ge=0, lt=1, description="share of each training / validation actor's clips whose label is flipped")
+    kind: Literal["symmetric", "confusable"] = Field(
+        "symmetric", description="symmetric: to a uniformly drawn other class; confusable: to the class's most confusable "
+                                 "class, from the confusion matrix named by confusion_from"
+    )
+    confusion_from: str | None = Field(
+        None, description="kind confusable: a clean `emofuse cv` run directory (per fold, its validation predictions) or "
+                          "a CSV confusion matrix (rows true, columns predicted, class names as header and index)"
+    )
+    splits: list[Literal["train", "val", "test"]] = Field(
+        default_factory=lambda: ["train", "val"], min_length=1, description="which clips are flipped: train and/or val"
+    )
+    seed: int | None = Field(None, description="which clips are flipped (default: the run's seed)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "LabelNoiseConfig":
+        if "test" in self.splits:
+            raise ValueError("data.label_noise.splits: test labels are never corrupted (the test score must measure "
+                             "the true labels); use train and/or val")
+        if (self.kind == "confusable") != (self.confusion_from is not None):
+            raise ValueError("data.label_noise.confusion_from is needed by kind: confusable, and only by it")
+        return self
+
+
+class ModalityNoiseConfig(Strict):
+    """One modality's model inputs corrupted on some splits (see data/corruption.py)."""
+
+    modality: str = Field(..., description="one of data.modalities")
+    kind: Literal["gaussian", "dropout", "missing"]
+    level: float = Field(..., description="gaussian: SNR in dB against the standardised features' unit power (.inf: "
+                                          "clean); dropout: share of feature dimensions zeroed per clip; missing: "
+                                          "share of each actor's clips without the modality")
+    where: Literal["train", "test", "both"] = Field(
+        "test", description="train: training and validation clips; test: test clips; both: all"
+    )
+    seed: int | None = Field(None, description="which clips, dimensions and noise (default: the run's seed)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModalityNoiseConfig":
+        if self.kind == "gaussian" and (self.level != self.level or self.level == -float("inf")):
+            raise ValueError(f"data.modality_noise.level: a gaussian SNR in dB must be a number or .inf, got {self.level}")
+        if self.kind != "gaussian" and not 0 <= self.level <= 1:
+            raise ValueError(f"data.modality_noise.level: a {self.kind} level is a share in [0, 1], got {self.level}")
+        return self
+
+
 class DataConfig(Strict):
     dataset: Literal["ravdess", "manifest"] = Field(
         "ravdess", description="ravdess: a directory named by RAVDESS file names; manifest: a CSV, one row per sample"
@@ -51,6 +100,18 @@ class DataConfig(Strict):
     on_incomplete: Literal["error", "skip"] = Field(
         "error", description="a take whose modality is missing or unreadable: fail, or leave it out and report it"
     )
+    label_noise: LabelNoiseConfig | None = None
+    modality_noise: ModalityNoiseConfig | None = None
+
+    @model_validator(mode="after")
+    def _check_corruption(self) -> "DataConfig":
+        noise = self.modality_noise
+        if noise is not None and noise.modality not in self.modalities:
+            raise ValueError(f"data.modality_noise.modality: {noise.modality!r} is not one of data.modalities {self.modalities}")
+        if noise is not None and noise.modality == "visual" and self.visual.kind == "video":
+            raise ValueError("data.modality_noise: face clips from video cannot be corrupted (clip-level or frame "
+                             "features only)")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -152,6 +213,10 @@ class TrainConfig(Strict):
     )
     amp: Literal["auto", "off"] = Field("auto", description="mixed precision when CUDA is present")
     device: str = "auto"
+    record_dynamics: Literal["auto", "on", "off"] = Field(
+        "auto", description="score the training clips after every epoch (folds/fold_k/dynamics.npz, for `emofuse "
+                            "diagnose`); auto: when every input is a clip-level vector (cheap)"
+    )
 
 
 class ProtocolConfig(Strict):
@@ -216,7 +281,9 @@ def set_dotted(tree: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     node = tree
     for k in keys[:-1]:
-        node = node.setdefault(k, {})
+        if node.get(k) is None:  # absent, or an optional section that is off (null): start it
+            node[k] = {}
+        node = node[k]
         if not isinstance(node, dict):
             raise ConfigError(f"override '{dotted}': '{k}' is not a section")
     node[keys[-1]] = value

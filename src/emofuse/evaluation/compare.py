@@ -180,9 +180,10 @@ def draw_plots(variants: list[Variant], per_run: pd.DataFrame, predictions_of: d
         fold_dirs = [f for d in run_dirs for f in sorted((d / "folds").glob("fold_*"))]
         if v.config.loss.name == "mars":
             histories = pd.concat([pd.read_csv(f / "history.csv") for f in fold_dirs], ignore_index=True)
+            switch = LOSSES.validate_params("mars", v.config.loss.params).switch_epoch
             made.append(plots.plot_branch_weights(histories, f"{v.label}: mean Mars weight per branch",
                                                   out / "plots" / f"mars_weights_{v.label}.png",
-                                                  LOSSES.validate_params("mars", v.config.loss.params).switch_epoch))
+                                                  switch if isinstance(switch, int) else None))  # auto: per fold
         if v.config.loss.name in ("cross_entropy", "mars") and v.config.model.fusion.name == "average":
             loss_tables[v.label] = pd.concat([pd.read_csv(f / "train_losses.csv") for f in fold_dirs], ignore_index=True)
     if loss_tables:

@@ -20,6 +20,8 @@ import torch
 
 from emofuse.config import ExperimentConfig, dump_config
 from emofuse.console import listed, rounded
+from emofuse.data.corruption import SPLITS, FoldCorruption, plants_corruption
+from emofuse.evaluation.cartography import dynamics_recorders
 from emofuse.evaluation.classification import ClassificationEvaluator, classification_metrics, predict
 from emofuse.evaluation.enrolment import EnrolmentPool, SpeakerInputs, enrolment_record, speaker_normalized
 from emofuse.evaluation.folds import Fold, dataset_folds
@@ -64,16 +66,21 @@ class FoldData:
     test: TensorData
     scalers: dict[str, Standardizer]
     test_rows: np.ndarray  # the scored test clips' rows of the feature set
+    val_rows: np.ndarray  # the validation clips' rows of the feature set
+    corruption: FoldCorruption | None = None  # planted label noise / modality noise (data.label_noise, data.modality_noise)
 
 
-def fold_data(fs: FeatureSet, inputs: SpeakerInputs, fold: Fold) -> FoldData:
+def fold_data(fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, corruption: FoldCorruption | None = None) -> FoldData:
     label = fs.meta["label"].to_numpy()
     splits = inputs.split(fold)
     scalers = {m: Standardizer.for_values(values).fit(values) for m, values in splits[0][1].items()}
-    return FoldData(*(
-        TensorData({m: scalers[m].transform(values) for m, values in features.items()}, label[rows])
-        for rows, features in splits
-    ), scalers, splits[2][0])
+    parts = []
+    for split, (rows, values) in zip(SPLITS, splits):
+        features, labels = {m: scalers[m].transform(v) for m, v in values.items()}, label[rows]
+        if corruption is not None:
+            features, labels = corruption.apply(split, rows, features, labels)
+        parts.append(TensorData(features, labels))
+    return FoldData(*parts, scalers, splits[2][0], splits[1][0], corruption)
 
 
 def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, fold_dir: Path | None,
@@ -81,12 +88,15 @@ def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, 
     """Train one fold, select on its validation actors; returns (model with selected weights, fit result, fold data)."""
     seed = config.seed * 1000 + fold.index
     seed_everything(seed)
-    data = fold_data(fs, inputs, fold)
+    corruption = (FoldCorruption(config.data, fs.meta, fs.class_names, config.seed, fold.index, fold.test_actors)
+                  if plants_corruption(config.data) else None)
+    data = fold_data(fs, inputs, fold, corruption)
     n_classes = len(fs.class_names)
     model = create_model(config.model, fs.input_dims, fs.sequence, n_classes, pretrained=True)
     loss = LOSSES.create(config.loss.name, config.loss.params, modalities=list(config.data.modalities))
     evaluator = ClassificationEvaluator(n_classes, config.train.eval_batch_size)
-    trainer = Trainer(config.train, evaluator, fold_dir, seed=seed, epoch_callbacks=epoch_callbacks)
+    callbacks = [*dynamics_recorders(config.train, fs, fold.train_actors, model, data.train, fold_dir), *(epoch_callbacks or [])]
+    trainer = Trainer(config.train, evaluator, fold_dir, seed=seed, epoch_callbacks=callbacks)
     fit = trainer.fit(model, loss, data.train, data.val)
     model.load_state_dict(fit.best_state)
     return model, fit, data
@@ -131,6 +141,7 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
         "val_at_best": fit.best_metrics,
         "params": model.n_parameters(),
         "seconds": time.perf_counter() - started,
+        **(data.corruption.summary() if data.corruption is not None else {}),
     }
     if inputs.inductive:  # the clips a held-out speaker enrolled with, never scored
         enrolment = inputs.enrolment_table(fold)
@@ -140,6 +151,11 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
     torch.save(fit.best_state, fold_dir / "best.pt")
     write_json(fold_dir / "standardizer.json", fold_standardizers(fs, data.scalers, fold, config.features.per_speaker))
     atomic_write_text(fold_dir / "predictions.csv", table.to_csv(index=False))
+    val_meta = fs.meta.iloc[data.val_rows].reset_index(drop=True)
+    val_table = predictions_table(val_meta, predict(model, data.val, config.train.eval_batch_size), fs.class_names, fold.index)
+    atomic_write_text(fold_dir / "val_predictions.csv", val_table.to_csv(index=False))
+    if data.corruption is not None and data.corruption.label_config is not None:
+        atomic_write_text(fold_dir / "flipped.csv", data.corruption.flipped_table().to_csv(index=False))
     losses = last_epoch_train_losses(model, fold_dir, fs, data.train, fold, config.train.eval_batch_size)
     atomic_write_text(fold_dir / "train_losses.csv", losses.to_csv(index=False))
     write_json(fold_dir / "result.json", result)  # written last: its presence marks the fold done

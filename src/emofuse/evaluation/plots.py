@@ -96,3 +96,49 @@ def plot_sensitivity(table: pd.DataFrame, param: str, path: Path) -> Path:
     ax.set_ylabel("accuracy (mean ± std over folds x seeds)")
     ax.legend()
     return _save(fig, path)
+
+
+def plot_robustness(table: pd.DataFrame, axis: str, reference: str, path: Path) -> Path:
+    """Left: test accuracy against a corruption level, one line per method with its 95 % interval. Right: each
+    method's difference to the reference on the same clips, with its interval. The levels are evenly spaced in the
+    order given (an SNR of .inf, clean, sits beside the finite ones)."""
+    methods = list(dict.fromkeys(table["method"]))
+    levels = list(dict.fromkeys(table["value"]))
+    fig, axes = plt.subplots(1, 2, figsize=(max(10, 2.4 * len(levels)), 4.2))
+    width = 0.25 / max(1, len(methods) - 1)
+    panels = (("accuracy_pooled", "ci_low", "ci_high", "test accuracy (95 % CI, speaker bootstrap)"),
+              ("delta_vs_reference", "delta_ci_low", "delta_ci_high", f"accuracy - {reference} (same clips, 95 % CI)"))
+    for ax, (column, low, high, label) in zip(axes, panels):
+        for j, method in enumerate(methods):
+            if column == "delta_vs_reference" and method == reference:
+                continue
+            rows = table[table["method"] == method].set_index("value").loc[levels]
+            x = np.arange(len(levels)) + (j - (len(methods) - 1) / 2) * width
+            mean = rows[column].to_numpy()
+            err = np.vstack([mean - rows[low].to_numpy(), rows[high].to_numpy() - mean])
+            ax.errorbar(x, mean, yerr=np.nan_to_num(err), marker="o", markersize=4, capsize=3, label=method,
+                        color=f"C{j}")
+        ax.set_xticks(range(len(levels)), [str(v) for v in levels])
+        ax.set_xlabel(axis)
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7)
+    axes[1].axhline(0, color="grey", linewidth=0.8)
+    fig.subplots_adjust(wspace=0.3)
+    return _save(fig, path)
+
+
+def plot_cartography(coords: pd.DataFrame, modalities: list[str], path: Path) -> Path:
+    """Dataset map per branch: variability against confidence of p_m[y] over the epochs, one point per training
+    clip and fold, planted (flipped) labels in red."""
+    fig, axes = plt.subplots(1, len(modalities), figsize=(5 * len(modalities), 4.4), squeeze=False)
+    flipped = coords["flipped"].to_numpy(dtype=bool)
+    for ax, m in zip(axes[0], modalities):
+        x, y = coords[f"variability_{m}"].to_numpy(), coords[f"confidence_{m}"].to_numpy()
+        ax.scatter(x[~flipped], y[~flipped], s=4, alpha=0.25, color="grey", label=f"clean ({(~flipped).sum()})")
+        if flipped.any():
+            ax.scatter(x[flipped], y[flipped], s=8, alpha=0.6, color="tab:red", marker="x", label=f"flipped ({flipped.sum()})")
+        ax.set_xlabel(f"{m}: variability of p[y] over epochs")
+        ax.set_ylabel(f"{m}: confidence (mean p[y])")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, path)

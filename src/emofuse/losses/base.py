@@ -40,6 +40,10 @@ class Loss(nn.Module):
     def forward(self, output, target: torch.Tensor, epoch: int) -> LossOutput:
         raise NotImplementedError
 
+    def end_epoch(self, epoch: int, val_metrics: dict[str, float]) -> None:
+        """Called by the trainer with each epoch's validation metrics; a loss that decides from them (Mars'
+        automatic switch) keeps its decision in ``get_extra_state``, which the checkpoint saves."""
+
 
 class BranchReweightingLoss(Loss):
     def branch_weights(

@@ -14,17 +14,19 @@ from emofuse.config import EarlyStoppingConfig, ExperimentConfig
 from emofuse.losses import LOSSES
 
 
-def minimum_epochs(early_stopping: EarlyStoppingConfig | None, schedule_epochs: int, stage_start_epoch: int = 0) -> int:
+def minimum_epochs(early_stopping: EarlyStoppingConfig | None, schedule_epochs: int, stage_start_epoch: int | None = 0) -> int:
     """Epochs a run trains before early stopping may end it: ``max(min_epochs, stage start + patience)``,
-    or the whole schedule without early stopping."""
-    if early_stopping is None:
+    or the whole schedule without early stopping or while the stage start is still undecided (None: a loss that
+    decides it during training, Mars' ``switch_epoch: auto``)."""
+    if early_stopping is None or stage_start_epoch is None:
         return schedule_epochs
     return max(early_stopping.min_epochs, stage_start_epoch + early_stopping.patience)
 
 
 def stage_start_epoch(config: ExperimentConfig) -> int:
-    """First epoch (0-based) of the config's loss's last stage (0 for single-stage losses)."""
-    return LOSSES.create(config.loss.name, config.loss.params, modalities=list(config.data.modalities)).stage_start_epoch
+    """First epoch (0-based) of the config's loss's last stage (0 for single-stage losses, and for a loss that decides
+    it during training, whose run then enforces its own minimum)."""
+    return LOSSES.create(config.loss.name, config.loss.params, modalities=list(config.data.modalities)).stage_start_epoch or 0
 
 
 def config_minimum_epochs(config: ExperimentConfig) -> int:
@@ -42,7 +44,9 @@ def with_minimum_epochs(config: ExperimentConfig, epochs: int) -> ExperimentConf
 
 def fold_budget(schedule_epochs: int, min_epochs: int, stage_start: int, epochs_run: int, best_epoch: int,
                 selection_from_epoch: int) -> dict:
-    """What one fit's budget was and how it was used (``result.json`` of a fold)."""
+    """What one fit's budget was and how it was used (``result.json`` of a fold); a stage decided during training that
+    never started is recorded as starting at ``schedule_epochs``."""
+    stage_start = schedule_epochs if stage_start is None else stage_start
     return {
         "schedule_epochs": schedule_epochs,  # the cosine learning-rate schedule's length
         "min_epochs": min_epochs,

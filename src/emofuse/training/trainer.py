@@ -109,8 +109,11 @@ class Trainer:
         monitor, mode = (es_cfg.monitor, es_cfg.mode) if es_cfg else ("accuracy", "max")
         stage_start = getattr(loss_fn, "stage_start_epoch", 0)  # losses outside the LOSSES registry have one stage
         min_epochs = minimum_epochs(es_cfg, cfg.epochs, stage_start)
+        if stage_start is None and cfg.select_from_last_stage:  # decided during training (Mars switch_epoch: auto)
+            raise ConfigError("train.select_from_last_stage needs a stage start known before training; this loss "
+                              "decides it from the validation loss (Mars switch_epoch: auto)")
         selection_from = stage_start if cfg.select_from_last_stage else 0
-        if stage_start >= cfg.epochs:
+        if stage_start is not None and stage_start >= cfg.epochs:
             if cfg.select_from_last_stage:
                 raise ConfigError(f"train.select_from_last_stage: the loss's last stage starts at epoch {stage_start}, "
                                   f"after the last of train.epochs = {cfg.epochs}")
@@ -120,6 +123,16 @@ class Trainer:
         tracker = BestTracker(monitor, mode, first_epoch=selection_from)
         budget = {"schedule_epochs": cfg.epochs, "min_epochs": min_epochs, "stage_start": stage_start,
                   "selection_from_epoch": selection_from}
+
+        def follow_stage_decision() -> None:
+            """A stage start the loss decides during training: early stopping waits for it plus a patience window."""
+            decided = getattr(loss_fn, "stage_start_epoch", 0)
+            if decided != budget["stage_start"]:
+                budget["stage_start"] = decided
+                budget["min_epochs"] = minimum_epochs(es_cfg, cfg.epochs, decided)
+                if stopper is not None:
+                    stopper.min_epochs = budget["min_epochs"]
+
         shuffle_gen = torch.Generator().manual_seed(self.seed)
         best_state: dict = {}
         history: list[dict] = []
@@ -140,6 +153,9 @@ class Trainer:
             if stopper is not None:
                 stopper.load_state_dict(ckpt["early_stopping"])
             tracker.load_state_dict(ckpt["tracker"])
+            if "loss" in ckpt:  # a staged loss's decisions (Mars' automatic switch)
+                loss_fn.load_state_dict(ckpt["loss"])
+                follow_stage_decision()
             shuffle_gen.set_state(ckpt["shuffle_generator"])
             restore_rng_state(ckpt["rng"])
             best_state, history, start_epoch = ckpt["best_state"], ckpt["history"], ckpt["epoch"] + 1
@@ -178,6 +194,9 @@ class Trainer:
                 sums, seen = distributed.sum_over_ranks(sums, seen)
             eval_model = ema.module if ema is not None and epoch >= cfg.ema_start_epoch else model
             val_metrics = self.evaluate(eval_model, val)
+            if hasattr(loss_fn, "end_epoch"):  # a loss that decides from validation data (Mars' automatic switch)
+                loss_fn.end_epoch(epoch, val_metrics)
+                follow_stage_decision()
             record = {"epoch": epoch, "lr": scheduler.get_last_lr()[0]}
             record.update({f"train/{k}": v / max(seen, 1) for k, v in sums.items()})
             record.update({f"val/{k}": v for k, v in val_metrics.items()})
@@ -200,6 +219,7 @@ class Trainer:
                         "scheduler": scheduler.state_dict(), "ema": ema.state_dict() if ema else None,
                         "early_stopping": stopper.state_dict() if stopper else None,
                         "tracker": tracker.state_dict(), "shuffle_generator": shuffle_gen.get_state(),
+                        "loss": loss_fn.state_dict(),
                         "rng": rng_state(), "best_state": best_state, "history": history,
                         "epoch": epoch, "finished": finished,
                     },
