@@ -106,12 +106,12 @@ def markdown_tables(table: pd.DataFrame, axis: str, reference: str, seeds: int) 
     return "\n".join(out)
 
 
-def label_noise_separation(labels: dict[str, tuple[str, object]], out: Path) -> pd.DataFrame:
+def label_noise_separation(labels: dict[str, tuple[str, object]], out: Path, seeds: int) -> pd.DataFrame:
     """The noisy-versus-hard separation of every (method, level) whose runs flipped training labels."""
     per_fold = []
     for label, (method, value) in labels.items():
-        for run_dir in sorted((out / label).glob("seed_*")):
-            table = separation(run_dir)
+        for seed in range(seeds):
+            table = separation(out / label / f"seed_{seed}")
             if len(table):
                 per_fold.append(table.assign(method=method, value=value))
     if not per_fold:
@@ -145,7 +145,7 @@ def run_robustness(levels: list[Level], axis: str, data_dir: Path, out: Path, ca
                "reference": reference, "data_dir": str(data_dir), "budget": budget, "statistics": STATISTICS,
                "plots": [str(figure.relative_to(out))], "table": json.loads(table.to_json(orient="records"))}
     if axis.startswith("data.label_noise"):
-        sep = label_noise_separation(labels, out)
+        sep = label_noise_separation(labels, out, seeds)
         if len(sep):
             atomic_write_text(out / "separation.csv", sep.to_csv(index=False))
             text += ("\nSeparating flipped from clean training clips, both branches together (AUROC: mean over folds "
