@@ -198,16 +198,22 @@ def test_a_noisy_run_is_not_a_confusion_source(ravdess_fixture, tmp_path):
 TINY_FEATURES = {"audio": {"name": "mfcc", "params": {"n_mfcc": 13, "deltas": False}}, "speaker_norm": True, "workers": 1}
 
 
-def fixture_folds(ravdess_fixture, tmp_path, **data):
-    """Standardised fold data of the generated RAVDESS fixture (MFCC sequences, AU vectors) with ``data`` noise."""
+def fixture_setup(ravdess_fixture, tmp_path, features=None, **data):
+    """The generated RAVDESS fixture's features (MFCC sequences, AU vectors), speaker inputs and first fold, with
+    ``data`` noise."""
     config = load_config(MARS).model_dump(mode="json")
-    config["features"] = TINY_FEATURES
+    config["features"] = {**TINY_FEATURES, **(features or {})}
     config["data"].update(data)
     config = config_from_dict(config)
     fs = build_ravdess_features(ravdess_fixture, config.data, config.features, FeatureCache(tmp_path / "cache"), progress=False)
     fold = actor_folds(fs.meta["actor"].unique(), 3, 0.25, seed=0)[0]
-    inputs = prepare_inputs(fs, config)
     corruption = FoldCorruption(config.data, fs.meta, fs.class_names, 0, fold.index, fold.test_actors) if data else None
+    return fs, prepare_inputs(fs, config), fold, corruption
+
+
+def fixture_folds(ravdess_fixture, tmp_path, **data):
+    """Standardised fold data of the generated RAVDESS fixture with ``data`` noise."""
+    fs, inputs, fold, corruption = fixture_setup(ravdess_fixture, tmp_path, **data)
     return fold_data(fs, inputs, fold, corruption)
 
 
@@ -247,3 +253,39 @@ def test_a_missing_modality_is_the_training_mean_for_a_share_of_each_actors_clip
     assert np.array_equal(noisy.test.inputs["visual"], clean.test.inputs["visual"])
     assert noisy.corruption.summary() == {"modality_noise": {"corrupted_clips": {"train": int(missing.sum()),
                                                                                   "val": int(0.25 * len(noisy.val))}}}
+
+
+def test_inductive_speaker_normalisation_corrupts_the_scored_rows_only(ravdess_fixture, tmp_path):
+    """With enrolment clips (features.speaker_norm: inductive), the noise acts on the rows SpeakerInputs gives each
+    split: training clips all, validation and test clips without their speakers' enrolment clips, which are never
+    scored, never listed as flipped and never counted as corrupted; test labels stay true."""
+    inductive = {"speaker_norm": "inductive", "adapt_clips": 3}
+    noise = {"label_noise": {"rate": 0.25}, "modality_noise": {"modality": "visual", "kind": "missing", "level": 0.25,
+                                                              "where": "both"}}
+    fs, inputs, fold, corruption = fixture_setup(ravdess_fixture, tmp_path, inductive, **noise)
+    noisy = fold_data(fs, inputs, fold, corruption)
+    clean = fold_data(fs, inputs, fold)
+    truth = fs.meta["label"].to_numpy()
+    rows = {split: split_rows for split, (split_rows, _) in zip(("train", "val", "test"), inputs.split(fold))}
+    actors = fs.meta["actor"].to_numpy()
+    enrolled = ((inputs.enrolment["val"] & np.isin(actors, fold.val_actors))
+                | (inputs.enrolment["test"] & np.isin(actors, fold.test_actors)))  # this fold's enrolment clips
+    assert enrolled.sum() == 3 * (len(fold.val_actors) + len(fold.test_actors))
+    assert not enrolled[rows["val"]].any() and not enrolled[rows["test"]].any()
+    assert len(rows["val"]) == 16 * len(fold.val_actors) - 3 * len(fold.val_actors)  # 3 enrolment clips per speaker
+    # test labels are the true ones; training and validation labels differ from them exactly at the listed clips
+    assert np.array_equal(noisy.test.target, truth[rows["test"]])
+    table = corruption.flipped_table()
+    for split in ("train", "val"):
+        target = getattr(noisy, split).target.numpy()
+        listed = set(table.loc[table["split"] == split, "clip"])
+        assert set(fs.meta["clip"].to_numpy()[rows[split]][target != truth[rows[split]]]) == listed
+    assert (table["split"] == "train").sum() == 4 * len(fold.train_actors)  # round(0.25 x 16) of every training actor
+    assert not set(table["clip"]) & set(fs.meta.loc[enrolled, "clip"]) and set(table["split"]) <= {"train", "val"}
+    # the missing modality: the chosen clips among the scored rows, the same clips as without enrolment
+    for split in ("train", "val", "test"):
+        gone = (getattr(noisy, split).inputs["visual"] == 0).all(1).numpy()
+        assert np.array_equal(gone, corruption.missing[rows[split]])
+        assert corruption.summary()["modality_noise"]["corrupted_clips"][split] == int(gone.sum())
+        assert np.array_equal(getattr(noisy, split).inputs["visual"][~gone], getattr(clean, split).inputs["visual"][~gone])
+        assert np.array_equal(getattr(noisy, split).inputs["audio"], getattr(clean, split).inputs["audio"])
