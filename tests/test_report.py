@@ -1,4 +1,4 @@
-"""`emofuse report`: self-contained HTML of cv, compare and sweep run directories, read back and checked."""
+"""`emofuse report`: self-contained HTML of cv, compare, sweep and robustness run directories, read back and checked."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import yaml
 from emofuse.cli import main
 from emofuse.html_report import RUN_KINDS, render_report
 from emofuse.html_report.kinds import RunKind, detect_kind
+from emofuse.html_report.loaders.robustness import level_name
 from emofuse.registry import ConfigError
 
 from conftest import make_ravdess_fixture
@@ -67,7 +68,8 @@ class Page(HTMLParser):
     def _is_header(self, row, table_id):
         return row is self.tables[table_id][0] and table_id in self._headed
 
-    _headed = {"folds", "classes", "comparison", "runs", "trials", "best-folds", "best-classes"}
+    _headed = {"folds", "classes", "comparison", "runs", "trials", "best-folds", "best-classes", "robustness-accuracy",
+               "robustness-difference", "separation"}
 
 
 def check_self_contained(html: str, page: Page) -> None:
@@ -98,6 +100,17 @@ def fixture_runs(tmp_path_factory):
     assert main(["sweep", str(root / "tiny.yaml"), "--space", str(root / "space.yaml"), "--out", str(root / "sweep"),
                  *common]) == 0
     return root / "compare", root / "sweep"
+
+
+@pytest.fixture(scope="module")
+def robustness_run(fixture_runs):
+    """`emofuse robustness` of Mars and CE at 0 and 25 % symmetric label noise, on the data of ``fixture_runs``."""
+    root = fixture_runs[0].parent
+    assert main(["robustness", str(root / "mars.yaml"), str(root / "ce.yaml"), "--axis", "data.label_noise.rate",
+                 "--values", "0", "0.25", "--seeds", "1", "--out", str(root / "robustness"), "--data", str(root / "ravdess"),
+                 "--cache", str(root / "cache"), "--no-progress",
+                 "--set", "train.record_dynamics=on"]) == 0  # the audio input is a frame sequence: dynamics on request
+    return root / "robustness"
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +203,40 @@ def test_sweep_report_includes_the_best_configurations_test_run(fixture_runs):
     assert dict(page.tables["sweep"])["best validation accuracy"] == f"{trials['value'].max():.4f}"
 
 
+def test_robustness_report_holds_the_table_per_level_the_plot_and_the_separation(robustness_run):
+    assert detect_kind(robustness_run).name == "robustness"
+    assert main(["report", str(robustness_run)]) == 0
+    html = (robustness_run / "report.html").read_text()
+    page = Page(html)
+    check_self_contained(html, page)
+    table = pd.read_csv(robustness_run / "robustness.csv")
+    cell = {(r.method, r.value): r for r in table.itertuples()}
+    assert page.tables["robustness-accuracy"][0] == ["method", "data.label_noise.rate = 0", "data.label_noise.rate = 0.25"]
+    rows = page.body_rows("robustness-accuracy")
+    assert [r[0] for r in rows] == ["mars", "ce"]
+    for row in rows:
+        for text, value in zip(row[1:], (0, 0.25)):
+            c = cell[(row[0], value)]
+            assert text == f"{c.accuracy_pooled:.4f} [{c.ci_low:.3f}, {c.ci_high:.3f}]"  # the speaker-bootstrap interval
+    (row,) = page.body_rows("robustness-difference")  # the reference (the first config, mars) has no row
+    assert row[0] == "ce"
+    for text, value in zip(row[1:], (0, 0.25)):
+        c = cell[("ce", value)]
+        assert text == (f"{100 * c.delta_vs_reference:+.1f} [{100 * c.delta_ci_low:+.1f}, {100 * c.delta_ci_high:+.1f}], "
+                        f"p {c.p_fold:.3f} ({c.p_fold_holm:.3f})")
+    assert len(page.body_rows("runs")) == len(pd.read_csv(robustness_run / "runs.csv")) == 2 * 2 * 3
+    (image,) = page.images  # robustness.png, embedded as it is
+    assert base64.b64decode(image.split(",", 1)[1]) == (robustness_run / "robustness.png").read_bytes()
+    separation = pd.read_csv(robustness_run / "separation.csv").query("branch == 'mean'")
+    shown = page.body_rows("separation")
+    assert len(shown) == len(separation) > 0 and {r[1] for r in shown} == {"0.25"}  # only the level with flipped clips
+    assert [r[3] for r in shown] == [f"{r.auroc_mean:.3f} [{r.auroc_ci_low:.3f}, {r.auroc_ci_high:.3f}]"
+                                     for r in separation.itertuples()]
+    for method in ("mars", "ce"):  # each method's resolved config
+        assert len(re.findall(rf"(?:^|>)name: {method}$", html, flags=re.M)) == 1
+    assert level_name(float("inf")) == "inf" and level_name(0.0) == "0" and level_name("confusable") == "confusable"
+
+
 def test_kind_is_told_by_the_files_and_can_be_chosen(cv_run, fixture_runs, tmp_path, capsys):
     compare, _ = fixture_runs
     assert detect_kind(cv_run).name == "cv" and detect_kind(compare).name == "compare"
@@ -203,17 +250,17 @@ def test_kind_is_told_by_the_files_and_can_be_chosen(cv_run, fixture_runs, tmp_p
     assert main(["report", str(both)]) == 2
     assert "several kinds of run (compare, cv)" in capsys.readouterr().err
     assert main(["report", str(both), "--kind", "cv", "--out", str(tmp_path / "r.html")]) == 0
-    assert main(["report", str(both), "--kind", "robustness"]) == 2
-    assert "unknown report kind 'robustness'" in capsys.readouterr().err
+    assert main(["report", str(both), "--kind", "ablation"]) == 2
+    assert "unknown report kind 'ablation'" in capsys.readouterr().err
 
 
 def test_a_new_kind_is_a_loader_and_a_template(cv_run, monkeypatch, tmp_path):
-    (tmp_path / "robustness.json").write_text("{}")
-    kind = RunKind("robustness", "robustness check", ("robustness.json",), "cv.html.j2",
+    (tmp_path / "ablation.json").write_text("{}")
+    kind = RunKind("ablation", "ablation check", ("ablation.json",), "cv.html.j2",
                    lambda d: RUN_KINDS["cv"].load(cv_run))
-    monkeypatch.setitem(RUN_KINDS, "robustness", kind)
+    monkeypatch.setitem(RUN_KINDS, "ablation", kind)
     assert detect_kind(tmp_path) is kind
-    assert "robustness check" in render_report(tmp_path)
+    assert "ablation check" in render_report(tmp_path)
 
 
 def test_bad_run_files_are_named_and_text_is_escaped(cv_run, tmp_path, capsys):

@@ -1,7 +1,8 @@
 """Runs with planted label noise: flipped clips listed, training dynamics recorded, the noisy-versus-hard diagnostic,
-and `emofuse robustness` (tables with intervals over folds, plot, separation)."""
+and `emofuse robustness` (tables with speaker-bootstrap intervals and sign-flip tests, plot, separation)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -169,6 +170,22 @@ def test_robustness_command_writes_the_table_plot_and_separation(ravdess_fixture
     flipped = pd.read_csv(out / "mars__data.label_noise.rate=0.25" / "seed_0" / "folds" / "fold_2" / "flipped.csv")
     assert len(flipped) == 16  # 4 training / validation actors, 4 of their 16 clips each
     assert not (out / "mars__data.label_noise.rate=0" / "seed_0" / "folds" / "fold_2" / "flipped.csv").read_text().strip().count("\n")
+
+
+def test_runs_without_training_dynamics_are_left_out_of_the_separation_and_named(tmp_path):
+    from emofuse.evaluation.robustness import label_noise_separation
+
+    (tmp_path / "seq__data.label_noise.rate=0.2" / "seed_0" / "folds" / "fold_1").mkdir(parents=True)
+    table, without = label_noise_separation({"seq__data.label_noise.rate=0.2": ("seq", 0.2)}, tmp_path, seeds=1)
+    assert table.empty and without == ["seq__data.label_noise.rate=0.2/seed_0"]
+
+
+def test_on_and_off_are_read_as_yaml_writes_them():
+    from emofuse.config import load_config
+
+    config = load_config(Path(__file__).parents[1] / "configs" / "ravdess_mars.yaml", ["train.record_dynamics=on", "train.amp=off"])
+    assert (config.train.record_dynamics, config.train.amp) == ("on", "off")  # YAML reads a bare on / off as booleans
+    assert load_config(Path(__file__).parents[1] / "configs" / "ravdess_mars.yaml", ["train.record_dynamics=off"]).train.record_dynamics == "off"
 
 
 def test_levels_are_validated_with_the_axis_in_place():

@@ -218,6 +218,12 @@ class TrainConfig(Strict):
                             "diagnose`); auto: when every input is a clip-level vector (cheap)"
     )
 
+    @field_validator("record_dynamics", "amp", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value):
+        """YAML reads a bare on / off as true / false."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
 
 class ProtocolConfig(Strict):
     n_folds: int = Field(6, ge=2, description="contiguous groups of the sorted actor ids (24 actors: 1-4, 5-8, ...)")

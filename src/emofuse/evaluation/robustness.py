@@ -13,6 +13,7 @@ With a label-noise axis the runs' training dynamics also give the noisy-versus-h
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from emofuse.evaluation.diagnose import separation, separation_markdown, summari
 from emofuse.evaluation.statistics import compare_to_reference, smallest_p_value
 from emofuse.registry import ConfigError
 from emofuse.runs import atomic_write_text, write_json
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -106,17 +109,22 @@ def markdown_tables(table: pd.DataFrame, axis: str, reference: str, seeds: int) 
     return "\n".join(out)
 
 
-def label_noise_separation(labels: dict[str, tuple[str, object]], out: Path, seeds: int) -> pd.DataFrame:
-    """The noisy-versus-hard separation of every (method, level) whose runs flipped training labels."""
-    per_fold = []
+def label_noise_separation(labels: dict[str, tuple[str, object]], out: Path, seeds: int) -> tuple[pd.DataFrame, list[str]]:
+    """The noisy-versus-hard separation of every (method, level) whose runs flipped training labels, and the runs
+    left out because they recorded no training dynamics (frame-sequence inputs under ``train.record_dynamics: auto``)."""
+    per_fold, without_dynamics = [], []
     for label, (method, value) in labels.items():
         for seed in range(seeds):
-            table = separation(out / label / f"seed_{seed}")
+            run_dir = out / label / f"seed_{seed}"
+            if not any((run_dir / "folds").glob("fold_*/dynamics.npz")):
+                without_dynamics.append(f"{label}/seed_{seed}")
+                continue
+            table = separation(run_dir)
             if len(table):
                 per_fold.append(table.assign(method=method, value=value))
     if not per_fold:
-        return pd.DataFrame()
-    return summarize_separation(pd.concat(per_fold, ignore_index=True), ["method", "value"])
+        return pd.DataFrame(), without_dynamics
+    return summarize_separation(pd.concat(per_fold, ignore_index=True), ["method", "value"]), without_dynamics
 
 
 def run_robustness(levels: list[Level], axis: str, data_dir: Path, out: Path, cache_dir: Path, seeds: int = 3,
@@ -145,7 +153,11 @@ def run_robustness(levels: list[Level], axis: str, data_dir: Path, out: Path, ca
                "reference": reference, "data_dir": str(data_dir), "budget": budget, "statistics": STATISTICS,
                "plots": [str(figure.relative_to(out))], "table": json.loads(table.to_json(orient="records"))}
     if axis.startswith("data.label_noise"):
-        sep = label_noise_separation(labels, out, seeds)
+        sep, without_dynamics = label_noise_separation(labels, out, seeds)
+        if without_dynamics:
+            log.warning("no training dynamics in %d runs, left out of the separation (set train.record_dynamics: on): %s",
+                        len(without_dynamics), ", ".join(without_dynamics))
+            summary["separation_without_dynamics"] = without_dynamics
         if len(sep):
             atomic_write_text(out / "separation.csv", sep.to_csv(index=False))
             text += ("\nSeparating flipped from clean training clips, both branches together (AUROC: mean over folds "
