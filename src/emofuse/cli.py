@@ -431,10 +431,14 @@ def cmd_sensitivity(args) -> int:
 
 
 def cmd_robustness(args) -> int:
+    from dataclasses import replace
+
     from emofuse.evaluation.robustness import load_levels, run_robustness
 
     levels = load_levels(args.configs, args.axis, args.values, args.overrides)
-    s = run_robustness(levels, args.axis, _data_dir(args.data), args.out, _cache_dir(args.cache), seeds=args.seeds,
+    located = [_with_data(level.config, args.data) for level in levels]
+    levels = [replace(level, config=config) for level, (config, _) in zip(levels, located)]
+    s = run_robustness(levels, args.axis, located[0][1], args.out, _cache_dir(args.cache), seeds=args.seeds,
                        reference=args.reference, progress=not args.no_progress, jobs=args.jobs,
                        sources=[str(p) for p in args.configs])
     print((args.out / "robustness.md").read_text(), end="")
