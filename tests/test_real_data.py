@@ -42,8 +42,9 @@ def check_run_directory(out, n_clips, n_folds):
 
 
 def test_readme_main_job_on_the_packaged_sample(tmp_path):
+    """The README's main job (Whisper audio features + AUs, Mars) on the packaged sample, shortened."""
     out = tmp_path / "demo"
-    assert main(["cv", str(REPO / "configs" / "ravdess_mars_egemaps.yaml"), "--out", str(out), "--cache", str(tmp_path / "c"), *REDUCED]) == 0
+    assert main(["cv", str(REPO / "configs" / "ravdess_mars.yaml"), "--out", str(out), "--cache", str(tmp_path / "c"), *REDUCED]) == 0
     check_run_directory(out, n_clips=180, n_folds=6)
 
 
