@@ -23,7 +23,7 @@ import yaml
 
 from emofuse.config import ExperimentConfig, load_config
 from emofuse.evaluation import plots
-from emofuse.evaluation.compare import Variant, load_predictions, run_variants, shared_budget
+from emofuse.evaluation.compare import Variant, load_predictions, run_variants, shared_budget, summarize
 from emofuse.evaluation.diagnose import separation, separation_markdown, summarize_separation
 from emofuse.evaluation.statistics import compare_to_reference, smallest_p_value
 from emofuse.registry import ConfigError
@@ -63,24 +63,16 @@ STATISTICS = {"level": 0.95, "n_resamples": 10_000, "seed": 0}
 
 def robustness_table(per_run: pd.DataFrame, labels: dict[str, tuple[str, object]], out: Path, seeds: int,
                      reference: str) -> pd.DataFrame:
-    """One row per (method, value): descriptive means over the (seed, fold) runs, then that level's statistics
-    against the reference method."""
-    branch_columns = [c for c in per_run.columns if c.startswith("accuracy_")]
-    rows = []
+    """One row per (method, value): compare's summary of that level's runs (descriptive means over the (seed, fold)
+    runs, then the level's statistics against the reference method)."""
+    tables = []
     for value in dict.fromkeys(v for _, v in labels.values()):
         at_level = {method: label for label, (method, v) in labels.items() if v == value}
         predictions = {method: load_predictions(out, label, seeds) for method, label in at_level.items()}
-        statistics = compare_to_reference(predictions, reference, **STATISTICS).set_index("method")
-        for method in at_level:
-            runs = per_run[(per_run["method"] == method) & (per_run["value"] == value)]
-            rows.append({
-                "method": method, "value": value, "n_runs": len(runs),
-                "accuracy_mean": runs["accuracy"].mean(), "macro_f1_mean": runs["macro_f1"].mean(),
-                "val_accuracy_mean": runs["val_accuracy"].mean(), **{f"{c}_mean": runs[c].mean() for c in branch_columns},
-                "epochs_run_median": runs["epochs_run"].median(), "best_epoch_median": runs["best_epoch"].median(),
-                **statistics.loc[method].to_dict(),
-            })
-    return pd.DataFrame(rows)
+        table = summarize(per_run[per_run["value"] == value], compare_to_reference(predictions, reference, **STATISTICS))
+        table.insert(1, "value", value)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
 
 
 def markdown_tables(table: pd.DataFrame, axis: str, reference: str, seeds: int) -> str:
