@@ -1,7 +1,7 @@
 """The default EMI recipe against a ridge regression at three training-set sizes (synthetic Hume-shaped data).
 
-    python benchmarks/bench_emi_sizes.py [--sizes 500 2000 8000] [--n-test 2000] [--threads 1] [--out DIR]
-                                         [--set KEY=VALUE ...]
+    python benchmarks/bench_emi_sizes.py [--sizes 500 2000 8000] [--seeds 1] [--n-test 2000] [--threads 1]
+                                         [--out DIR] [--set KEY=VALUE ...]
 
 One feature directory is written with the ``make-emi-fixture`` machinery (seed 0; the planted signal caps the
 attainable Pearson near 0.8) with 8,000 training clips (or the largest size, if larger), a quarter as many
@@ -10,12 +10,15 @@ and every test clip (its own labels.csv beside links to the same .npz arrays), s
 same problem and is scored on the same test clips. Per size:
 
 - ``emofuse train configs/emi_hume.yaml`` exactly as shipped (unless --set is given, e.g. ``--set
-  train.ema_warmup=false`` for the recipe before the EMA warm-up): epoch selected on the val rows;
+  train.ema_warmup=false`` for the recipe before the EMA warm-up), once per seed (--seeds N: the config's
+  seed and the N - 1 following ones; the data stay the same): epoch selected on the val rows;
 - a ridge regression (scikit-learn) on the time means of the three modalities, concatenated and standardised
   with statistics of the training rows, alpha chosen on the val rows from a log grid, fitted on the train rows.
 
 Both are scored once on the same test rows (mean over the 6 targets of the Pearson correlation over the whole
-test split). Figures are printed, not asserted; the target is that the recipe beats ridge at every size.
+test split). Figures are printed, not asserted; the target is that the recipe beats ridge at every size. With
+several seeds the table gives the recipe's mean, its range over seeds and the difference of the mean to ridge
+(ridge has no seed: its alpha and fit are determined by the data).
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ def subset(full: Path, out: Path, n_train: int, n_val: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 8000], help="training clips per run")
+    parser.add_argument("--seeds", type=int, default=1, help="recipe runs per size, seeds config.seed ... + N - 1")
     parser.add_argument("--n-test", type=int, default=2000, help="test clips (default 2000, the same for every size)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, default=None, help="keep data and runs here (default: a temporary directory)")
@@ -96,25 +100,30 @@ def main() -> None:
             data_dir = subset(full, root / f"data_{n}", n, n // 4)
             data = load_feature_dir(data_dir, config.data.modalities, list(HUME_TARGETS))
             ridge = ridge_peer(data)
-            started = time.perf_counter()
-            run_dir = root / f"run_{n}{'_' + '_'.join(args.overrides) if args.overrides else ''}"
-            if (run_dir / "results.json").exists():
-                raise SystemExit(f"{run_dir} holds a finished run: it would be read back, not timed")
-            result = run_emi(config, data_dir, run_dir)
-            row = {"n": n, "recipe": result["test"]["pearson_mean"], "recipe_val": result["val"]["pearson_mean"],
-                   "ridge": ridge["test"], "best": result["best_epoch"], "run": result["epochs_run"],
-                   "steps": result["steps_per_epoch"], "seconds": time.perf_counter() - started}
-            rows.append(row)
-            print(f"n_train {n}: recipe test {row['recipe']:.4f} (val {row['recipe_val']:.4f}, best epoch {row['best']} of "
-                  f"{row['run']}, {row['steps']} steps per epoch, {row['seconds']:.0f} s); ridge test {ridge['test']:.4f} "
-                  f"(val {ridge['val']:.4f}, alpha {ridge['alpha']:.3g})", flush=True)
+            print(f"n_train {n}: ridge test {ridge['test']:.4f} (val {ridge['val']:.4f}, alpha {ridge['alpha']:.3g})", flush=True)
+            for seed in range(config.seed, config.seed + args.seeds):
+                started = time.perf_counter()
+                run_dir = root / f"run_{n}_seed{seed}{'_' + '_'.join(args.overrides) if args.overrides else ''}"
+                if (run_dir / "results.json").exists():
+                    raise SystemExit(f"{run_dir} holds a finished run: it would be read back, not timed")
+                result = run_emi(config.model_copy(update={"seed": seed}), data_dir, run_dir)
+                row = {"n": n, "seed": seed, "recipe": result["test"]["pearson_mean"], "val": result["val"]["pearson_mean"],
+                       "ridge": ridge["test"], "best": result["best_epoch"], "run": result["epochs_run"],
+                       "steps": result["steps_per_epoch"], "seconds": time.perf_counter() - started}
+                rows.append(row)
+                print(f"n_train {n}, seed {seed}: recipe test {row['recipe']:.4f} (val {row['val']:.4f}, best epoch "
+                      f"{row['best']} of {row['run']}, {row['steps']} steps per epoch, {row['seconds']:.0f} s)", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    print("\n| train / val / test clips | recipe test mean Pearson | ridge test mean Pearson | recipe - ridge "
-          "| best epoch / epochs run | steps per epoch | recipe seconds |")
+    seeds = f"{args.seeds} seeds: mean [min, max]" if args.seeds > 1 else "1 seed"
+    print(f"\n| train / val / test clips | recipe test mean Pearson ({seeds}) | ridge test mean Pearson | recipe - ridge "
+          "| best epoch / epochs run | steps per epoch | recipe seconds per run |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['n']:,} / {r['n'] // 4:,} / {args.n_test:,} | {r['recipe']:.4f} | {r['ridge']:.4f} | "
-              f"{r['recipe'] - r['ridge']:+.4f} | {r['best']} / {r['run']} | {r['steps']} | {r['seconds']:.0f} |")
+    for n, runs in pd.DataFrame(rows).groupby("n", sort=False):
+        mean = runs["recipe"].mean()
+        spread = f" [{runs['recipe'].min():.4f}, {runs['recipe'].max():.4f}]" if len(runs) > 1 else ""
+        epochs = ", ".join(f"{b} / {r}" for b, r in zip(runs["best"], runs["run"]))
+        print(f"| {n:,} / {n // 4:,} / {args.n_test:,} | {mean:.4f}{spread} | {runs['ridge'].iloc[0]:.4f} | "
+              f"{mean - runs['ridge'].iloc[0]:+.4f} | {epochs} | {runs['steps'].iloc[0]} | {runs['seconds'].mean():.0f} |")
 
 
 if __name__ == "__main__":

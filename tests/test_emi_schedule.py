@@ -1,5 +1,7 @@
-"""The EMA warm-up, epochs of several passes (min_epoch_steps) and early stopping that waits for the EMA;
-resume stays exact with all three."""
+"""The EMA warm-up, rates given in passes over the training rows, epochs of several passes (min_epoch_steps) and
+early stopping that waits for the EMA; resume stays exact with all of them."""
+
+import logging
 
 import numpy as np
 import pandas as pd
@@ -7,13 +9,16 @@ import pytest
 import torch
 from torch import nn
 
+from emofuse.config import Passes
 from emofuse.data.emi_fixture import write_emi_fixture
 from emofuse.emi_config import EmiTrainConfig, load_emi_config
 from emofuse.evaluation.emi_experiment import run_emi
 from emofuse.losses.emi import EmiLoss, EmiLossConfig
 from emofuse.models.emi import EmiModelConfig, EmiRegressor
+from emofuse.registry import ConfigError
 from emofuse.training.batches import TensorData
 from emofuse.training.ema import ema_decay, ema_horizon
+from emofuse.training.timescales import resolve_ema_decay, resolve_weight_decay
 from emofuse.training.trainer import Trainer
 
 from conftest import REPO
@@ -25,6 +30,25 @@ def test_ema_decay_warms_up_to_the_configured_decay():
     assert ema_decay(0.999, 1, warmup=False) == 0.999
     assert ema_horizon(0.999, 400, warmup=True) == pytest.approx(401.0)  # every update so far
     assert ema_horizon(0.999, 10**6, warmup=True) == pytest.approx(1000.0)
+
+
+def test_rates_in_passes_span_the_same_share_of_the_data_at_every_size():
+    four, twenty = Passes(passes=4), Passes(passes=20)
+    assert resolve_ema_decay(four, 252) == pytest.approx(0.999, abs=1e-5)  # Hume-Vidmimic2's 8,072 clips, batch 32
+    assert resolve_ema_decay(four, 15) == pytest.approx(1 - 1 / 60)  # 500 clips: the average spans 60 steps
+    assert ema_horizon(resolve_ema_decay(four, 15), 10**6, warmup=True) == pytest.approx(4 * 15)
+    assert resolve_weight_decay(twenty, 3e-4, 252) == pytest.approx(1 / (3e-4 * 20 * 252))
+    assert resolve_weight_decay(twenty, 3e-4, 15) == pytest.approx(resolve_weight_decay(twenty, 3e-4, 252) * 252 / 15)
+    assert (resolve_ema_decay(0.99, 15), resolve_ema_decay(None, 15), resolve_weight_decay(0.01, 3e-4, 15)) == (0.99, None, 0.01)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.weight_decay={passes: 0}", "train.weight_decay"), ("train.ema_decay={pases: 4}", "pases"),
+    ("train.ema_decay=1.5", "train.ema_decay"),
+])
+def test_rates_in_passes_are_validated(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_emi_config(REPO / "configs" / "emi_hume.yaml", [override])
 
 
 def tiny_data(n=40, seed=0):
@@ -73,6 +97,7 @@ def test_min_epoch_steps_makes_whole_passes_and_sizes_the_cosine_to_them():
     (None, False, 0, 0, 2), (0.95, False, 0, 0, 5), (0.95, True, 0, 0, 5), (0.5, True, 0, 0, 2),
     (0.95, False, 3, 0, 2),  # the EMA not yet evaluated (raw weights until ema_start_epoch): nothing to wait for
     (0.5, True, 0, 7, 7), (0.95, True, 0, 3, 5),  # the budget's minimum epochs and the EMA's wait: the later one
+    ({"passes": 1.5}, False, 0, 0, 3),  # 1.5 passes of 5 steps: an EMA over 7.5 steps
 ])
 def test_early_stopping_waits_one_ema_horizon_after_the_best_epoch(decay, warmup, ema_start, min_epochs, epochs_run):
     scores = iter([0.9] + [0.5] * 30)  # best at epoch 0, worse ever after
@@ -83,6 +108,15 @@ def test_early_stopping_waits_one_ema_horizon_after_the_best_epoch(decay, warmup
     # updates so far, at most 20): the stop waits until they lie behind the best epoch (epoch 4). EMA 0.5 spans 2 steps.
     assert result.best_epoch == 0 and result.epochs_run == epochs_run
     assert result.budget["min_epochs"] == max(min_epochs, 1) and result.budget["stop_reason"] == "patience"
+
+
+def test_the_trainer_optimises_with_the_resolved_rates(caplog):
+    config = EmiTrainConfig(epochs=1, batch_size=8, lr=1e-3, weight_decay={"passes": 50}, ema_decay={"passes": 2},
+                            early_stopping=None)
+    with caplog.at_level(logging.INFO, logger="emofuse.training.trainer"):
+        fit(config, lambda m, d: {"pearson_mean": 0.0, "accuracy": 0.0})
+    # 40 rows, batch 8: 5 steps per pass; 1 / (1e-3 * 50 * 5) = 4; 1 - 1 / (2 * 5) = 0.9
+    assert "5 optimiser steps per pass over the training rows; weight decay 4, EMA decay 0.90000" in caplog.text
 
 
 class Interrupt(Exception):

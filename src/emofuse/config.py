@@ -7,7 +7,7 @@ fusions, losses) are all errors that name the key, before any data is read.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -184,11 +184,19 @@ class EarlyStoppingConfig(Strict):
     min_epochs: int = Field(0, ge=0, description="never stop before this many epochs")
 
 
+class Passes(Strict):
+    """A per-step rate given as the span of the average it makes, in passes over the training rows
+    (training/timescales.py): the same setting then averages over the same share of the data at any data size."""
+
+    passes: float = Field(gt=0, description="passes over the training rows that the average spans")
+
+
 class TrainConfig(Strict):
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-2, ge=0)
+    weight_decay: Annotated[float, Field(ge=0)] | Passes = Field(
+        1e-2, description="AdamW's decoupled weight decay: a number, or {passes: P}: 1 / (lr * P * steps per pass)")
     warmup_epochs: int = Field(0, ge=0)
     grad_clip: float | None = Field(1.0, gt=0)
     crop_frames: int | None = Field(
@@ -196,7 +204,8 @@ class TrainConfig(Strict):
     )
     hflip: float = Field(0.0, ge=0, le=1, description="probability of mirroring a training face clip (augmentation)")
     eval_batch_size: int = Field(256, ge=1, description="batch size for validation and test (lower it for video clips)")
-    ema_decay: float | None = Field(None, gt=0, lt=1)
+    ema_decay: Annotated[float, Field(gt=0, lt=1)] | Passes | None = Field(
+        None, description="EMA of the weights: a decay, or {passes: P}: 1 - 1 / (P * steps per pass); null: no EMA")
     ema_start_epoch: int = Field(
         0, ge=0, description="first epoch (0-based) whose steps update the EMA; earlier epochs evaluate the raw weights"
     )

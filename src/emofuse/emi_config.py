@@ -8,10 +8,11 @@ produce) is an error naming the key before any data is read.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from emofuse.config import EarlyStoppingConfig, Strict, TrainConfig, load_config
+from emofuse.config import EarlyStoppingConfig, Passes, Strict, TrainConfig, load_config
 from emofuse.losses.emi import EmiLossConfig
 from emofuse.models.emi import EmiModelConfig
 
@@ -36,7 +37,7 @@ class EmiDataConfig(Strict):
 class EmiTrainConfig(TrainConfig):
     """The trainer's settings with the EMI recipe's defaults (EMA 0.999 warmed up, early stopping on mean Pearson)."""
 
-    ema_decay: float | None = Field(0.999, gt=0, lt=1)
+    ema_decay: Annotated[float, Field(gt=0, lt=1)] | Passes | None = 0.999
     ema_warmup: bool = Field(True, description="warm the EMA decay up (training/ema.py): one decay serves every data size")
     early_stopping: EarlyStoppingConfig | None = Field(
         default_factory=lambda: EarlyStoppingConfig(monitor="pearson_mean", mode="max", patience=8))

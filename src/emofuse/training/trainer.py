@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from emofuse.config import TrainConfig
+from emofuse.config import Passes, TrainConfig
 from emofuse.registry import ConfigError
 from emofuse.training import distributed
 from emofuse.training.batches import TensorData
@@ -31,6 +31,7 @@ from emofuse.training.budget import fold_budget, minimum_epochs
 from emofuse.training.callbacks import BestTracker, EarlyStopping
 from emofuse.training.ema import ema_horizon, ema_model
 from emofuse.training.seeding import restore_rng_state, rng_state
+from emofuse.training.timescales import resolve_ema_decay, resolve_weight_decay
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +99,19 @@ class Trainer:
         steps_per_epoch = passes * steps_per_pass
         # The schedule counts the partial batch that drop_last drops, as it always has: existing configs train as they did.
         scheduled_per_epoch = passes * math.ceil(len(train) / cfg.batch_size)
+        weight_decay = resolve_weight_decay(cfg.weight_decay, cfg.lr, steps_per_pass)
+        ema_decay = resolve_ema_decay(cfg.ema_decay, steps_per_pass)
+        in_passes = isinstance(cfg.weight_decay, Passes) or isinstance(cfg.ema_decay, Passes)  # then worth a line
+        log.log(logging.INFO if in_passes else logging.DEBUG,
+                "%d optimiser steps per pass over the training rows; weight decay %.4g, EMA decay %s",
+                steps_per_pass, weight_decay, "off" if ema_decay is None else f"{ema_decay:.5f}")
         optimizer = torch.optim.AdamW(
-            model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=self.device.type in ("cpu", "cuda")
+            model.parameters(), lr=cfg.lr, weight_decay=weight_decay, fused=self.device.type in ("cpu", "cuda")
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, cosine_with_warmup(cfg.epochs * scheduled_per_epoch, cfg.warmup_epochs * scheduled_per_epoch)
         )
-        ema = ema_model(model, cfg.ema_decay, cfg.ema_warmup) if cfg.ema_decay else None
+        ema = ema_model(model, ema_decay, cfg.ema_warmup) if ema_decay else None
         es_cfg = cfg.early_stopping
         monitor, mode = (es_cfg.monitor, es_cfg.mode) if es_cfg else ("accuracy", "max")
         stage_start = getattr(loss_fn, "stage_start_epoch", 0)  # losses outside the LOSSES registry have one stage
@@ -204,7 +211,7 @@ class Trainer:
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in eval_model.state_dict().items()})
             stop = stopper.step(epoch, val_metrics) if stopper else False
             if stop and eval_model is not model and (epoch - tracker.best_epoch) * steps_per_epoch < ema_horizon(
-                    cfg.ema_decay, int(ema.n_averaged), cfg.ema_warmup):
+                    ema_decay, int(ema.n_averaged), cfg.ema_warmup):
                 stop = False  # the evaluated EMA still carries weights from before the best epoch: it may yet improve
             record["seconds"] = time.perf_counter() - started
             history.append(record)
