@@ -40,6 +40,8 @@ def test_rates_in_passes_span_the_same_share_of_the_data_at_every_size():
     assert resolve_weight_decay(twenty, 3e-4, 252) == pytest.approx(1 / (3e-4 * 20 * 252))
     assert resolve_weight_decay(twenty, 3e-4, 15) == pytest.approx(resolve_weight_decay(twenty, 3e-4, 252) * 252 / 15)
     assert (resolve_ema_decay(0.99, 15), resolve_ema_decay(None, 15), resolve_weight_decay(0.01, 3e-4, 15)) == (0.99, None, 0.01)
+    with pytest.raises(ConfigError, match="spans 0.5 optimiser steps"):
+        resolve_ema_decay(Passes(passes=0.5), 1)  # fewer rows than a batch: one step per pass
 
 
 @pytest.mark.parametrize("override, message", [

@@ -18,12 +18,17 @@ paper's 0.999; on 500 clips (15 steps per pass) it is 0.983.
 from __future__ import annotations
 
 from emofuse.config import Passes
+from emofuse.registry import ConfigError
 
 
 def resolve_ema_decay(setting: float | Passes | None, steps_per_pass: int) -> float | None:
     """The EMA decay per step: the number as given, or the one whose average spans ``setting.passes`` passes."""
     if isinstance(setting, Passes):
-        return 1.0 - 1.0 / (setting.passes * steps_per_pass)
+        steps = setting.passes * steps_per_pass
+        if steps <= 1:
+            raise ConfigError(f"train.ema_decay {{passes: {setting.passes:g}}} spans {steps:g} optimiser steps on these "
+                              f"data ({steps_per_pass} per pass): an EMA needs more than one")
+        return 1.0 - 1.0 / steps
     return setting
 
 
