@@ -16,6 +16,16 @@ def _overrides_arg(p: argparse.ArgumentParser, help: str = "override a config va
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
+def _compared_methods_args(p: argparse.ArgumentParser, seeds: str) -> None:
+    """The arguments of the commands that run several configs and compare them with a reference (compare, robustness)."""
+    p.add_argument("configs", type=Path, nargs="+", help="experiment YAMLs, one method each, e.g. configs/ravdess_{ce,mars}.yaml")
+    p.add_argument("--out", type=Path, required=True, help="directory for the runs, tables and plots")
+    p.add_argument("--seeds", type=int, default=3, help=f"{seeds} (default 3)")
+    p.add_argument("--reference", default=None, help="config name the others are compared with (default: the first)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time, one thread each (default 1)")
+    _common_data_args(p)
+
+
 def _common_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=None,
                    help="RAVDESS directory (Actor_XX audio under data.audio_dir; the visual table, OpenFace CSVs or "
@@ -64,12 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(one row per seed and fold) and plots in OUT/plots (accuracy spread, a confusion "
                                      "matrix per method, Mars weights per epoch, last-epoch training-loss histograms). "
                                      "Every method trains under the strictest early-stopping minimum of them all.")
-    cmp.add_argument("configs", type=Path, nargs="+", help="experiment YAMLs, one table row each, e.g. configs/ravdess_*.yaml")
-    cmp.add_argument("--out", type=Path, required=True, help="directory for the runs, table and plots")
-    cmp.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
-    cmp.add_argument("--reference", default=None, help="config name the others are tested against (default: the first)")
-    cmp.add_argument("--jobs", type=int, default=1, help="(method, seed) runs at a time, one thread each (default 1)")
-    _common_data_args(cmp)
+    _compared_methods_args(cmp, seeds="seeds per method")
 
     sens = sub.add_parser("sensitivity", help="accuracy against one config value (e.g. Mars' switching epoch L)",
                           description="Cross-validate CONFIG once per value of --param and write OUT/sensitivity.csv and "
@@ -93,14 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "On a label-noise axis also OUT/separation.csv: how well the Mars weight and the "
                                     "training-dynamics coordinates single out the flipped clips. Other corruption keys "
                                     "are given with --set, e.g. --set data.modality_noise.modality=audio.")
-    rb.add_argument("configs", type=Path, nargs="+", help="experiment YAMLs, one line each, e.g. configs/ravdess_{ce,mars}.yaml")
     rb.add_argument("--axis", required=True, help="dotted config key, e.g. data.label_noise.rate")
     rb.add_argument("--values", nargs="+", required=True, help="levels (YAML scalars; .inf is an infinite SNR)")
-    rb.add_argument("--out", type=Path, required=True, help="directory for the runs, table and plot")
-    rb.add_argument("--seeds", type=int, default=3, help="seeds per method and level (default 3)")
-    rb.add_argument("--reference", default=None, help="config name the others are compared with (default: the first)")
-    rb.add_argument("--jobs", type=int, default=1, help="runs at a time, one thread each (default 1)")
-    _common_data_args(rb)
+    _compared_methods_args(rb, seeds="seeds per method and level")
 
     dg = sub.add_parser("diagnose", help="noisy-versus-hard diagnostic of finished `emofuse cv` runs",
                         description="From the training dynamics each fold recorded (folds/fold_k/dynamics.npz: p_m[y] of "
@@ -558,12 +558,12 @@ def cmd_manifest(args) -> int:
     import re
 
     from emofuse.data.corpora import CORPORA, write_manifest
+    from emofuse.data.errors import DataError
 
     try:
         regex = re.compile(args.speaker_regex) if args.speaker_regex else None
     except re.error as err:
         raise ConfigError(f"--speaker-regex {args.speaker_regex!r}: {err}") from None
-    from emofuse.data.errors import DataError
 
     listing = CORPORA.get(args.corpus)(args.dir, regex)
     if not listing.rows:
@@ -681,8 +681,8 @@ def cmd_sweep(args) -> int:
 
 COMMANDS = {"predict": cmd_predict, "cv": cmd_cv, "compare": cmd_compare, "sensitivity": cmd_sensitivity, "extract": cmd_extract, "registry": cmd_registry, "train": cmd_train, "evaluate": cmd_evaluate,
             "make-emi-fixture": cmd_make_emi_fixture, "ablation": cmd_ablation, "emi-ravdess": cmd_emi_ravdess, "sweep": cmd_sweep,
-            "export": cmd_export, "cost": cmd_cost, "report": cmd_report, "serve": cmd_serve, "manifest": cmd_manifest}
-COMMANDS.update({"robustness": cmd_robustness, "diagnose": cmd_diagnose})
+            "export": cmd_export, "cost": cmd_cost, "report": cmd_report, "serve": cmd_serve, "manifest": cmd_manifest,
+            "robustness": cmd_robustness, "diagnose": cmd_diagnose}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -192,20 +192,29 @@ def draw_plots(variants: list[Variant], per_run: pd.DataFrame, predictions_of: d
     return made
 
 
-def run_compare(variants: list[Variant], data_dir: Path, out: Path, cache_dir: Path, seeds: int = 3,
-                reference: str | None = None, progress: bool = True, sources: list[str] | None = None, jobs: int = 1) -> dict:
+STATISTICS = {"level": 0.95, "n_resamples": 10_000, "seed": 0}  # the intervals and tests of every comparison
+
+
+def checked_reference(methods: list[str], reference: str | None, seeds: int) -> str:
+    """The method the others are compared with (default: the first), after checking it and the seed count."""
     if seeds < 1:
         raise ConfigError("--seeds must be at least 1")
-    reference = reference or variants[0].label
-    if reference not in [v.label for v in variants]:
-        raise ConfigError(f"reference {reference!r} is not one of the compared methods {[v.label for v in variants]}")
+    reference = reference or methods[0]
+    if reference not in methods:
+        raise ConfigError(f"reference {reference!r} is not one of the compared methods {methods}")
+    return reference
+
+
+def run_compare(variants: list[Variant], data_dir: Path, out: Path, cache_dir: Path, seeds: int = 3,
+                reference: str | None = None, progress: bool = True, sources: list[str] | None = None, jobs: int = 1) -> dict:
+    reference = checked_reference([v.label for v in variants], reference, seeds)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     variants, budget = shared_budget(variants)
     log.info("budget: no early stop before %d epochs for every method (set by %s)", budget["min_epochs"], budget["set_by"])
     per_run = run_variants(variants, data_dir, out, cache_dir, seeds, progress, jobs)
     predictions = {v.label: load_predictions(out, v.label, seeds) for v in variants}
-    statistics = {"level": 0.95, "n_resamples": 10_000, "seed": 0}
+    statistics = dict(STATISTICS)
     table = summarize(per_run, compare_to_reference(predictions, reference, **statistics))
     atomic_write_text(out / "comparison.csv", table.to_csv(index=False))
     atomic_write_text(out / "comparison.md", markdown_table(table, reference, seeds, budget, statistics["level"]))

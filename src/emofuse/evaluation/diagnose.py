@@ -49,11 +49,11 @@ def mars_setting(config: dict, modalities: list[str]) -> tuple[dict[str, float],
 
 
 def fold_dynamics(run_dir: Path) -> list[tuple[int, Dynamics]]:
-    folds = sorted((run_dir / "folds").glob("fold_*/dynamics.npz"), key=lambda p: int(p.parent.name.split("_")[1]))
+    folds = sorted((int(p.parent.name.split("_")[1]), p) for p in (run_dir / "folds").glob("fold_*/dynamics.npz"))
     if not folds:
         raise DataError(run_dir, "no folds/fold_k/dynamics.npz: run it with train.record_dynamics on (auto records them "
                                  "for clip-level features)")
-    return [(int(p.parent.name.split("_")[1]), Dynamics.load(p)) for p in folds]
+    return [(fold, Dynamics.load(path)) for fold, path in folds]
 
 
 def branches(coords: pd.DataFrame) -> list[str]:
@@ -76,12 +76,13 @@ def suspicion(coords: pd.DataFrame, modalities: list[str], gammas: dict[str, flo
     return out
 
 
-def separation(run_dir: Path) -> pd.DataFrame:
+def separation(run_dir: Path, folds: list[tuple[int, Dynamics]] | None = None) -> pd.DataFrame:
     """AUROC and precision at the planted rate of every score, per fold with flipped training clips (precision at
-    the planted rate flags as many clips as were flipped, so it equals the recall there)."""
+    the planted rate flags as many clips as were flipped, so it equals the recall there). ``folds``: the run's
+    ``fold_dynamics``, where the caller has them already."""
     config = run_config(run_dir)
     rows = []
-    for fold, dyn in fold_dynamics(run_dir):
+    for fold, dyn in folds if folds is not None else fold_dynamics(run_dir):
         flipped = dyn.flipped
         if not flipped.any() or flipped.all():
             continue
@@ -167,7 +168,11 @@ def diagnose(run_dirs: list[Path], out: Path, top: int = 20) -> dict:
     run_dirs = [Path(d) for d in run_dirs]
     out.mkdir(parents=True, exist_ok=True)
     summary: dict = {"runs": [str(d) for d in run_dirs]}
-    per_fold = pd.concat([separation(d) for d in run_dirs], ignore_index=True)
+    dynamics = {}  # read once, for the separation and the map
+    for d in run_dirs:
+        run_config(d)  # a directory that is no cv run is named as such before its dynamics are looked for
+        dynamics[d] = fold_dynamics(d)
+    per_fold = pd.concat([separation(d, dynamics[d]) for d in run_dirs], ignore_index=True)
     text = ""
     if len(per_fold):
         atomic_write_text(out / "separation_folds.csv", per_fold.to_csv(index=False))
@@ -180,7 +185,7 @@ def diagnose(run_dirs: list[Path], out: Path, top: int = 20) -> dict:
         summary["separation"] = json.loads(table.to_json(orient="records"))
     else:
         log.info("no flipped training clips in %s: no separation to measure", [str(d) for d in run_dirs])
-    coords = pd.concat([dyn.coordinates() for d in run_dirs for _, dyn in fold_dynamics(d)], ignore_index=True)
+    coords = pd.concat([dyn.coordinates() for folds in dynamics.values() for _, dyn in folds], ignore_index=True)
     modalities = branches(coords)
     figure = plots.plot_cartography(coords, modalities, out / "cartography.png")
     hardest = hardest_clips(coords, run_dirs[0])

@@ -72,16 +72,8 @@ def speaker_folds(speakers: Iterable, n_folds: int, val_fraction: float, seed: i
     if len(speakers) < n_folds:
         raise ConfigError(f"{len(speakers)} speakers cannot make {n_folds} speaker-independent folds "
                           f"(set protocol.n_folds to at most {len(speakers)})")
-    folds = []
-    for i, idx in enumerate(np.array_split(np.arange(len(speakers)), n_folds)):
-        test = [speakers[j] for j in idx]
-        rest = [s for s in speakers if s not in set(test)]
-        if len(rest) < 2:
-            raise ConfigError(f"fold {i + 1}: {len(rest)} training speaker left, and validation needs one of its own "
-                              f"(lower protocol.n_folds or use more speakers)")
-        rng = np.random.default_rng([seed, i])
-        folds.append(_fold(i + 1, test, rest, draw_validation(rest, _n_val(rest, val_fraction), rng, groups)))
-    return folds
+    fold_of = {speakers[j]: i + 1 for i, idx in enumerate(np.array_split(np.arange(len(speakers)), n_folds)) for j in idx}
+    return fixed_folds(fold_of, val_fraction, seed, groups, hint="lower protocol.n_folds or use more speakers")
 
 
 def actor_folds(actors, n_folds: int, val_fraction: float, seed: int) -> list[Fold]:
@@ -91,15 +83,17 @@ def actor_folds(actors, n_folds: int, val_fraction: float, seed: int) -> list[Fo
 
 
 def fixed_folds(fold_of: Mapping[Hashable, int], val_fraction: float, seed: int,
-                groups: Mapping[Hashable, str] | None = None) -> list[Fold]:
-    """A ``fold`` column: fold k tests its speakers; validation speakers are drawn from the others as usual."""
+                groups: Mapping[Hashable, str] | None = None, hint: str = "") -> list[Fold]:
+    """Fold k tests the speakers ``fold_of`` gives k (a manifest's ``fold`` column, or speaker_folds' groups);
+    validation speakers are drawn from the others as usual. ``hint`` ends the error of a fold with too few others."""
     speakers = sorted(fold_of, key=natural_key)
     folds = []
     for k in sorted(set(fold_of.values())):
         test = [s for s in speakers if fold_of[s] == k]
         rest = [s for s in speakers if fold_of[s] != k]
         if len(rest) < 2:
-            raise ConfigError(f"fold {k}: {len(rest)} speaker outside it; training and validation need 2 or more")
+            raise ConfigError(f"fold {k}: {len(rest)} speaker outside it; training and validation need 2 or more"
+                              + (f" ({hint})" if hint else ""))
         rng = np.random.default_rng([seed, k - 1])
         folds.append(_fold(int(k), test, rest, draw_validation(rest, _n_val(rest, val_fraction), rng, groups)))
     return folds

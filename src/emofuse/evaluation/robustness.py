@@ -23,7 +23,8 @@ import yaml
 
 from emofuse.config import ExperimentConfig, load_config
 from emofuse.evaluation import plots
-from emofuse.evaluation.compare import Variant, load_predictions, run_variants, shared_budget, summarize
+from emofuse.evaluation.compare import (STATISTICS, Variant, checked_reference, load_predictions, run_variants,
+                                       shared_budget, summarize)
 from emofuse.evaluation.diagnose import separation, separation_markdown, summarize_separation
 from emofuse.evaluation.statistics import compare_to_reference, smallest_p_value
 from emofuse.registry import ConfigError
@@ -56,9 +57,6 @@ def load_levels(paths: list[Path], axis: str, raw_values: list[str], overrides: 
             config = load_config(path, [*(overrides or []), f"{axis}={raw}"])
             levels.append(Level(config.name, value, config))
     return levels
-
-
-STATISTICS = {"level": 0.95, "n_resamples": 10_000, "seed": 0}
 
 
 def robustness_table(per_run: pd.DataFrame, labels: dict[str, tuple[str, object]], out: Path, seeds: int,
@@ -121,12 +119,8 @@ def label_noise_separation(labels: dict[str, tuple[str, object]], out: Path, see
 
 def run_robustness(levels: list[Level], axis: str, data_dir: Path, out: Path, cache_dir: Path, seeds: int = 3,
                    reference: str | None = None, progress: bool = True, jobs: int = 1, sources: list[str] | None = None) -> dict:
-    if seeds < 1:
-        raise ConfigError("--seeds must be at least 1")
     names = list(dict.fromkeys(level.method for level in levels))
-    reference = reference or names[0]
-    if reference not in names:
-        raise ConfigError(f"reference {reference!r} is not one of the configs {names}")
+    reference = checked_reference(names, reference, seeds)
     values = list(dict.fromkeys(level.value for level in levels))
     variants = [Variant(f"{level.method}__{axis}={level.value}", level.config) for level in levels]  # run directories
     labels = {v.label: (level.method, level.value) for v, level in zip(variants, levels)}

@@ -10,6 +10,7 @@ file, so that the dataset builder can stop or skip and report.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -123,8 +124,6 @@ class FeatureTable:
 
 def digest_path(path: Path) -> str:
     """A file's SHA-256, or for a folder one over its CSV files' names and digests."""
-    import hashlib
-
     if path.is_file():
         return file_digest(path)
     h = hashlib.sha256()
