@@ -1,7 +1,9 @@
 """features.speaker_norm (none / transductive / inductive): the enrolment draw, what each split is
 standardised with, and what an inductive `emofuse cv` run records and scores."""
 
+import itertools
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -10,11 +12,13 @@ import pytest
 from emofuse.cli import main
 from emofuse.config import FeaturesConfig, dump_config, load_config
 from emofuse.data.ravdess import EMOTIONS
-from emofuse.evaluation.enrolment import HIGH_AROUSAL, SpeakerInputs, draw_enrolment
+from emofuse.evaluation.cross_validation import run_cross_validation
+from emofuse.evaluation.enrolment import HIGH_AROUSAL, SpeakerInputs, choose_enrolment, draw_enrolment
 from emofuse.evaluation.folds import Fold
 from emofuse.features.dataset import FeatureSet
-from emofuse.features.normalize import fit_stats
+from emofuse.features.normalize import STD_FLOOR, Enrolment, SpeakerSummary, Standardizer, fit_stats
 from emofuse.registry import ConfigError
+from emofuse.sample import sample_dir
 from emofuse.speaker_groups import group_warnings, one_sided
 
 from conftest import REPO
@@ -79,8 +83,8 @@ def test_too_few_clips_or_a_too_small_pool_is_a_clear_error():
         draw_enrolment(meta, 9, seed=0, pool=high)
 
 
-def split(fs, setting, k=4, seed=0, pool=None):
-    config = FeaturesConfig(speaker_norm=setting, adapt_clips=k)
+def split(fs, setting, k=4, seed=0, pool=None, enrolment="full", **options):
+    config = FeaturesConfig(speaker_norm=setting, adapt_clips=k, enrolment=enrolment, **options)
     inputs = SpeakerInputs(fs, config, seed, pool)
     return inputs, inputs.split(FOLD)
 
@@ -190,3 +194,107 @@ def test_emi_ravdess_refuses_inductive_with_a_message():
     check_compatible(emi, load_config(features, ["features.speaker_norm=transductive"], schema=RavdessSource))
     with pytest.raises(ConfigError, match="inductive is not supported by emi-ravdess"):
         check_compatible(emi, load_config(features, ["features.speaker_norm=inductive"], schema=RavdessSource))
+
+
+# ---- enrolment estimators (features.enrolment) and train-as-you-test draws (features.train_draws) ------------------
+
+def typical_of(mean, std) -> Standardizer:
+    scaler = Standardizer()
+    scaler.mean, scaler.std = np.asarray(mean, float), np.asarray(std, float)
+    return scaler
+
+
+def test_estimators_by_hand():
+    clips = np.array([[1.0, 10.0], [3.0, 10.0]])  # 2 clips: mean (2, 10), variance (1, 0)
+    own = SpeakerSummary.of(clips)
+    typical = typical_of([0.0, 4.0], [2.0, 1.0])  # variance (4, 1)
+    full = Enrolment(0, 0).standardizer(own, typical)
+    np.testing.assert_allclose(full.mean, [2, 10])
+    np.testing.assert_allclose(full.std, [1, STD_FLOOR * 1.0])  # the constant dimension is floored, not 1e-6
+    mean_only = Enrolment(0, math.inf).standardizer(own, typical)
+    np.testing.assert_allclose(mean_only.mean, [2, 10]) and np.testing.assert_allclose(mean_only.std, [2, 1])
+    shrink = Enrolment(2, 6).standardizer(own, typical)  # mean (2*own + 2*typ)/4, variance (2*own + 6*typ)/8
+    np.testing.assert_allclose(shrink.mean, [1, 7])
+    np.testing.assert_allclose(shrink.std, np.sqrt([(2 * 1 + 6 * 4) / 8, (2 * 0 + 6 * 1) / 8]))
+    none = Enrolment(math.inf, math.inf).standardizer(own, typical)
+    np.testing.assert_allclose(none.mean, typical.mean) and np.testing.assert_allclose(none.std, typical.std)
+    assert [e.name for e in (Enrolment(0, 0), Enrolment(0, math.inf), Enrolment(math.inf, math.inf))] == ["full", "mean", "typical"]
+    assert Enrolment.from_dict(json.loads(json.dumps(Enrolment(5, math.inf).to_dict()))) == Enrolment(5, math.inf)
+
+
+@pytest.mark.parametrize("enrolment", ["full", "mean", "shrink", "auto"])
+def test_one_clip_and_constant_dimensions_give_finite_features(enrolment):
+    fs = feature_set()
+    fs.features["audio"][:, 2] = 7.0  # constant for every speaker (a sparse action unit never present)
+    inputs, (_, (_, val_x), (_, test_x)) = split(fs, "inductive", k=1, enrolment=enrolment)
+    for x in (val_x["audio"], test_x["audio"]):
+        assert np.isfinite(x).all() and np.abs(x).max() < 100
+
+
+def test_auto_uses_enrolment_only_as_far_as_it_beats_none():
+    rng = np.random.default_rng(0)
+    typical = typical_of(np.zeros(6), np.ones(6))
+    speakers = np.repeat(np.arange(8), 30)
+    same = rng.normal(size=(240, 6))  # no speaker effect: k clips only add noise, the typical speaker is best
+    chosen, _ = choose_enrolment(same, speakers, typical, k=3, seed=0)
+    assert chosen.mean_prior >= 20 and chosen.var_prior >= 20
+    offsets = rng.normal(0, 5, (8, 6))  # a strong speaker offset: the clips' own mean, shrunk little
+    chosen, _ = choose_enrolment(same + offsets[speakers], speakers, typical, k=10, seed=0)
+    assert chosen.mean_prior <= 2 and chosen.var_prior >= 20  # the spread is the typical speaker's: keep its variance
+
+
+def test_auto_is_chosen_on_validation_speakers_only():
+    fs = feature_set()
+    inputs, _ = split(fs, "inductive", enrolment="auto")
+    _, chosen = inputs.fold_statistics(FOLD)
+    actor = fs.meta["actor"].to_numpy()
+    fs.features["audio"][np.isin(actor, FOLD.test_actors)] *= 50.0  # test speakers change: the choice does not
+    again, _ = split(fs, "inductive", enrolment="auto")
+    assert again.fold_statistics(FOLD)[1] == chosen
+    fs.features["audio"][actor == FOLD.val_actors[0]] *= 50.0
+    assert split(fs, "inductive", enrolment="auto")[0].fold_statistics(FOLD)[1] != chosen
+
+
+def test_training_draws_use_training_speakers_only_and_are_seeded():
+    fs = feature_set()
+    inputs, ((train, train_x), _, _) = split(fs, "inductive", k=4, train_draws=True, enrolment="mean")
+    first, again = inputs.training_draw(FOLD, epoch=0), inputs.training_draw(FOLD, epoch=0)
+    np.testing.assert_array_equal(first["audio"], again["audio"])  # the seed, fold and epoch fix the draw
+    assert not np.allclose(first["audio"], inputs.training_draw(FOLD, epoch=1)["audio"])  # redrawn every epoch
+    assert not np.allclose(first["audio"], split(fs, "inductive", k=4, seed=1, train_draws=True,
+                                                 enrolment="mean")[0].training_draw(FOLD, 0)["audio"])
+    assert first["audio"].shape == train_x["audio"].shape and set(first) == {"audio", "visual"}
+    actor = fs.meta["actor"].to_numpy()
+    held_out = np.isin(actor, FOLD.test_actors + FOLD.val_actors)
+    fs.features["audio"][held_out] += 1000.0  # held-out speakers play no part in the training draws
+    changed = split(fs, "inductive", k=4, train_draws=True, enrolment="mean")[0].training_draw(FOLD, 0)
+    np.testing.assert_allclose(changed["audio"], first["audio"], rtol=1e-6)
+    # each training speaker's draw: the mean of 4 of its own clips (train rows are speaker 4, 5, 6 in order)
+    typical = inputs.fold_statistics(FOLD)[0]["audio"]
+    speaker4 = fs.features["audio"][actor == 4]
+    centred = first["audio"][:16] * typical.std  # undo the typical std (mean-only estimator)
+    offset = speaker4 - centred  # every row: the drawn mean
+    np.testing.assert_allclose(offset, offset[0][None].repeat(16, 0), atol=1e-4)
+    assert any(np.allclose(offset[0], speaker4[list(c)].mean(0), atol=1e-4) for c in itertools.combinations(range(16), 4))
+
+
+def test_train_draws_need_inductive_and_refuse_modality_noise():
+    with pytest.raises(ValueError, match="features.train_draws needs features.speaker_norm: inductive"):
+        FeaturesConfig(speaker_norm="transductive", train_draws=True)
+    with pytest.raises(ConfigError, match="features.train_draws redraws"):
+        load_config(REPO / "configs" / "ravdess_mars.yaml", [
+            "features.speaker_norm=inductive", "features.train_draws=true",
+            "data.modality_noise={modality: audio, kind: missing, level: 0.3}"])
+
+
+def test_inductive_cv_with_draws_records_the_estimator(tmp_path):
+    config = load_config(REPO / "configs" / "ravdess_mars_egemaps.yaml", [
+        "protocol.n_folds=2", "train.epochs=3", "train.early_stopping.min_epochs=0", "loss.params.switch_epoch=1",
+        "features.workers=1", "features.speaker_norm=inductive", "features.adapt_clips=5", "features.train_draws=true"])
+    result = run_cross_validation(config, sample_dir(), tmp_path / "run", tmp_path / "cache", progress=False)
+    assert result["enrolment"] == "auto" and result["train_draws"] is True
+    for fold in result["folds"]:
+        assert set(fold["enrolment_estimator"]) == {"audio", "visual"}
+        state = json.loads((tmp_path / "run" / "folds" / f"fold_{fold['fold']}" / "standardizer.json").read_text())
+        assert {m: Enrolment.from_dict(e) for m, e in state["enrolment"].items()} == {
+            m: Enrolment.from_dict(e) for m, e in fold["enrolment_estimator"].items()}

@@ -146,7 +146,27 @@ class FeaturesConfig(Strict):
         10, ge=0, description="inductive: enrolment clips per held-out speaker, drawn with the run's seed "
                               "(0: a typical training speaker's statistics instead)"
     )
+    enrolment: Literal["auto", "full", "mean", "shrink"] = Field(
+        "auto", description="inductive (and predict's speaker groups): how a speaker's statistics are estimated from "
+                            "their enrolment clips: full (their own mean and std), mean (their own mean, the typical "
+                            "training speaker's std), shrink (both pulled toward the typical speaker with the weight of "
+                            "features.shrink_clips clips), auto (the shrinkage strengths that best reproduce each "
+                            "validation speaker's all-clip normalisation from k-clip draws; label-free, chosen per fold)"
+    )
+    shrink_clips: float = Field(10.0, gt=0, description="enrolment: shrink: the typical speaker's weight in clips")
+    train_draws: bool = Field(
+        False, description="inductive: train as you test: each epoch every training speaker is standardised with "
+                           "features.adapt_clips random clips of their own through the same estimator (redrawn every "
+                           "epoch) instead of with all of their clips"
+    )
     workers: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _check_enrolment(self) -> "FeaturesConfig":
+        if self.train_draws and self.speaker_norm != "inductive":
+            raise ValueError(f"features.train_draws needs features.speaker_norm: inductive (it is {self.speaker_norm}; "
+                             "with none, training inputs already meet what a file on its own gets)")
+        return self
 
     @field_validator("speaker_norm", mode="before")
     @classmethod
@@ -191,6 +211,14 @@ class Passes(Strict):
     passes: float = Field(gt=0, description="passes over the training rows that the average spans")
 
 
+class SpeakerAdversaryConfig(Strict):
+    """Speaker-adversarial training (training/speaker_adversary.py): a speaker classifier on every branch embedding
+    behind a gradient-reversal layer, so that the encoders learn to hide the (training) speaker."""
+
+    weight: float = Field(0.1, gt=0, description="weight of the speaker cross-entropy in the training loss")
+    hidden: int = Field(64, ge=1, description="hidden width of each speaker classifier")
+
+
 class TrainConfig(Strict):
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -209,6 +237,8 @@ class TrainConfig(Strict):
     ema_start_epoch: int = Field(
         0, ge=0, description="first epoch (0-based) whose steps update the EMA; earlier epochs evaluate the raw weights"
     )
+    speaker_adversary: SpeakerAdversaryConfig | None = Field(
+        None, description="speaker-adversarial training with a gradient-reversal speaker head per branch; null: off")
     ema_warmup: bool = Field(
         False, description="warm the EMA decay up: the running mean of the weights until it spans 1 / (1 - ema_decay) "
                            "updates, the EMA from then on (training/ema.py)"
@@ -239,6 +269,16 @@ class ProtocolConfig(Strict):
     val_fraction: float = Field(0.2, gt=0, lt=1, description="share of each fold's training actors held out for model selection")
 
 
+class SelectionConfig(Strict):
+    """Variants of a config chosen per fold (evaluation/selection.py): each candidate is cross-validated on the same
+    folds and every fold keeps the one with the best accuracy on its own validation speakers (its training speakers'
+    share held out), so the test score is a nested estimate."""
+
+    candidates: dict[str, dict[str, Any]] = Field(
+        ..., min_length=2, description="name -> {dotted.key: value} overrides of this config (e.g. "
+                                       "{features.audio.params.layers: 3}); every candidate must be a valid config")
+
+
 class ExperimentConfig(Strict):
     name: str
     seed: int = 0
@@ -248,6 +288,8 @@ class ExperimentConfig(Strict):
     loss: Part = Field(default_factory=lambda: Part(name="cross_entropy"))
     train: TrainConfig = Field(default_factory=TrainConfig)
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
+    selection: SelectionConfig | None = Field(None, description="variants of this config chosen per fold on its "
+                                                                "validation speakers (nested); null: none")
 
     @model_validator(mode="before")
     @classmethod
@@ -285,11 +327,29 @@ class ExperimentConfig(Strict):
             ENCODERS.validate_params(part.name, part.params, f"model.encoders.{modality}.params")
         FUSIONS.validate_params(self.model.fusion.name, self.model.fusion.params, "model.fusion.params")
         LOSSES.validate_params(self.loss.name, self.loss.params, "loss.params")
+        if self.features.train_draws and self.data.modality_noise is not None:
+            raise ValueError("features.train_draws redraws the training inputs every epoch, which would undo "
+                             "data.modality_noise; use one or the other")
+        if self.selection is not None:
+            for name in self.selection.candidates:
+                candidate_config(self, name)  # each candidate is a valid config (its error names the candidate)
         fused_head = not FUSIONS.get(self.model.fusion.name).decision_level
         if fused_head != LOSSES.get(self.loss.name).trains_fused_head:
             need = "a loss on its fused logits (fused_cross_entropy)" if fused_head else "a loss on the branch logits"
             raise ValueError(f"fusion {self.model.fusion.name!r} needs {need}; loss {self.loss.name!r} does not fit it")
         return self
+
+
+def candidate_config(config: "ExperimentConfig", name: str) -> "ExperimentConfig":
+    """One candidate of ``selection``: the config with the candidate's overrides and no selection of its own."""
+    tree = config.model_dump(mode="json")
+    tree["selection"] = None
+    for key, value in config.selection.candidates[name].items():
+        if key.split(".")[0] in ("selection", "seed", "protocol", "name"):
+            raise ConfigError(f"selection.candidates.{name}: {key} cannot vary between candidates (the folds and seed "
+                              "must be the same for all)")
+        set_dotted(tree, key, value)
+    return config_from_dict(tree, f"selection.candidates.{name}")
 
 
 def set_dotted(tree: dict, dotted: str, value: Any) -> None:

@@ -39,7 +39,7 @@ import torch
 
 from emofuse.config import ExperimentConfig, load_config
 from emofuse.data.errors import DataError
-from emofuse.features.normalize import Standardizer
+from emofuse.features.normalize import Enrolment, SpeakerSummary, Standardizer
 from emofuse.registry import ConfigError
 from emofuse.runs import run_data_record
 from emofuse.speaker_groups import MIN_GROUP_FILES, assign_speakers, group_warnings
@@ -76,6 +76,7 @@ class FoldModel:
     model: torch.nn.Module
     scalers: dict[str, Standardizer]  # model-input statistics of the fold's training actors
     typical: dict[str, Standardizer]  # a typical training speaker's raw-feature statistics (speaker_norm runs)
+    enrolment: dict[str, Enrolment]  # how a speaker group's files become its statistics (features.enrolment)
 
 
 def _fold_dirs(run_dir: Path, fold: int | None) -> list[Path]:
@@ -100,6 +101,16 @@ def _read_standardizers(fold_dir: Path, modalities: list[str]) -> dict:
     return state
 
 
+def deployed_run(run_dir: Path) -> Path:
+    """A selection run's deployed candidate: its own cross-validation run directory."""
+    results = run_dir / "results.json"
+    if not results.is_file():
+        raise ConfigError(f"{run_dir}: a selection run without results.json: finish it (rerun the same `emofuse cv`)")
+    name = json.loads(results.read_text())["deployed_candidate"]
+    log.info("%s chose per fold among candidates; predicting with %s, the candidate most folds chose", run_dir, name)
+    return run_dir / "candidates" / name
+
+
 class Predictor:
     def __init__(self, run_dir: str | Path, fold: int | None = None):
         from emofuse.features import EXTRACTORS, VIDEO_EXTRACTORS
@@ -109,6 +120,9 @@ class Predictor:
         if not (self.run_dir / "config.yaml").is_file():
             raise ConfigError(f"{self.run_dir}: no config.yaml; RUN_DIR must be a finished `emofuse cv` run directory")
         self.config: ExperimentConfig = load_config(self.run_dir / "config.yaml")
+        if self.config.selection is not None:  # a nested selection: the candidate most folds chose (selection.py)
+            self.run_dir = deployed_run(self.run_dir)
+            self.config = load_config(self.run_dir / "config.yaml")
         self.modalities = list(self.config.data.modalities)
         record = run_data_record(self.run_dir)
         self.class_names = tuple(record["class_names"])
@@ -132,7 +146,9 @@ class Predictor:
                 model.load_state_dict(torch.load(fold_dir / "best.pt", map_location="cpu", weights_only=True))
             except (OSError, RuntimeError) as err:
                 raise ConfigError(f"{fold_dir}/best.pt: cannot load the fold's weights ({err})") from None
-            self.folds.append(FoldModel(int(fold_dir.name[5:]), model.eval(), scalers, typical))
+            enrolment = {m: Enrolment.from_dict(state["enrolment"][m]) if "enrolment" in state else Enrolment()
+                         for m in typical}  # runs from before the estimators: the group's own statistics
+            self.folds.append(FoldModel(int(fold_dir.name[5:]), model.eval(), scalers, typical, enrolment))
         fusion = self.folds[0].model.fusion
         self.fusion_name = self.config.model.fusion.name
         self.can_drop = getattr(fusion, "decision_level", True) and not len(getattr(fusion, "stage_blocks", None) or {})
@@ -227,7 +243,7 @@ class Predictor:
         """Per file, the statistics of its speaker group per modality (absent: the file is on its own, and each
         fold's typical training speaker stands in), and the group's warnings. ``enrolled``: the files whose features
         make their group's statistics (default: all of them)."""
-        stats: list[dict[str, Standardizer]] = [{} for _ in extracted]
+        stats: list[dict[str, SpeakerSummary]] = [{} for _ in extracted]
         warnings: list[list[str]] = [[] for _ in extracted]
         min_files = max(MIN_GROUP_FILES, self.config.features.adapt_clips)
         for name in dict.fromkeys(s for s in speakers if s is not None):
@@ -237,7 +253,7 @@ class Predictor:
                 have = [i for i in sources if m in extracted[i]]
                 if len(have) >= MIN_GROUP_FILES:
                     rows = [extracted[i][m] for i in have]
-                    group = Standardizer().fit(rows if rows[0].ndim == 2 else np.stack(rows))
+                    group = SpeakerSummary.of(rows if rows[0].ndim == 2 else np.stack(rows))
                     for i in members:
                         if m in extracted[i]:
                             stats[i][m] = group
@@ -252,20 +268,20 @@ class Predictor:
     def _predictable(self, raw: dict) -> bool:
         return bool(raw) and (self.can_drop or len(raw) == len(self.modalities))
 
-    def _prepare(self, raw: np.ndarray, m: str, fold: FoldModel, stats: dict[str, Standardizer]) -> torch.Tensor:
+    def _prepare(self, raw: np.ndarray, m: str, fold: FoldModel, stats: dict[str, SpeakerSummary]) -> torch.Tensor:
         x = raw
         if self.config.features.per_speaker and m in self.speaker_normalized:
-            x = (stats.get(m) or fold.typical[m]).transform(x)
+            x = (fold.enrolment[m].standardizer(stats[m], fold.typical[m]) if m in stats else fold.typical[m]).transform(x)
         return torch.as_tensor(fold.scalers[m].transform(x), dtype=torch.float32)[None]
 
     @torch.no_grad()
-    def forward(self, raw: dict[str, np.ndarray], stats: dict[str, Standardizer]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def forward(self, raw: dict[str, np.ndarray], stats: dict[str, SpeakerSummary]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """One file's fused and per-branch probabilities, averaged over the folds; ``stats``: speaker statistics per
         modality (a modality without them gets each fold's typical training speaker)."""
         with one_thread_unless(self.video is not None and self.video.clips):
             return self._forward_folds(raw, stats)
 
-    def _forward_folds(self, raw: dict[str, np.ndarray], stats: dict[str, Standardizer]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _forward_folds(self, raw: dict[str, np.ndarray], stats: dict[str, SpeakerSummary]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         fused, branch = [], {m: [] for m in raw}
         for fold in self.folds:
             inputs = {m: self._prepare(v, m, fold, stats) for m, v in raw.items()}

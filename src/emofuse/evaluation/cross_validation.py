@@ -23,19 +23,22 @@ from emofuse.console import listed, rounded
 from emofuse.data.corruption import SPLITS, FoldCorruption, plants_corruption
 from emofuse.evaluation.cartography import dynamics_recorders
 from emofuse.evaluation.classification import ClassificationEvaluator, classification_metrics, predict
-from emofuse.evaluation.enrolment import EnrolmentPool, SpeakerInputs, enrolment_record, speaker_normalized
+from emofuse.evaluation.enrolment import EnrolmentPool, SpeakerInputs, enrolment_record
 from emofuse.evaluation.folds import Fold, dataset_folds
+from emofuse.evaluation.selection import run_selection
 from emofuse.features.cache import FeatureCache
 from emofuse.features.dataset import FeatureSet
 from emofuse.features.datasets import build_features
-from emofuse.features.normalize import Standardizer, select_rows, typical_speaker
+from emofuse.features.normalize import Standardizer
 from emofuse.losses import LOSSES
 from emofuse.models import create_model
+from emofuse.registry import ConfigError
 from emofuse.runs import atomic_write_text, logging_to, record_fingerprint, start_run, write_json
 from emofuse.training import distributed
-from emofuse.training.batches import TensorData
+from emofuse.training.batches import RedrawnData, TensorData
 from emofuse.training.budget import summarize_budgets
 from emofuse.training.seeding import seed_everything
+from emofuse.training.speaker_adversary import SpeakerAdversary
 from emofuse.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -45,15 +48,15 @@ def prepare_inputs(fs: FeatureSet, config: ExperimentConfig, enrolment_pool: Enr
     return SpeakerInputs(fs, config.features, config.seed, enrolment_pool)
 
 
-def fold_standardizers(fs: FeatureSet, scalers: dict[str, Standardizer], fold: Fold, speaker_norm: bool) -> dict:
+def fold_standardizers(inputs: SpeakerInputs, scalers: dict[str, Standardizer], fold: Fold) -> dict:
     """What `emofuse predict` needs to prepare new clips as this fold's were: the model inputs' statistics and,
-    with speaker normalisation, a typical training speaker's (for a new speaker with too few clips of their own)."""
+    with speaker normalisation, a typical training speaker's (for a new speaker with too few clips of their own) and
+    the enrolment estimator that turns a speaker's clips into their statistics."""
     out = {"inputs": {m: s.to_dict() for m, s in scalers.items()}}
-    if speaker_norm:
-        train = np.flatnonzero(np.isin(fs.meta["actor"].to_numpy(), fold.train_actors))
-        actors = fs.meta["actor"].to_numpy()[train]
-        out["typical_speaker"] = {m: typical_speaker(select_rows(fs.features[m], train), actors).to_dict()
-                                  for m in speaker_normalized(fs)}
+    if inputs.normalized:
+        typical, estimators = inputs.fold_statistics(fold)
+        out["typical_speaker"] = {m: s.to_dict() for m, s in typical.items()}
+        out["enrolment"] = {m: e.to_dict() for m, e in estimators.items()}
     return out
 
 
@@ -73,13 +76,19 @@ class FoldData:
 def fold_data(fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, corruption: FoldCorruption | None = None) -> FoldData:
     label = fs.meta["label"].to_numpy()
     splits = inputs.split(fold)
+    # who spoke each training clip, as an index among the fold's training speakers (speaker-adversarial training)
+    speaker = np.searchsorted(np.sort(np.asarray(fold.train_actors)), fs.meta["actor"].to_numpy()[splits[0][0]])
     scalers = {m: Standardizer.for_values(values).fit(values) for m, values in splits[0][1].items()}
     parts = []
     for split, (rows, values) in zip(SPLITS, splits):
         features, labels = {m: scalers[m].transform(v) for m, v in values.items()}, label[rows]
         if corruption is not None:
             features, labels = corruption.apply(split, rows, features, labels)
-        parts.append(TensorData(features, labels))
+        if split == "train" and inputs.train_draws:
+            draw = lambda epoch: {m: scalers[m].transform(v) for m, v in inputs.training_draw(fold, epoch).items()}  # noqa: E731
+            parts.append(RedrawnData(features, labels, draw, speaker))
+        else:
+            parts.append(TensorData(features, labels, speaker if split == "train" else None))
     return FoldData(*parts, scalers, splits[2][0], splits[1][0], corruption)
 
 
@@ -96,7 +105,11 @@ def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, 
     loss = LOSSES.create(config.loss.name, config.loss.params, modalities=list(config.data.modalities))
     evaluator = ClassificationEvaluator(n_classes, config.train.eval_batch_size)
     callbacks = [*dynamics_recorders(config.train, fs, fold.train_actors, model, data.train, fold_dir), *(epoch_callbacks or [])]
-    trainer = Trainer(config.train, evaluator, fold_dir, seed=seed, epoch_callbacks=callbacks)
+    adversary = None
+    if config.train.speaker_adversary is not None:
+        adversary = SpeakerAdversary(config.train.speaker_adversary, {m: e.out_dim for m, e in model.encoders.items()},
+                                     len(fold.train_actors))
+    trainer = Trainer(config.train, evaluator, fold_dir, seed=seed, epoch_callbacks=callbacks, adversary=adversary)
     fit = trainer.fit(model, loss, data.train, data.val)
     model.load_state_dict(fit.best_state)
     return model, fit, data
@@ -143,13 +156,15 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
         "seconds": time.perf_counter() - started,
         **(data.corruption.summary() if data.corruption is not None else {}),
     }
+    if inputs.normalized:  # how a speaker's enrolment clips became their statistics (chosen per fold under auto)
+        result["enrolment_estimator"] = {m: {"name": e.name, **e.to_dict()} for m, e in inputs.fold_statistics(fold)[1].items()}
     if inputs.inductive:  # the clips a held-out speaker enrolled with, never scored
         enrolment = inputs.enrolment_table(fold)
         atomic_write_text(fold_dir / "enrolment.csv", enrolment.to_csv(index=False))
         result["enrolment_clips"] = enrolment_record(enrolment)
     pd.DataFrame(fit.history).to_csv(fold_dir / "history.csv", index=False)
     torch.save(fit.best_state, fold_dir / "best.pt")
-    write_json(fold_dir / "standardizer.json", fold_standardizers(fs, data.scalers, fold, config.features.per_speaker))
+    write_json(fold_dir / "standardizer.json", fold_standardizers(inputs, data.scalers, fold))
     atomic_write_text(fold_dir / "predictions.csv", table.to_csv(index=False))
     val_meta = fs.meta.iloc[data.val_rows].reset_index(drop=True)
     val_table = predictions_table(val_meta, predict(model, data.val, config.train.eval_batch_size), fs.class_names, fold.index)
@@ -192,7 +207,9 @@ def summarize(config: ExperimentConfig, fs: FeatureSet, fold_results: list[dict]
         "pooled_accuracy": float((predictions["label"] == predictions["pred"]).mean()),
         "n_clips": int(len(predictions)),
         "speaker_norm": config.features.speaker_norm,
-        **({"adapt_clips": config.features.adapt_clips,
+        **({"adapt_clips": config.features.adapt_clips, "enrolment": config.features.enrolment,
+            "train_draws": config.features.train_draws,
+            "enrolment_estimators": {r["fold"]: r.get("enrolment_estimator") for r in fold_results},
             "enrolment_clips": {s: c for r in fold_results for s, c in r["enrolment_clips"]["test"].items()}}
            if config.features.speaker_norm == "inductive" else {}),
         "skipped_takes": fs.skipped,
@@ -206,7 +223,14 @@ def summarize(config: ExperimentConfig, fs: FeatureSet, fold_results: list[dict]
 def run_cross_validation(config: ExperimentConfig, data_dir: Path, run_dir: Path, cache_dir: Path,
                          progress: bool = True, only_folds: list[int] | None = None,
                          enrolment_pool: EnrolmentPool | None = None) -> dict:
-    """``enrolment_pool``: which clips an inductive test speaker may enrol with (a stress test's hook)."""
+    """``enrolment_pool``: which clips an inductive test speaker may enrol with (a stress test's hook). A config with
+    ``selection`` cross-validates each candidate and chooses per fold (evaluation/selection.py)."""
+    if config.selection is not None:
+        if distributed.world_size() > 1:
+            raise ConfigError("selection.candidates is not supported under torchrun; run each candidate on its own")
+        with logging_to(run_dir):
+            return run_selection(config, Path(run_dir), lambda candidate, out: run_cross_validation(
+                candidate, data_dir, out, cache_dir, progress, only_folds, enrolment_pool))
     if not distributed.is_main():  # another torchrun rank: trains each fold with rank 0 and writes nothing
         return distributed.follow_cross_validation(config, Path(data_dir), FeatureCache(cache_dir), only_folds,
                                                    enrolment_pool)

@@ -10,6 +10,9 @@ not per speaker (a crop already removes the face's position and scale).
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
 Values = np.ndarray | list[np.ndarray]
@@ -110,16 +113,96 @@ class StandardizedClips:
         return [len(c) for c in self.clips]
 
 
-def speaker_normalize(values: Values, speakers: np.ndarray, fit_on: np.ndarray | None = None) -> Values:
-    """Standardise each speaker's rows with that speaker's own mean and standard deviation, taken from the
-    speaker's rows where ``fit_on`` (a boolean mask; all rows by default) is set: its enrolment clips."""
+STD_FLOOR = 0.1
+"""An enrolled speaker's standard deviation is never below this share of the typical speaker's: a dimension that is
+constant over a few enrolment clips (one clip, or a sparse action unit) would otherwise be scaled by about 1e6."""
+
+
+def shrunk(n: int, own: np.ndarray, prior, typical: np.ndarray) -> np.ndarray:
+    """(n * own + prior * typical) / (n + prior); ``prior`` a number or a column of candidates (then one row each);
+    an infinite prior, or no clip, gives ``typical``."""
+    if n == 0:
+        own = typical
+    prior = np.asarray(prior, float)
+    finite = np.where(np.isinf(prior), 0.0, prior)
+    weight = np.where(np.isinf(prior) | (n + finite == 0), 0.0, n / np.maximum(n + finite, 1e-12))
+    return weight * own + (1 - weight) * typical
+
+
+def floored_std(variance: np.ndarray, typical: Standardizer) -> np.ndarray:
+    return np.maximum(np.sqrt(variance), STD_FLOOR * typical.std)
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """How a speaker's statistics are estimated from their n enrolment clips: shrinkage toward the typical training
+    speaker, who counts as ``mean_prior`` pseudo-clips in the mean and ``var_prior`` in the variance::
+
+        mean = (n * m_own + a * m_typical) / (n + a)        var = (n * v_own + b * v_typical) / (n + b)
+
+    a = b = 0 is the clips' own statistics (``full``), b = inf keeps the typical speaker's variance (``mean``),
+    a = b = inf is the typical speaker alone; the strength is in clips, so the same prior suits any n."""
+
+    mean_prior: float = 0.0
+    var_prior: float = 0.0
+
+    def standardizer(self, own: "SpeakerSummary", typical: Standardizer) -> Standardizer:
+        scaler = Standardizer()
+        scaler.mean = shrunk(own.n, own.mean, self.mean_prior, typical.mean)
+        scaler.std = floored_std(shrunk(own.n, own.var, self.var_prior, typical.std**2), typical)
+        return scaler
+
+    @property
+    def name(self) -> str:
+        named = {(0.0, 0.0): "full", (0.0, math.inf): "mean", (math.inf, math.inf): "typical"}
+        return named.get((self.mean_prior, self.var_prior), f"shrink(mean {self.mean_prior:g}, var {self.var_prior:g} clips)")
+
+    def to_dict(self) -> dict:
+        return {"mean_prior": _finite_or_inf(self.mean_prior), "var_prior": _finite_or_inf(self.var_prior)}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> Enrolment:
+        return cls(float(state["mean_prior"]), float(state["var_prior"]))
+
+
+def _finite_or_inf(value: float) -> float | str:
+    return "inf" if math.isinf(value) else value  # JSON has no infinity
+
+
+@dataclass(frozen=True)
+class SpeakerSummary:
+    """A speaker's enrolment clips as an estimator needs them: their count, mean and (biased) variance."""
+
+    n: int
+    mean: np.ndarray
+    var: np.ndarray
+
+    @classmethod
+    def of(cls, values: Values) -> SpeakerSummary:
+        n = len(values)
+        if n == 0:
+            return cls(0, np.zeros(0), np.zeros(0))
+        stacked = _stack(values).astype(np.float64)
+        return cls(n, stacked.mean(0), stacked.var(0))
+
+
+def speaker_normalize(values: Values, speakers: np.ndarray, fit_on: np.ndarray | None = None,
+                      enrolment: Enrolment | None = None, typical: Standardizer | None = None) -> Values:
+    """Standardise each speaker's rows with statistics of that speaker's rows where ``fit_on`` (a boolean mask; all
+    rows by default) is set, its enrolment clips: their own mean and standard deviation, or, with ``enrolment``
+    and the ``typical`` training speaker, that estimator's."""
     speakers = np.asarray(speakers)
     fit_on = np.ones(len(speakers), bool) if fit_on is None else np.asarray(fit_on, bool)
     out: list = list(values) if isinstance(values, list) else np.empty_like(values, dtype=np.float32)
     for s in np.unique(speakers):
         idx = np.flatnonzero(speakers == s)
-        rows = select_rows(values, idx)
-        normed = _apply(rows, *fit_stats(select_rows(values, idx[fit_on[idx]])))
+        rows, enrolled = select_rows(values, idx), select_rows(values, idx[fit_on[idx]])
+        if enrolment is None:
+            scaler = Standardizer()
+            scaler.mean, scaler.std = fit_stats(enrolled)
+        else:
+            scaler = enrolment.standardizer(SpeakerSummary.of(enrolled), typical)
+        normed = scaler.transform(rows)
         for j, i in enumerate(idx):
             out[i] = normed[j]
     return out

@@ -21,6 +21,7 @@ class ModelOutput:
     branch_logits: dict[str, torch.Tensor]  # modality -> (B, K)
     probs: torch.Tensor  # (B, K) fused probabilities
     fused_logits: torch.Tensor | None = None
+    features: dict[str, torch.Tensor] | None = None  # modality -> (B, D) pooled branch embeddings
 
 
 class MultimodalClassifier(nn.Module):
@@ -59,7 +60,7 @@ class MultimodalClassifier(nn.Module):
         head_inputs = features if self.fusion.decision_level else {m: h.detach() for m, h in features.items()}
         logits = {m: self.classifiers[m](head_inputs[m]) for m in present}
         fused = self.fusion(FusionInputs(features, logits, states))
-        return ModelOutput(branch_logits=logits, probs=fused.probs, fused_logits=fused.logits)
+        return ModelOutput(branch_logits=logits, probs=fused.probs, fused_logits=fused.logits, features=features)
 
 
 def create_model(config: ModelConfig, input_dims: dict[str, int], sequence: dict[str, bool], n_classes: int,

@@ -8,7 +8,7 @@ from the feature cache) and only the rows of a batch are standardised and padded
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ class Batch:
     lengths: dict[str, torch.Tensor | None]
     target: torch.Tensor
     index: torch.Tensor  # rows of the source data, to map predictions back
+    speaker: torch.Tensor | None = None  # training speaker index per row, where the data carries it
 
     def to(self, device: torch.device) -> "Batch":
         return Batch(
@@ -29,6 +30,7 @@ class Batch:
             lengths={m: (n.to(device) if n is not None else None) for m, n in self.lengths.items()},
             target=self.target.to(device),
             index=self.index,
+            speaker=self.speaker.to(device) if self.speaker is not None else None,
         )
 
 
@@ -65,18 +67,23 @@ def clip_batch(clips: StandardizedClips, rows: torch.Tensor, lens: torch.Tensor,
 class TensorData:
     """Rows of per-modality features with targets; ``batches`` yields them in (shuffled) batches."""
 
-    def __init__(self, features: dict[str, np.ndarray | list[np.ndarray] | StandardizedClips], target: np.ndarray):
+    def __init__(self, features: dict[str, np.ndarray | list[np.ndarray] | StandardizedClips], target: np.ndarray,
+                 speaker: np.ndarray | None = None):
+        self.speaker = torch.as_tensor(speaker, dtype=torch.long) if speaker is not None else None
         self.inputs: dict[str, torch.Tensor] = {}
         self.lengths: dict[str, torch.Tensor | None] = {}
         self.clips: dict[str, StandardizedClips] = {}
         for m, values in features.items():
-            if isinstance(values, StandardizedClips):
-                self.clips[m], self.lengths[m] = values, torch.tensor(values.lengths(), dtype=torch.long)
-            elif isinstance(values, list):
-                self.inputs[m], self.lengths[m] = pad_sequences(values)
-            else:
-                self.inputs[m], self.lengths[m] = torch.as_tensor(values, dtype=torch.float32), None
+            self.set_modality(m, values)
         self.target = torch.as_tensor(target)
+
+    def set_modality(self, m: str, values: np.ndarray | list[np.ndarray] | StandardizedClips) -> None:
+        if isinstance(values, StandardizedClips):
+            self.clips[m], self.lengths[m] = values, torch.tensor(values.lengths(), dtype=torch.long)
+        elif isinstance(values, list):
+            self.inputs[m], self.lengths[m] = pad_sequences(values)
+        else:
+            self.inputs[m], self.lengths[m] = torch.as_tensor(values, dtype=torch.float32), None
 
     def __len__(self) -> int:
         return len(self.target)
@@ -101,7 +108,7 @@ class TensorData:
             lengths[m] = lens.clamp(max=crop)
         for m, clips in self.clips.items():
             inputs[m], lengths[m] = clip_batch(clips, rows, self.lengths[m][rows], crop, generator, hflip)
-        return Batch(inputs, lengths, self.target[rows], rows)
+        return Batch(inputs, lengths, self.target[rows], rows, self.speaker[rows] if self.speaker is not None else None)
 
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
                 drop_last: bool = False, crop: int | None = None, hflip: float = 0.0) -> Iterator[Batch]:
@@ -109,3 +116,16 @@ class TensorData:
         stop = len(self) - (len(self) % batch_size if drop_last and len(self) > batch_size else 0)
         for start in range(0, stop, batch_size):
             yield self.batch(order[start : start + batch_size], crop, generator, hflip)
+
+
+class RedrawnData(TensorData):
+    """Training rows whose features are drawn anew at the start of every epoch: ``draw(epoch)`` gives the modalities
+    to replace (train-as-you-test enrolment draws, evaluation/enrolment.py). The trainer calls ``start_epoch``."""
+
+    def __init__(self, features, target: np.ndarray, draw: Callable[[int], dict], speaker: np.ndarray | None = None):
+        super().__init__(features, target, speaker)
+        self.draw = draw
+
+    def start_epoch(self, epoch: int) -> None:
+        for m, values in self.draw(epoch).items():
+            self.set_modality(m, values)

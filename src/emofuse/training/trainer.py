@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from emofuse.config import Passes, TrainConfig
+from emofuse.losses.base import LossOutput
 from emofuse.registry import ConfigError
 from emofuse.training import distributed
 from emofuse.training.batches import TensorData
@@ -79,12 +80,14 @@ class Trainer:
         checkpoint_dir: str | Path | None = None,
         seed: int = 0,
         epoch_callbacks: list[Callable[[int, dict], None]] | None = None,
+        adversary: nn.Module | None = None,
     ):
         self.config = config
         self.evaluate = evaluate
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.seed = seed
         self.epoch_callbacks = epoch_callbacks or []
+        self.adversary = adversary  # training/speaker_adversary.py: an extra loss on the branch embeddings
         self.device = resolve_device(config.device)
         self.use_amp = config.amp == "auto" and self.device.type == "cuda"
 
@@ -93,6 +96,12 @@ class Trainer:
         model.to(self.device)
         loss_fn.to(self.device)
         ddp = distributed.wrap(model)  # under torchrun only (see training/distributed.py); None in one process
+        adversary = self.adversary
+        if adversary is not None:
+            if ddp is not None:
+                raise ConfigError("train.speaker_adversary is not supported under torchrun (its heads are not synchronised)")
+            adversary.to(self.device)
+        trained = [*model.parameters(), *(adversary.parameters() if adversary is not None else [])]
         step_model = ddp if ddp is not None else model
         steps_per_pass = len(train) // cfg.batch_size if len(train) > cfg.batch_size else 1  # whole batches (drop_last)
         passes = math.ceil(cfg.min_epoch_steps / steps_per_pass) if cfg.min_epoch_steps else 1
@@ -106,7 +115,7 @@ class Trainer:
                 "%d optimiser steps per pass over the training rows; weight decay %.4g, EMA decay %s",
                 steps_per_pass, weight_decay, "off" if ema_decay is None else f"{ema_decay:.5f}")
         optimizer = torch.optim.AdamW(
-            model.parameters(), lr=cfg.lr, weight_decay=weight_decay, fused=self.device.type in ("cpu", "cuda")
+            trained, lr=cfg.lr, weight_decay=weight_decay, fused=self.device.type in ("cpu", "cuda")
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, cosine_with_warmup(cfg.epochs * scheduled_per_epoch, cfg.warmup_epochs * scheduled_per_epoch)
@@ -153,6 +162,8 @@ class Trainer:
             ckpt = distributed.from_main(ckpt)  # every rank resumes from rank 0's checkpoint
         if ckpt is not None:
             model.load_state_dict(ckpt["model"])
+            if adversary is not None:
+                adversary.load_state_dict(ckpt["adversary"])
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
             if ema is not None:
@@ -172,6 +183,8 @@ class Trainer:
 
         for epoch in range(start_epoch, cfg.epochs):
             started = time.perf_counter()
+            if hasattr(train, "start_epoch"):  # training inputs redrawn every epoch (training/batches.RedrawnData)
+                train.start_epoch(epoch)
             model.train()
             sums: dict[str, float] = {}
             seen = 0
@@ -184,10 +197,14 @@ class Trainer:
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
                     output = step_model(batch.inputs, batch.lengths)
                 loss = loss_fn(output, batch.target, epoch)
+                if adversary is not None:
+                    progress = (scheduler.last_epoch + 1) / (cfg.epochs * scheduled_per_epoch)
+                    extra, terms = adversary(output.features, batch.speaker, progress)
+                    loss = LossOutput(loss.total + extra, {**loss.terms, **terms})
                 optimizer.zero_grad(set_to_none=True)
                 (loss.total * share if ddp is not None else loss.total).backward()
                 if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    nn.utils.clip_grad_norm_(trained, cfg.grad_clip)
                 optimizer.step()
                 scheduler.step()
                 if ema is not None and epoch >= cfg.ema_start_epoch:
@@ -223,6 +240,7 @@ class Trainer:
                 atomic_torch_save(
                     {
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "adversary": adversary.state_dict() if adversary is not None else None,
                         "scheduler": scheduler.state_dict(), "ema": ema.state_dict() if ema else None,
                         "early_stopping": stopper.state_dict() if stopper else None,
                         "tracker": tracker.state_dict(), "shuffle_generator": shuffle_gen.get_state(),

@@ -1,0 +1,91 @@
+"""Nested choice among a config's variants (``selection.candidates``): features, layers, estimators, any setting.
+
+Every candidate is cross-validated on the same folds (``RUN/candidates/<name>``, each a complete, resumable run).
+Each fold then keeps the candidate whose selected epoch scored best on that fold's own validation speakers, drawn
+from its training speakers; ties go to the candidate listed first. No test speaker's label reaches the choice made
+for its fold, and the choice may differ between folds, so the pooled test accuracy is a nested estimate of the
+whole recipe, selection included. (Averaging validation scores over folds and picking one candidate for all would
+let each fold's test speakers, who are validation speakers of other folds, take part in its choice.)
+
+``emofuse predict`` on such a run uses the candidate that most folds chose (``deployed_candidate``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from emofuse.config import ExperimentConfig, candidate_config, dump_config
+from emofuse.runs import atomic_write_text, start_run, write_json
+
+log = logging.getLogger(__name__)
+
+CandidateRunner = Callable[[ExperimentConfig, Path], dict]
+"""(a candidate's config, its run directory) -> its results.json summary (a plain cross-validation)."""
+
+
+def choose(fold_results: dict[str, dict], monitor: str, mode: str) -> tuple[str, dict[str, float]]:
+    """The candidate with the best validation ``monitor`` at its selected epoch (first listed on ties), and all scores."""
+    scores = {name: float(r["val_at_best"][monitor]) for name, r in fold_results.items()}
+    sign = 1 if mode == "max" else -1
+    best = max(scores, key=lambda name: sign * scores[name])  # max keeps the first of equal scores
+    return best, scores
+
+
+def deployed_candidate(chosen: list[str], names: list[str]) -> str:
+    counts = Counter(chosen)
+    return max(names, key=lambda name: counts[name])
+
+
+def run_selection(config: ExperimentConfig, run_dir: Path, run_candidate: CandidateRunner) -> dict:
+    run_dir = Path(run_dir)
+    start_run(run_dir, dump_config(config))
+    names = list(config.selection.candidates)
+    summaries = {name: run_candidate(candidate_config(config, name), run_dir / "candidates" / name) for name in names}
+    stopping = config.train.early_stopping
+    monitor, mode = (stopping.monitor, stopping.mode) if stopping else ("accuracy", "max")
+    by_fold = {name: {r["fold"]: r for r in s["folds"]} for name, s in summaries.items()}
+    folds, tables, chosen = [], [], []
+    for k in sorted(by_fold[names[0]]):
+        best, scores = choose({name: by_fold[name][k] for name in names}, monitor, mode)
+        log.info("fold %d: candidate %s (validation %s %s)", k, best, monitor,
+                 ", ".join(f"{n} {v:.4f}" for n, v in scores.items()))
+        chosen.append(best)
+        folds.append({**by_fold[best][k], "candidate": best, "candidate_val": scores,
+                      "candidate_test_accuracy": {name: by_fold[name][k]["accuracy"] for name in names}})
+        table = pd.read_csv(run_dir / "candidates" / best / "folds" / f"fold_{k}" / "predictions.csv",
+                            dtype={"clip": str, "take": str, "actor": str})
+        tables.append(table.assign(candidate=best))
+    predictions = pd.concat(tables, ignore_index=True)
+    acc = np.array([r["accuracy"] for r in folds])
+    f1 = np.array([r["macro_f1"] for r in folds])
+    deployed = deployed_candidate(chosen, names)
+    summary = {
+        **summaries[deployed],
+        "name": config.name,
+        "folds": folds,
+        "accuracy_mean": float(acc.mean()),
+        "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+        "macro_f1_mean": float(f1.mean()),
+        "macro_f1_std": float(f1.std(ddof=1)) if len(f1) > 1 else 0.0,
+        "modality_accuracy_mean": {m: float(np.mean([r["modality_accuracy"][m] for r in folds]))
+                                   for m in folds[0]["modality_accuracy"]},
+        "pooled_accuracy": float((predictions["label"] == predictions["pred"]).mean()),
+        "n_clips": int(len(predictions)),
+        "selection": {"nested": True, "monitor": monitor, "chosen": dict(zip([r["fold"] for r in folds], chosen)),
+                      "candidates": {name: {"overrides": config.selection.candidates[name],
+                                            "pooled_accuracy": summaries[name]["pooled_accuracy"]} for name in names}},
+        "deployed_candidate": deployed,
+        "seconds": sum(s.get("seconds", 0.0) for s in summaries.values()),
+        "config": config.model_dump(mode="json"),
+    }
+    fingerprint = run_dir / "candidates" / deployed / "data_fingerprint.json"
+    atomic_write_text(run_dir / "data_fingerprint.json", fingerprint.read_text())
+    atomic_write_text(run_dir / "predictions.csv", predictions.to_csv(index=False))
+    write_json(run_dir / "results.json", summary)
+    return summary
