@@ -2,6 +2,7 @@
 then real CREMA-D and RAVDESS media."""
 
 import json
+import math
 import shutil
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from emofuse.cli import main
 from emofuse.config import load_config
 from emofuse.evaluation.cross_validation import run_cross_validation
+from emofuse.features.normalize import Enrolment
 from emofuse.predict import Predictor
 from emofuse.registry import ConfigError
 from emofuse.sample import sample_dir
@@ -117,6 +119,28 @@ def test_a_named_speaker_is_normalised_with_its_files(predictor, caplog):
     (single,) = predictor.predict(MP3[:1], speakers="solo")  # one file: no statistics of its own
     assert single["speaker_stats"] == {"audio": "typical"} and "no statistics of its own" in single["warnings"][0]
     assert single["probs"] == alone[0]["probs"]
+
+
+@requires_crema
+def test_a_speaker_group_goes_through_the_runs_enrolment_estimator(run_dir, predictor):
+    """predict's speaker groups use the estimator each fold chose (standardizer.json), as cv's held-out speakers did."""
+    for fold in predictor.folds:
+        state = json.loads((run_dir / "folds" / f"fold_{fold.index}" / "standardizer.json").read_text())
+        assert fold.enrolment == {m: Enrolment.from_dict(e) for m, e in state["enrolment"].items()}
+    alone, grouped = predictor.predict(MP3), predictor.predict(MP3, speakers="1002")
+    saved = [fold.enrolment for fold in predictor.folds]
+    try:
+        for fold in predictor.folds:  # an estimator that ignores the group's files: the group changes nothing
+            fold.enrolment = {m: Enrolment(math.inf, math.inf) for m in fold.enrolment}
+        assert probabilities(predictor.predict(MP3, speakers="1002")) == probabilities(alone)
+        for fold in predictor.folds:  # the group's own statistics, floored: another answer than the chosen estimator's
+            fold.enrolment = {m: Enrolment(0.0, 0.0) for m in fold.enrolment}
+        own = predictor.predict(MP3, speakers="1002")
+        assert probabilities(own) != probabilities(alone)
+    finally:
+        for fold, enrolment in zip(predictor.folds, saved):
+            fold.enrolment = enrolment
+    assert probabilities(predictor.predict(MP3, speakers="1002")) == probabilities(grouped)
 
 
 @requires_crema

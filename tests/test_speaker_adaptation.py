@@ -6,13 +6,15 @@ import json
 import math
 
 import numpy as np
+import torch
 import pandas as pd
 import pytest
 
 from emofuse.cli import main
-from emofuse.config import FeaturesConfig, dump_config, load_config
+from emofuse.config import DataConfig, FeaturesConfig, ModalityNoiseConfig, dump_config, load_config
+from emofuse.data.corruption import FoldCorruption
 from emofuse.data.ravdess import EMOTIONS
-from emofuse.evaluation.cross_validation import run_cross_validation
+from emofuse.evaluation.cross_validation import fold_data, run_cross_validation
 from emofuse.evaluation.enrolment import HIGH_AROUSAL, SpeakerInputs, choose_enrolment, draw_enrolment
 from emofuse.evaluation.folds import Fold
 from emofuse.features.dataset import FeatureSet
@@ -278,13 +280,12 @@ def test_training_draws_use_training_speakers_only_and_are_seeded():
     assert any(np.allclose(offset[0], speaker4[list(c)].mean(0), atol=1e-4) for c in itertools.combinations(range(16), 4))
 
 
-def test_train_draws_need_inductive_and_refuse_modality_noise():
-    with pytest.raises(ValueError, match="features.train_draws needs features.speaker_norm: inductive"):
-        FeaturesConfig(speaker_norm="transductive", train_draws=True)
-    with pytest.raises(ConfigError, match="features.train_draws redraws"):
-        load_config(REPO / "configs" / "ravdess_mars.yaml", [
-            "features.speaker_norm=inductive", "features.train_draws=true",
-            "data.modality_noise={modality: audio, kind: missing, level: 0.3}"])
+def test_train_draws_act_under_inductive_only():
+    fs = feature_set()
+    for setting in ("none", "transductive"):
+        inputs, _ = split(fs, setting, train_draws=True)
+        assert not inputs.train_draws
+    assert split(fs, "inductive", train_draws=True)[0].train_draws
 
 
 def test_inductive_cv_with_draws_records_the_estimator(tmp_path):
@@ -298,3 +299,19 @@ def test_inductive_cv_with_draws_records_the_estimator(tmp_path):
         state = json.loads((tmp_path / "run" / "folds" / f"fold_{fold['fold']}" / "standardizer.json").read_text())
         assert {m: Enrolment.from_dict(e) for m, e in state["enrolment"].items()} == {
             m: Enrolment.from_dict(e) for m, e in fold["enrolment_estimator"].items()}
+
+
+def test_training_draws_keep_a_planted_missing_modality():
+    """data.modality_noise under train_draws: every epoch's redrawn inputs lose the modality on the same clips."""
+    fs = feature_set()
+    fs.meta["take"] = fs.meta["clip"]
+    data = DataConfig(modality_noise=ModalityNoiseConfig(modality="audio", kind="missing", level=0.5, where="train"))
+    inputs, _ = split(fs, "inductive", k=4, train_draws=True, enrolment="mean")
+    corruption = FoldCorruption(data, fs.meta, EMOTIONS, 0, FOLD.index, FOLD.test_actors)
+    train = fold_data(fs, inputs, FOLD, corruption).train
+    missing = (train.inputs["audio"] == 0).all(1)
+    assert 0 < missing.sum() < len(missing)
+    before = train.inputs["audio"].clone()
+    train.start_epoch(1)
+    assert torch.equal((train.inputs["audio"] == 0).all(1), missing)
+    assert not torch.allclose(train.inputs["audio"][~missing], before[~missing])

@@ -155,18 +155,11 @@ class FeaturesConfig(Strict):
     )
     shrink_clips: float = Field(10.0, gt=0, description="enrolment: shrink: the typical speaker's weight in clips")
     train_draws: bool = Field(
-        False, description="inductive: train as you test: each epoch every training speaker is standardised with "
-                           "features.adapt_clips random clips of their own through the same estimator (redrawn every "
-                           "epoch) instead of with all of their clips"
+        False, description="inductive (no effect otherwise): train as you test: each epoch every training speaker is "
+                           "standardised with features.adapt_clips random clips of their own through the same estimator "
+                           "(redrawn every epoch) instead of with all of their clips"
     )
     workers: int = Field(2, ge=1)
-
-    @model_validator(mode="after")
-    def _check_enrolment(self) -> "FeaturesConfig":
-        if self.train_draws and self.speaker_norm != "inductive":
-            raise ValueError(f"features.train_draws needs features.speaker_norm: inductive (it is {self.speaker_norm}; "
-                             "with none, training inputs already meet what a file on its own gets)")
-        return self
 
     @field_validator("speaker_norm", mode="before")
     @classmethod
@@ -327,9 +320,6 @@ class ExperimentConfig(Strict):
             ENCODERS.validate_params(part.name, part.params, f"model.encoders.{modality}.params")
         FUSIONS.validate_params(self.model.fusion.name, self.model.fusion.params, "model.fusion.params")
         LOSSES.validate_params(self.loss.name, self.loss.params, "loss.params")
-        if self.features.train_draws and self.data.modality_noise is not None:
-            raise ValueError("features.train_draws redraws the training inputs every epoch, which would undo "
-                             "data.modality_noise; use one or the other")
         if self.selection is not None:
             for name in self.selection.candidates:
                 candidate_config(self, name)  # each candidate is a valid config (its error names the candidate)

@@ -81,15 +81,25 @@ def fold_data(fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, corruption: Fol
     scalers = {m: Standardizer.for_values(values).fit(values) for m, values in splits[0][1].items()}
     parts = []
     for split, (rows, values) in zip(SPLITS, splits):
-        features, labels = {m: scalers[m].transform(v) for m, v in values.items()}, label[rows]
+        clean, labels = {m: scalers[m].transform(v) for m, v in values.items()}, label[rows]
+        features = clean
         if corruption is not None:
-            features, labels = corruption.apply(split, rows, features, labels)
+            features, labels = corruption.apply(split, rows, clean, labels)
         if split == "train" and inputs.train_draws:
-            draw = lambda epoch: {m: scalers[m].transform(v) for m, v in inputs.training_draw(fold, epoch).items()}  # noqa: E731
-            parts.append(RedrawnData(features, labels, draw, speaker))
+            parts.append(RedrawnData(features, labels, training_draws(inputs, fold, scalers, clean, rows, corruption), speaker))
         else:
             parts.append(TensorData(features, labels, speaker if split == "train" else None))
     return FoldData(*parts, scalers, splits[2][0], splits[1][0], corruption)
+
+
+def training_draws(inputs: SpeakerInputs, fold: Fold, scalers: dict[str, Standardizer], clean: dict, rows: np.ndarray,
+                   corruption: FoldCorruption | None):
+    """Train as you test: each epoch's training inputs from fresh enrolment draws, standardised like the fold's and
+    corrupted as planted (the corruption is fixed per clip, so every draw carries the same)."""
+    def draw(epoch: int) -> dict:
+        drawn = {**clean, **{m: scalers[m].transform(v) for m, v in inputs.training_draw(fold, epoch).items()}}
+        return corruption.apply("train", rows, drawn, None)[0] if corruption is not None else drawn
+    return draw
 
 
 def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, fold_dir: Path | None,

@@ -153,7 +153,7 @@ class SpeakerInputs:
 
     @property
     def train_draws(self) -> bool:
-        return self.config.train_draws
+        return self.inductive and self.config.train_draws
 
     def fold_statistics(self, fold: Fold) -> tuple[dict[str, Standardizer], dict[str, Enrolment]]:
         """Per speaker-normalised modality: the fold's typical training speaker and its enrolment estimator."""
