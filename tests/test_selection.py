@@ -8,6 +8,7 @@ import pytest
 from emofuse.config import load_config
 from emofuse.evaluation.cross_validation import run_cross_validation
 from emofuse.evaluation.selection import run_selection
+from emofuse.export import load_run_model
 from emofuse.predict import Predictor
 from emofuse.registry import ConfigError
 from emofuse.sample import sample_dir
@@ -65,7 +66,12 @@ def test_selection_run_on_the_sample_and_predict_uses_the_deployed_candidate(tmp
         own = json.loads((tmp_path / "run" / "candidates" / best / "folds" / f"fold_{fold['fold']}" / "result.json").read_text())
         assert own["accuracy"] == fold["accuracy"]
     assert result["n_clips"] == 180
+    for fold in result["folds"]:  # folds/fold_k is the chosen candidate's fold
+        linked = tmp_path / "run" / "folds" / f"fold_{fold['fold']}"
+        assert linked.resolve() == (tmp_path / "run" / "candidates" / fold["candidate"] / "folds" / linked.name).resolve()
+        assert (linked / "best.pt").is_file()
     predictor = Predictor(tmp_path / "run")
     assert predictor.run_dir == tmp_path / "run" / "candidates" / result["deployed_candidate"]
+    assert load_run_model(tmp_path / "run")[1] == 1  # export reads the deployed candidate too
     again = run_cross_validation(config, sample_dir(), tmp_path / "run", tmp_path / "cache", progress=False)  # resumes
     assert again["pooled_accuracy"] == result["pooled_accuracy"]

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from emofuse.atomic import temporary_file
+from emofuse.evaluation.selection import deployed_run
 from emofuse.registry import ConfigError
 from emofuse.runs import run_data_record, write_json
 
@@ -129,6 +130,9 @@ def load_run_model(run_dir: str | Path, fold: int | None = None):
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir}: no config.yaml; RUN_DIR must be an `emofuse cv` run directory")
     config = load_config(run_dir / "config.yaml")
+    if config.selection is not None:  # a nested selection: the candidate most folds chose
+        run_dir = deployed_run(run_dir)
+        config = load_config(run_dir / "config.yaml")
     k, directory = fold_dir(run_dir, fold)
     modalities = list(config.model.encoders)
     dims = feature_dims(run_dir, modalities)

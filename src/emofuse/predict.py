@@ -39,6 +39,7 @@ import torch
 
 from emofuse.config import ExperimentConfig, load_config
 from emofuse.data.errors import DataError
+from emofuse.evaluation.selection import deployed_run
 from emofuse.features.normalize import Enrolment, SpeakerSummary, Standardizer
 from emofuse.registry import ConfigError
 from emofuse.runs import run_data_record
@@ -99,16 +100,6 @@ def _read_standardizers(fold_dir: Path, modalities: list[str]) -> dict:
     if sorted(state.get("inputs", {})) != sorted(modalities):
         raise ConfigError(f"{path}: holds statistics for {sorted(state.get('inputs', {}))}, the run's modalities are {modalities}")
     return state
-
-
-def deployed_run(run_dir: Path) -> Path:
-    """A selection run's deployed candidate: its own cross-validation run directory."""
-    results = run_dir / "results.json"
-    if not results.is_file():
-        raise ConfigError(f"{run_dir}: a selection run without results.json: finish it (rerun the same `emofuse cv`)")
-    name = json.loads(results.read_text())["deployed_candidate"]
-    log.info("%s chose per fold among candidates; predicting with %s, the candidate most folds chose", run_dir, name)
-    return run_dir / "candidates" / name
 
 
 class Predictor:

@@ -7,12 +7,17 @@ for its fold, and the choice may differ between folds, so the pooled test accura
 whole recipe, selection included. (Averaging validation scores over folds and picking one candidate for all would
 let each fold's test speakers, who are validation speakers of other folds, take part in its choice.)
 
-``emofuse predict`` on such a run uses the candidate that most folds chose (``deployed_candidate``).
+``RUN/folds/fold_k`` links to the chosen candidate's fold directory, so reports, plots and diagnostics read the chosen
+folds; ``emofuse predict`` and ``emofuse export`` use the candidate that most folds chose (``deployed_candidate``),
+whose folds all share one feature extractor.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Callable
@@ -21,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from emofuse.config import ExperimentConfig, candidate_config, dump_config
+from emofuse.registry import ConfigError
 from emofuse.runs import atomic_write_text, start_run, write_json
 
 log = logging.getLogger(__name__)
@@ -42,6 +48,31 @@ def deployed_candidate(chosen: list[str], names: list[str]) -> str:
     return max(names, key=lambda name: counts[name])
 
 
+def deployed_run(run_dir: Path) -> Path:
+    """A selection run's deployed candidate: its own cross-validation run directory."""
+    results = Path(run_dir) / "results.json"
+    if not results.is_file():
+        raise ConfigError(f"{run_dir}: a selection run without results.json: finish it (rerun the same `emofuse cv`)")
+    name = json.loads(results.read_text())["deployed_candidate"]
+    log.info("%s chose per fold among candidates; using %s, the candidate most folds chose", run_dir, name)
+    return Path(run_dir) / "candidates" / name
+
+
+def link_fold(run_dir: Path, candidate: str, fold: int) -> None:
+    """RUN/folds/fold_k -> the chosen candidate's fold directory (a relative link; a copy where links fail)."""
+    link = run_dir / "folds" / f"fold_{fold}"
+    target = Path("..") / "candidates" / candidate / "folds" / f"fold_{fold}"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.is_dir():
+        shutil.rmtree(link)
+    try:
+        os.symlink(target, link, target_is_directory=True)
+    except OSError:
+        shutil.copytree(link.parent / target, link)
+
+
 def run_selection(config: ExperimentConfig, run_dir: Path, run_candidate: CandidateRunner) -> dict:
     run_dir = Path(run_dir)
     start_run(run_dir, dump_config(config))
@@ -56,6 +87,7 @@ def run_selection(config: ExperimentConfig, run_dir: Path, run_candidate: Candid
         log.info("fold %d: candidate %s (validation %s %s)", k, best, monitor,
                  ", ".join(f"{n} {v:.4f}" for n, v in scores.items()))
         chosen.append(best)
+        link_fold(run_dir, best, k)
         folds.append({**by_fold[best][k], "candidate": best, "candidate_val": scores,
                       "candidate_test_accuracy": {name: by_fold[name][k]["accuracy"] for name in names}})
         table = pd.read_csv(run_dir / "candidates" / best / "folds" / f"fold_{k}" / "predictions.csv",
