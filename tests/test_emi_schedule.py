@@ -13,6 +13,7 @@ from emofuse.config import Passes
 from emofuse.data.emi_fixture import write_emi_fixture
 from emofuse.emi_config import EmiTrainConfig, load_emi_config
 from emofuse.evaluation.emi_experiment import run_emi
+from emofuse.evaluation.regression import RegressionEvaluator
 from emofuse.losses.emi import EmiLoss, EmiLossConfig
 from emofuse.models.emi import EmiModelConfig, EmiRegressor
 from emofuse.registry import ConfigError
@@ -144,3 +145,12 @@ def test_emi_resume_is_exact_with_warmup_and_several_passes_per_epoch(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     history = [pd.read_csv(tmp_path / d / "history.csv").drop(columns="seconds") for d in ("whole", "cut")]
     pd.testing.assert_frame_equal(*history)
+
+
+def test_without_early_stopping_the_regression_evaluator_selects_by_its_own_metric():
+    """train.early_stopping: null with the real EMI evaluator (which reports no accuracy) selects by pearson_mean."""
+    config = EmiTrainConfig(epochs=3, batch_size=8, early_stopping=None)
+    result, _ = fit(config, RegressionEvaluator(["a", "b"]))
+    assert result.epochs_run == 3 and "pearson_mean" in result.best_metrics
+    scores = [h["val/pearson_mean"] for h in result.history]
+    assert result.best_epoch == int(np.argmax(scores))

@@ -45,7 +45,9 @@ def test_readme_main_job_on_the_packaged_sample(tmp_path):
     """The README's main job (Whisper audio features + AUs, Mars) on the packaged sample, shortened."""
     out = tmp_path / "demo"
     assert main(["cv", str(REPO / "configs" / "ravdess_mars.yaml"), "--out", str(out), "--cache", str(tmp_path / "c"), *REDUCED]) == 0
-    check_run_directory(out, n_clips=180, n_folds=6)
+    results = check_run_directory(out, n_clips=6 * (30 - 10), n_folds=6)  # each actor's 10 enrolment clips are not scored
+    assert results["speaker_norm"] == "inductive" and results["adapt_clips"] == 10 and results["train_draws"]
+    assert all(len(clips) == 10 for clips in results["enrolment_clips"].values())
 
 
 @requires_shared_data()

@@ -61,6 +61,8 @@ def classification_metrics(pred: Predictions, n_classes: int) -> dict[str, float
 class ClassificationEvaluator:
     """The trainer's validation hook: metrics over the whole validation set, never per-batch means."""
 
+    selection_metric = ("accuracy", "max")  # what the best epoch is chosen by without train.early_stopping
+
     def __init__(self, n_classes: int, batch_size: int = 256):
         self.n_classes, self.batch_size = n_classes, batch_size
 

@@ -52,6 +52,8 @@ def predict(model: nn.Module, data: TensorData, batch_size: int = 256) -> np.nda
 class RegressionEvaluator:
     """The trainer's validation hook: ``pearson_mean``, ``pearson/<target>`` and ``mse`` over the whole set."""
 
+    selection_metric = ("pearson_mean", "max")  # what the best epoch is chosen by without train.early_stopping
+
     def __init__(self, target_names: list[str]):
         self.names = list(target_names)
 

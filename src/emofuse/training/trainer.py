@@ -122,7 +122,7 @@ class Trainer:
         )
         ema = ema_model(model, ema_decay, cfg.ema_warmup) if ema_decay else None
         es_cfg = cfg.early_stopping
-        monitor, mode = (es_cfg.monitor, es_cfg.mode) if es_cfg else ("accuracy", "max")
+        monitor, mode = (es_cfg.monitor, es_cfg.mode) if es_cfg else getattr(self.evaluate, "selection_metric", ("accuracy", "max"))
         stage_start = getattr(loss_fn, "stage_start_epoch", 0)  # losses outside the LOSSES registry have one stage
         min_epochs = minimum_epochs(es_cfg, cfg.epochs, stage_start)
         if stage_start is None and cfg.select_from_last_stage:  # decided during training (Mars switch_epoch: auto)
