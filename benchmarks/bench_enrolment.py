@@ -96,8 +96,9 @@ def plot(table: pd.DataFrame, ks: list[int], name: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     ax.errorbar(ks, curve["accuracy"], yerr=[curve["accuracy"] - curve["ci_low"], curve["ci_high"] - curve["accuracy"]],
                 marker="o", capsize=3, label=f"{name}, k enrolment clips")
-    for row, style in ((table.iloc[0], ":"), (table.iloc[-1], "--")):
-        ax.axhline(row["accuracy"], linestyle=style, color="grey", label=f"{row['setting']}: {row['accuracy']:.3f}")
+    for row, style, label in ((table.iloc[0], ":", "none (a file on its own)"),
+                              (table.iloc[-1], "--", "all clips (transductive, upper reference)")):
+        ax.axhline(row["accuracy"], linestyle=style, color="grey", label=f"{label}: {row['accuracy']:.3f}")
     if "peer concatenation" in table:
         ax.plot(ks, curve["peer concatenation"], marker="s", linestyle="-.", color="tab:orange",
                 label="linear peer (concatenation)")

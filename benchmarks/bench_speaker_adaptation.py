@@ -5,7 +5,8 @@
         [--frames-run RUN_DIR]
 
 (a) Per config, a 6-fold CV under each way of normalising held-out (validation and test) speakers;
-training speakers are always standardised with all of their own clips, except under `none`:
+training speakers are standardised as the config says (all of their own clips, or with `features.train_draws`
+k random clips of their own per epoch), except under `none`:
 
     none          no speaker normalisation at all
     k=0           a typical training speaker's statistics (what `emofuse predict` gives a file on its own)

@@ -13,6 +13,7 @@ Clip-level features only (frame sequences are averaged over time first).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -38,13 +39,15 @@ def clip_matrix(values) -> np.ndarray:
 
 
 def fit_select(train_x, train_y, val_x, val_y, seed: int) -> LogisticRegression:
-    """The model of the C (from C_GRID) with the best validation accuracy (the smaller C wins ties)."""
+    """The model of the C (from C_GRID) with the best validation accuracy (the smaller C wins ties). The path over C
+    is warm-started (each fit starts from the previous C's solution): the same optima, reached in fewer iterations."""
     best, best_acc = None, -1.0
+    model = LogisticRegression(max_iter=3000, random_state=seed, warm_start=True)
     for c in C_GRID:
-        model = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(train_x, train_y)
+        model.set_params(C=c).fit(train_x, train_y)
         acc = (model.predict(val_x) == val_y).mean()
         if acc > best_acc:
-            best, best_acc = model, acc
+            best, best_acc = copy.deepcopy(model), acc
     return best
 
 

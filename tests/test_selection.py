@@ -11,6 +11,7 @@ from emofuse.evaluation.selection import run_selection
 from emofuse.export import load_run_model
 from emofuse.predict import Predictor
 from emofuse.registry import ConfigError
+from emofuse.report import print_cv_summary
 from emofuse.sample import sample_dir
 
 from conftest import REPO
@@ -55,7 +56,7 @@ def test_candidates_are_validated_when_the_config_loads():
         load_config(REPO / "configs" / "ravdess_mars.yaml", ["selection={candidates: {a: {seed: 1}, b: {seed: 2}}}"])
 
 
-def test_selection_run_on_the_sample_and_predict_uses_the_deployed_candidate(tmp_path):
+def test_selection_run_on_the_sample_and_predict_uses_the_deployed_candidate(tmp_path, capsys):
     config = load_config(REPO / "configs" / "ravdess_mars_egemaps.yaml", [
         "protocol.n_folds=2", "train.epochs=3", "train.early_stopping.min_epochs=0", "loss.params.switch_epoch=1",
         "features.workers=1", TWO])
@@ -66,6 +67,8 @@ def test_selection_run_on_the_sample_and_predict_uses_the_deployed_candidate(tmp
         own = json.loads((tmp_path / "run" / "candidates" / best / "folds" / f"fold_{fold['fold']}" / "result.json").read_text())
         assert own["accuracy"] == fold["accuracy"]
     assert result["n_clips"] == 180
+    print_cv_summary(result, tmp_path / "run")
+    assert "candidates chosen per fold on its validation speakers (nested): fold 1:" in " ".join(capsys.readouterr().out.split())
     for fold in result["folds"]:  # folds/fold_k is the chosen candidate's fold
         linked = tmp_path / "run" / "folds" / f"fold_{fold['fold']}"
         assert linked.resolve() == (tmp_path / "run" / "candidates" / fold["candidate"] / "folds" / linked.name).resolve()

@@ -23,3 +23,7 @@ def print_cv_summary(summary: dict, run_dir: Path) -> None:
     console.print(table)
     norm = summary["speaker_norm"] + (f" (k={summary['adapt_clips']})" if "adapt_clips" in summary else "")
     console.print(f"{summary['n_clips']} test clips; speaker_norm={norm}; results in {run_dir}/results.json")
+    if "selection" in summary:  # evaluation/selection.py: a nested choice among candidates
+        chosen = ", ".join(f"fold {k}: {name}" for k, name in summary["selection"]["chosen"].items())
+        console.print(f"candidates chosen per fold on its validation speakers (nested): {chosen}; predict and export "
+                      f"use {summary['deployed_candidate']}")
