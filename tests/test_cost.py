@@ -85,7 +85,7 @@ def test_cli_prints_json_rows(capsys):
     assert {r["method"] for r in rows} >= set(FUSIONS.names())
     for r in rows:
         assert {"method", "params", "gflops", "cpu_ms", "inputs"} <= set(r) and "cuda_ms" not in r
-        assert r["inputs"] == {"audio": [1, 768], "visual": [1, 35]}  # Whisper tiny.en: mean + std of 384
+        assert r["inputs"] == {"audio": [1, 2304], "visual": [1, 35]}  # Whisper tiny.en: mean + std of 384, 3 layers
 
 
 def test_cli_refuses_cuda_without_it(capsys):

@@ -6,7 +6,7 @@ so their row repeats its numbers. A fusion that cannot be built or run on a sett
 the reason. Two settings:
 
 - ``ravdess``: the repository's RAVDESS models (``configs/ravdess_mars.yaml``): an MLP on the audio
-  extractor's clip vector (Whisper tiny.en mean + std: 768; eGeMAPS: 88) and an MLP on the OpenFace action units
+  extractor's clip vector (Whisper tiny.en, layers 1-3, mean + std: 2,304; eGeMAPS: 88) and an MLP on the OpenFace action units
   (35), dimensions read from the extractor's output on one second of audio and from the packaged sample's AU table;
 - ``paper``: the paper's end-to-end backbones, a 3D ResNeXt-50 on 30 face crops of 224 x 224 (1 s at 30 fps, the
   input of the public RAVDESS code of MSAF that the paper's Table I backbones match: 25.88 M parameters) and the

@@ -175,8 +175,13 @@ class SpeakerInputs:
             return Enrolment(0.0, math.inf)
         if setting == "shrink":
             return Enrolment(self.config.shrink_clips, self.config.shrink_clips)
-        k = max(self.k, 1)  # transductive / k = 0 runs keep a choice for predict's speaker groups
-        return choose_enrolment(select_rows(self.raw[m], val), self.speakers[val], typical, k, self.seed)[0]
+        speakers, k = self.speakers[val], self.k
+        if not (self.inductive and k > 0):  # only predict's speaker groups use it: any k the speakers allow
+            most = int(np.unique(speakers, return_counts=True)[1].max())
+            if most < 2:
+                return Enrolment(0.0, math.inf)  # no speaker with two clips: nothing to choose on
+            k = min(max(k, 1), most - 1)
+        return choose_enrolment(select_rows(self.raw[m], val), speakers, typical, k, self.seed)[0]
 
     def split(self, fold: Fold) -> list[tuple[np.ndarray, dict[str, Values]]]:
         """(rows, features) of the fold's training, validation and test clips; enrolment clips are left out."""
