@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 
+from emofuse.cli import main
 from emofuse.config import load_config
 from emofuse.evaluation.cross_validation import run_cross_validation
 from emofuse.evaluation.selection import run_selection
@@ -76,5 +77,6 @@ def test_selection_run_on_the_sample_and_predict_uses_the_deployed_candidate(tmp
     predictor = Predictor(tmp_path / "run")
     assert predictor.run_dir == tmp_path / "run" / "candidates" / result["deployed_candidate"]
     assert load_run_model(tmp_path / "run")[1] == 1  # export reads the deployed candidate too
+    assert main(["report", str(tmp_path / "run")]) == 0 and (tmp_path / "run" / "report.html").is_file()
     again = run_cross_validation(config, sample_dir(), tmp_path / "run", tmp_path / "cache", progress=False)  # resumes
     assert again["pooled_accuracy"] == result["pooled_accuracy"]
