@@ -10,7 +10,6 @@ import torch
 from conftest import REPO, make_ravdess_fixture
 from emofuse.cli import main
 from emofuse.export import load_run_model
-from emofuse.models import FUSIONS
 
 FAST = ["--set", "train.epochs=2", "--set", "protocol.n_folds=3", "--set", "features.workers=1", "--folds", "1", "--no-progress",
         "--set", "features.adapt_clips=3"]  # the fixture has 8 clips per speaker, fewer than the shipped k = 10 + 1
@@ -83,7 +82,6 @@ def test_cnn1d_sequence_run_exports_with_dynamic_lengths(data, tmp_path):
     check_onnx_matches_pytorch(run, out, sequence_modality="audio")
 
 
-@pytest.mark.skipif("mmtm" not in FUSIONS.names(), reason="the mmtm fusion is not registered yet")
 def test_model_fusion_run_exports(data, tmp_path):
     run = cv_run(data, tmp_path, "ravdess_mmtm.yaml")
     assert main(["export", str(run)]) == 0
@@ -102,7 +100,6 @@ def test_torchscript_format_round_trips(data, tmp_path, capsys):
             torch.testing.assert_close(g, e, atol=1e-5, rtol=0)
 
 
-@pytest.mark.skipif("cbp" not in FUSIONS.names(), reason="the cbp fusion is not registered yet")
 def test_falls_back_to_torchscript_where_onnx_cannot_express_the_model(data, tmp_path, capsys):
     # compact bilinear pooling's FFTs: the ONNX graph does not load in onnxruntime (checked, not assumed)
     run = cv_run(data, tmp_path, "ravdess_cbp.yaml")

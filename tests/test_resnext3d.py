@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from emofuse.config import ModelConfig
-from emofuse.models import ENCODERS, FUSIONS, create_model
+from emofuse.models import ENCODERS, create_model
 from emofuse.registry import ConfigError
 
 TINY = {"blocks": [1, 1, 1, 1], "cardinality": 2, "group_width": 2, "stem": 8}
@@ -70,7 +70,6 @@ def test_bad_input_is_named():
         ENCODERS.create("resnext3d", TINY, input_dim=5)
 
 
-@pytest.mark.skipif("mmtm" not in FUSIONS.names(), reason="the mmtm fusion is not registered yet")
 def test_model_fusion_between_resnext_stages_and_an_audio_cnn():
     config = ModelConfig(encoders={"visual": {"name": "resnext3d", "params": TINY},
                                    "audio": {"name": "cnn1d", "params": {"channels": [8, 8]}}},
