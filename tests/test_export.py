@@ -122,10 +122,16 @@ def test_bad_run_directories_are_named(tmp_path, capsys):
     (run / "folds" / "fold_1").mkdir(parents=True)
     (run / "config.yaml").write_text((REPO / "configs" / "ravdess_ce_egemaps.yaml").read_text())
     assert main(["export", str(run)]) == 2
-    assert "no folds/fold_k/best.pt" in capsys.readouterr().err
+    assert "no finished fold (folds/fold_k/result.json)" in capsys.readouterr().err
     (run / "folds" / "fold_1" / "best.pt").write_bytes(b"not a checkpoint")
     (run / "data_fingerprint.json").write_text(json.dumps({"sha256": "x", "feature_dims": {"audio": 88, "visual": 35}}))
+    # an interrupted fold (weights, no result.json) is unfinished for export as for predict (issue 22)
+    assert main(["export", str(run)]) == 2
+    assert "no finished fold" in capsys.readouterr().err
+    assert main(["predict", str(run), str(run / "config.yaml")]) == 2
+    assert "no finished fold" in capsys.readouterr().err
+    (run / "folds" / "fold_1" / "result.json").write_text("{}")
     assert main(["export", str(run), "--fold", "3"]) == 2
-    assert "fold 3 has no best.pt" in capsys.readouterr().err
+    assert "fold 3 is not a finished fold of this run" in capsys.readouterr().err
     assert main(["export", str(run)]) == 2
     assert "best.pt: cannot load" in capsys.readouterr().err

@@ -30,7 +30,7 @@ from torch import nn
 from emofuse.atomic import temporary_file
 from emofuse.evaluation.selection import deployed_run
 from emofuse.registry import ConfigError
-from emofuse.runs import run_data_record, write_json
+from emofuse.runs import finished_folds, run_data_record, write_json
 
 ATOL = 1e-5  # max |ONNX - PyTorch| over every output probability
 CHECK_SHAPES = [(3, 53), (1, 11), (5, 120)]  # (batch, frames) of the random check inputs; the export example is (2, 37)
@@ -96,18 +96,6 @@ class ExportWrapper(nn.Module):
         return (tuple(shapes),)
 
 
-def fold_dir(run_dir: Path, fold: int | None) -> tuple[int, Path]:
-    folds = sorted((int(p.parent.name[5:]), p.parent) for p in (run_dir / "folds").glob("fold_*/best.pt"))
-    if not folds:
-        raise ConfigError(f"{run_dir}: no folds/fold_k/best.pt; RUN_DIR must be an `emofuse cv` run with a finished fold")
-    if fold is None:
-        return folds[0]
-    for k, path in folds:
-        if k == fold:
-            return k, path
-    raise ConfigError(f"{run_dir}: fold {fold} has no best.pt (folds with weights: {[k for k, _ in folds]})")
-
-
 def feature_dims(run_dir: Path, modalities: list[str]) -> dict[str, int]:
     path = run_dir / "data_fingerprint.json"
     try:
@@ -133,7 +121,7 @@ def load_run_model(run_dir: str | Path, fold: int | None = None):
     if config.selection is not None:  # a nested selection: the candidate most folds chose
         run_dir = deployed_run(run_dir)
         config = load_config(run_dir / "config.yaml")
-    k, directory = fold_dir(run_dir, fold)
+    k, directory = finished_folds(run_dir, fold)[0]
     modalities = list(config.model.encoders)
     dims = feature_dims(run_dir, modalities)
     audio = config.features.audio

@@ -42,7 +42,7 @@ from emofuse.data.errors import DataError
 from emofuse.evaluation.selection import deployed_run
 from emofuse.features.normalize import Enrolment, SpeakerSummary, Standardizer
 from emofuse.registry import ConfigError
-from emofuse.runs import run_data_record
+from emofuse.runs import finished_folds, run_data_record
 from emofuse.speaker_groups import MIN_GROUP_FILES, assign_speakers, group_warnings
 
 log = logging.getLogger(__name__)
@@ -80,17 +80,6 @@ class FoldModel:
     enrolment: dict[str, Enrolment]  # how a speaker group's files become its statistics (features.enrolment)
 
 
-def _fold_dirs(run_dir: Path, fold: int | None) -> list[Path]:
-    done = sorted((p.parent for p in (run_dir / "folds").glob("fold_*/result.json")), key=lambda p: int(p.name[5:]))
-    if fold is not None:
-        done = [p for p in done if p.name == f"fold_{fold}"]
-        if not done:
-            raise ConfigError(f"{run_dir}: fold {fold} is not a finished fold of this run")
-    if not done:
-        raise ConfigError(f"{run_dir}: no finished fold (folds/fold_k/result.json); is it an `emofuse cv` run?")
-    return done
-
-
 def _read_standardizers(fold_dir: Path, modalities: list[str]) -> dict:
     path = fold_dir / "standardizer.json"
     if not path.is_file():
@@ -126,7 +115,7 @@ class Predictor:
                     **record.get("sequence", {})}
         self.speaker_normalized = [m for m in self.modalities if not (m == "visual" and self.video and self.video.clips)]
         self.folds: list[FoldModel] = []
-        for fold_dir in _fold_dirs(self.run_dir, fold):
+        for _, fold_dir in finished_folds(self.run_dir, fold):
             state = _read_standardizers(fold_dir, self.modalities)
             scalers = {m: Standardizer.from_dict(s) for m, s in state["inputs"].items()}
             typical = {m: Standardizer.from_dict(s) for m, s in state.get("typical_speaker", {}).items()}

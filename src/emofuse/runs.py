@@ -91,3 +91,16 @@ def run_data_record(run_dir: Path) -> dict:
         raise ConfigError(f"{path}: cannot read the run's data record ({type(err).__name__}: {err})") from None
     record.setdefault("class_names", list(EMOTIONS))
     return record
+
+
+def finished_folds(run_dir: Path, fold: int | None = None) -> list[tuple[int, Path]]:
+    """(k, folds/fold_k) of a cv run's finished folds (those with result.json, which a fold writes last), in fold
+    order; with ``fold``, that one only. Every reader of a run's fold models (predict, export) takes these."""
+    done = sorted((int(p.parent.name[5:]), p.parent) for p in (Path(run_dir) / "folds").glob("fold_*/result.json"))
+    if fold is not None:
+        done = [(k, path) for k, path in done if k == fold]
+        if not done:
+            raise ConfigError(f"{run_dir}: fold {fold} is not a finished fold of this run (no folds/fold_{fold}/result.json)")
+    if not done:
+        raise ConfigError(f"{run_dir}: no finished fold (folds/fold_k/result.json); is it an `emofuse cv` run?")
+    return done
