@@ -2,6 +2,7 @@
 
 import json
 import math
+import sys
 
 import pytest
 import torch
@@ -93,3 +94,10 @@ def test_cli_refuses_cuda_without_it(capsys):
         pytest.skip("CUDA is available here")
     assert main(["cost", "--device", "cuda", "--setting", "ravdess"]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_without_ptflops_cost_names_the_extra(capsys, monkeypatch):
+    """Not a table of ModuleNotFoundError rows and exit 0: one error naming the extra (issue 22)."""
+    monkeypatch.setitem(sys.modules, "ptflops", None)
+    assert main(["cost", "--setting", "ravdess", "--repeats", "1", "--warmup", "0", "--device", "cpu"]) == 2
+    assert "needs the 'deploy' extra (ptflops is not installed): pip install 'emofuse[deploy]'" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """`emofuse export`: tiny cv runs exported to ONNX / TorchScript and checked against PyTorch independently."""
 
 import json
+import sys
 
 import numpy as np
 import onnxruntime as ort
@@ -135,3 +136,15 @@ def test_bad_run_directories_are_named(tmp_path, capsys):
     assert "fold 3 is not a finished fold of this run" in capsys.readouterr().err
     assert main(["export", str(run)]) == 2
     assert "best.pt: cannot load" in capsys.readouterr().err
+
+
+def test_onnx_without_the_deploy_extra_names_it(data, tmp_path, capsys, monkeypatch):
+    """No quiet fall-back to TorchScript when onnxruntime is missing: the error names the extra (issue 22)."""
+    run = cv_run(data, tmp_path, "ravdess_ce_egemaps.yaml")
+    capsys.readouterr()
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
+    assert main(["export", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "needs the 'deploy' extra (onnxruntime is not installed): pip install 'emofuse[deploy]'" in err
+    assert not (run / "export").exists() or not list((run / "export").iterdir())
+    assert main(["export", str(run), "--format", "torchscript"]) == 0

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from emofuse.config import ModelConfig, Part
-from emofuse.registry import ConfigError
+from emofuse.registry import ConfigError, require_extra
 
 N_CLASSES = 8
 PAPER_GFLOPS = 56.23  # Table II: decision fusion / Mars
@@ -185,6 +185,7 @@ def cost_table(settings: list[Setting], devices: list[str], repeats: int = 10, w
 
     if repeats < 1 or warmup < 0:
         raise ConfigError("repeats must be at least 1 and warmup at least 0")
+    require_extra("deploy", ("ptflops",), "emofuse cost (FLOPs are counted by ptflops)")
     rows = []
     for setting in settings:
         built = [build(setting, f) for f in (fusions or FUSIONS.names())]

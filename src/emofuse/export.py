@@ -29,7 +29,7 @@ from torch import nn
 
 from emofuse.atomic import temporary_file
 from emofuse.evaluation.selection import deployed_run
-from emofuse.registry import ConfigError
+from emofuse.registry import ConfigError, require_extra
 from emofuse.runs import finished_folds, run_data_record, write_json
 
 ATOL = 1e-5  # max |ONNX - PyTorch| over every output probability
@@ -217,6 +217,8 @@ def export_run(run_dir: str | Path, fold: int | None = None, out: str | Path | N
     if fmt not in ("onnx", "torchscript"):
         raise ConfigError(f"format must be onnx or torchscript, not {fmt!r}")
     run_dir = Path(run_dir)
+    if fmt == "onnx":
+        require_extra("deploy", ("onnx", "onnxscript", "onnxruntime"), "ONNX export (or use --format torchscript)")
     wrapper, k, dims = load_run_model(run_dir, fold)
     attempts = [("onnx", _onnx), ("torchscript", _torchscript)] if fmt == "onnx" else [("torchscript", _torchscript)]
     suffix = {"onnx": ".onnx", "torchscript": ".pt"}

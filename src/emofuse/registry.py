@@ -108,3 +108,15 @@ class Registry(Generic[T]):
         """Build a part from its validated params plus run-time context (dims, modalities, ...)."""
         cls = self.get(name)
         return cls(self.validate_params(name, params), **context)
+
+
+def require_extra(extra: str, modules: tuple[str, ...], what: str) -> None:
+    """A clear error naming the pip extra when an optional dependency of ``what`` is not installed."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ConfigError(f"{what} needs the '{extra}' extra ({module} is not installed): "
+                              f"pip install 'emofuse[{extra}]'") from None
