@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -68,3 +69,20 @@ class ClassificationEvaluator:
 
     def __call__(self, model: nn.Module, data: TensorData) -> dict[str, float]:
         return classification_metrics(predict(model, data, self.batch_size), self.n_classes)
+
+
+def fold_figures(fold_results: list[dict], predictions: pd.DataFrame) -> dict:
+    """A cross-validation's headline figures: accuracy and macro-F1 mean and sample std over folds, each branch's mean
+    accuracy, and the accuracy pooled over every scored clip (``predictions``: label and pred columns)."""
+    acc = np.array([r["accuracy"] for r in fold_results])
+    f1 = np.array([r["macro_f1"] for r in fold_results])
+    return {
+        "accuracy_mean": float(acc.mean()),
+        "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+        "macro_f1_mean": float(f1.mean()),
+        "macro_f1_std": float(f1.std(ddof=1)) if len(f1) > 1 else 0.0,
+        "modality_accuracy_mean": {m: float(np.mean([r["modality_accuracy"][m] for r in fold_results]))
+                                   for m in fold_results[0]["modality_accuracy"]},
+        "pooled_accuracy": float((predictions["label"] == predictions["pred"]).mean()),
+        "n_clips": int(len(predictions)),
+    }

@@ -22,7 +22,7 @@ from emofuse.config import ExperimentConfig, dump_config
 from emofuse.console import listed, rounded
 from emofuse.data.corruption import SPLITS, FoldCorruption, plants_corruption
 from emofuse.evaluation.cartography import dynamics_recorders
-from emofuse.evaluation.classification import ClassificationEvaluator, classification_metrics, predict
+from emofuse.evaluation.classification import ClassificationEvaluator, classification_metrics, fold_figures, predict
 from emofuse.evaluation.enrolment import EnrolmentPool, SpeakerInputs, enrolment_record
 from emofuse.evaluation.folds import Fold, dataset_folds
 from emofuse.evaluation.selection import run_selection
@@ -202,20 +202,11 @@ def predictions_table(meta: pd.DataFrame, preds, class_names, fold: int) -> pd.D
 
 
 def summarize(config: ExperimentConfig, fs: FeatureSet, fold_results: list[dict], predictions: pd.DataFrame) -> dict:
-    acc = np.array([r["accuracy"] for r in fold_results])
-    f1 = np.array([r["macro_f1"] for r in fold_results])
-    modalities = list(fold_results[0]["modality_accuracy"])
     return {
         "name": config.name,
         "folds": fold_results,
         "budget": summarize_budgets([r["budget"] for r in fold_results if "budget" in r]),
-        "accuracy_mean": float(acc.mean()),
-        "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
-        "macro_f1_mean": float(f1.mean()),
-        "macro_f1_std": float(f1.std(ddof=1)) if len(f1) > 1 else 0.0,
-        "modality_accuracy_mean": {m: float(np.mean([r["modality_accuracy"][m] for r in fold_results])) for m in modalities},
-        "pooled_accuracy": float((predictions["label"] == predictions["pred"]).mean()),
-        "n_clips": int(len(predictions)),
+        **fold_figures(fold_results, predictions),
         "speaker_norm": config.features.speaker_norm,
         **({"adapt_clips": config.features.adapt_clips, "enrolment": config.features.enrolment,
             "train_draws": config.features.train_draws,

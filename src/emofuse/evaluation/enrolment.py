@@ -33,8 +33,8 @@ import pandas as pd
 from emofuse.config import FeaturesConfig
 from emofuse.evaluation.folds import Fold
 from emofuse.features.dataset import FeatureSet
-from emofuse.features.normalize import (Enrolment, Standardizer, Values, floored_std, is_clips, select_rows, shrunk,
-                                        speaker_normalize, typical_speaker)
+from emofuse.features.normalize import (NAMED_ENROLMENTS, Enrolment, Standardizer, Values, floored_std, is_clips,
+                                        select_rows, shrunk, speaker_normalize, typical_speaker)
 from emofuse.registry import ConfigError
 
 HIGH_AROUSAL = ("angry", "happy", "fearful", "surprised")
@@ -169,17 +169,15 @@ class SpeakerInputs:
 
     def _estimator(self, m: str, val: np.ndarray, typical: Standardizer) -> Enrolment:
         setting = self.config.enrolment
-        if setting == "full":
-            return Enrolment(0.0, 0.0)
-        if setting == "mean":
-            return Enrolment(0.0, math.inf)
+        if setting in NAMED_ENROLMENTS:
+            return NAMED_ENROLMENTS[setting]
         if setting == "shrink":
             return Enrolment(self.config.shrink_clips, self.config.shrink_clips)
         speakers, k = self.speakers[val], self.k
         if not (self.inductive and k > 0):  # only predict's speaker groups use it: any k the speakers allow
             most = int(np.unique(speakers, return_counts=True)[1].max())
             if most < 2:
-                return Enrolment(0.0, math.inf)  # no speaker with two clips: nothing to choose on
+                return NAMED_ENROLMENTS["mean"]  # no speaker with two clips: nothing to choose on
             k = min(max(k, 1), most - 1)
         return choose_enrolment(select_rows(self.raw[m], val), speakers, typical, k, self.seed)[0]
 

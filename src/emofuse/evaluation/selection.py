@@ -22,10 +22,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from emofuse.config import ExperimentConfig, candidate_config, dump_config
+from emofuse.evaluation.classification import ClassificationEvaluator, fold_figures
 from emofuse.registry import ConfigError
 from emofuse.runs import atomic_write_text, start_run, write_json
 
@@ -78,8 +78,8 @@ def run_selection(config: ExperimentConfig, run_dir: Path, run_candidate: Candid
     start_run(run_dir, dump_config(config))
     names = list(config.selection.candidates)
     summaries = {name: run_candidate(candidate_config(config, name), run_dir / "candidates" / name) for name in names}
-    stopping = config.train.early_stopping
-    monitor, mode = (stopping.monitor, stopping.mode) if stopping else ("accuracy", "max")
+    stopping = config.train.early_stopping  # the metric each candidate's epoch was selected by
+    monitor, mode = (stopping.monitor, stopping.mode) if stopping else ClassificationEvaluator.selection_metric
     by_fold = {name: {r["fold"]: r for r in s["folds"]} for name, s in summaries.items()}
     folds, tables, chosen = [], [], []
     for k in sorted(by_fold[names[0]]):
@@ -94,21 +94,12 @@ def run_selection(config: ExperimentConfig, run_dir: Path, run_candidate: Candid
                             dtype={"clip": str, "take": str, "actor": str})
         tables.append(table.assign(candidate=best))
     predictions = pd.concat(tables, ignore_index=True)
-    acc = np.array([r["accuracy"] for r in folds])
-    f1 = np.array([r["macro_f1"] for r in folds])
     deployed = deployed_candidate(chosen, names)
     summary = {
         **summaries[deployed],
         "name": config.name,
         "folds": folds,
-        "accuracy_mean": float(acc.mean()),
-        "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
-        "macro_f1_mean": float(f1.mean()),
-        "macro_f1_std": float(f1.std(ddof=1)) if len(f1) > 1 else 0.0,
-        "modality_accuracy_mean": {m: float(np.mean([r["modality_accuracy"][m] for r in folds]))
-                                   for m in folds[0]["modality_accuracy"]},
-        "pooled_accuracy": float((predictions["label"] == predictions["pred"]).mean()),
-        "n_clips": int(len(predictions)),
+        **fold_figures(folds, predictions),
         "selection": {"nested": True, "monitor": monitor, "chosen": dict(zip([r["fold"] for r in folds], chosen)),
                       "candidates": {name: {"overrides": config.selection.candidates[name],
                                             "pooled_accuracy": summaries[name]["pooled_accuracy"]} for name in names}},

@@ -154,8 +154,8 @@ class Enrolment:
 
     @property
     def name(self) -> str:
-        named = {(0.0, 0.0): "full", (0.0, math.inf): "mean", (math.inf, math.inf): "typical"}
-        return named.get((self.mean_prior, self.var_prior), f"shrink(mean {self.mean_prior:g}, var {self.var_prior:g} clips)")
+        named = [name for name, estimator in NAMED_ENROLMENTS.items() if estimator == self]
+        return named[0] if named else f"shrink(mean {self.mean_prior:g}, var {self.var_prior:g} clips)"
 
     def to_dict(self) -> dict:
         return {"mean_prior": _finite_or_inf(self.mean_prior), "var_prior": _finite_or_inf(self.var_prior)}
@@ -163,6 +163,10 @@ class Enrolment:
     @classmethod
     def from_dict(cls, state: dict) -> Enrolment:
         return cls(float(state["mean_prior"]), float(state["var_prior"]))
+
+
+NAMED_ENROLMENTS = {"full": Enrolment(0.0, 0.0), "mean": Enrolment(0.0, math.inf), "typical": Enrolment(math.inf, math.inf)}
+"""The estimators with names of their own (``features.enrolment``: full, mean; ``typical``: no enrolment at all)."""
 
 
 def _finite_or_inf(value: float) -> float | str:
