@@ -64,18 +64,22 @@ def test_grid_sweep_scores_validation_only_and_restarts(ravdess_fixture, tmp_pat
     assert set(summary["test"]) >= {"accuracy_mean", "accuracy_std", "macro_f1_mean"}
     assert summary["best_params"]["loss.params.gamma.visual"] == 2.0
 
-    # The objective is the mean of the folds' validation accuracies; the test folds are scored only once,
-    # for the best configuration (run_fold is the only place that predicts test actors).
+    # The objective is the mean of the folds' validation accuracies; a fold's test actors are scored once per
+    # configuration: every fold for the best on average, and each fold for its own choice if that differs
+    # (run_fold is the only place that predicts test actors).
     n_folds = SWEEP_TINY["protocol"]["n_folds"]
-    assert test_runs == list(range(1, n_folds + 1))
+    chosen = {int(k): n for k, n in summary["nested"]["chosen_trials"].items()}
+    assert sorted(chosen) == list(range(1, n_folds + 1))
+    assert sorted(test_runs) == sorted([*range(1, n_folds + 1), *(k for k, n in chosen.items() if n != summary["best_trial"])])
     trial_scores = np.array(val_scores[: 2 * n_folds]).reshape(2, n_folds).mean(axis=1)
     trials = pd.read_csv(out / "trials.csv")
     assert sorted(trials["value"]) == pytest.approx(sorted(trial_scores))
     assert summary["best_value"] == pytest.approx(trial_scores.max())
     assert np.mean(summary["best_val_accuracy_folds"]) == pytest.approx(summary["best_value"])
-    assert sorted(p.parent.name for p in out.rglob("predictions.csv") if p.parent.name.startswith("fold_")) == \
-        [f"fold_{i}" for i in range(1, n_folds + 1)]
-    assert all(p.is_relative_to(out / "best") for p in out.rglob("predictions.csv"))
+    assert sorted(p.parent.name for p in (out / "best").rglob("predictions.csv") if p.parent.name.startswith("fold_")) \
+        == [f"fold_{i}" for i in range(1, n_folds + 1)]
+    nested = pd.read_csv(out / "nested" / "predictions.csv")
+    assert summary["nested"]["pooled_accuracy"] == pytest.approx((nested["label"] == nested["pred"]).mean())
 
     # Restarting on the same storage continues the study: the grid is done, no trial is added or retrained.
     val_scores.clear()
@@ -85,6 +89,40 @@ def test_grid_sweep_scores_validation_only_and_restarts(ravdess_fixture, tmp_pat
     assert again["n_trials"] == 2 and again["n_complete"] == 2
     assert val_scores == [] and test_runs == []  # best run resumed from its finished folds
     assert again["test"] == summary["test"]
+
+
+def test_each_fold_chooses_by_its_own_validation_actors(ravdess_fixture, tmp_path, files, monkeypatch):
+    """A planted configuration scores best on the validation actors of folds 2 and 3 (fold 1's test actors among
+    them) and worst on fold 1's own: best on average over folds, it is the non-nested pick, but fold 1 never takes it."""
+    from emofuse.evaluation import cross_validation as cv
+
+    config, space = files
+    planted = {0: {1: 0.9, 2: 0.1, 3: 0.1}, 1: {1: 0.2, 2: 0.95, 3: 0.95}}  # switch_epoch -> fold -> validation acc.
+    real_train_fold = cv.train_fold
+
+    def planted_train_fold(trial_config, fs, inputs, fold, *a, **k):
+        model, fit, test = real_train_fold(trial_config, fs, inputs, fold, *a, **k)
+        fit.best_metrics["accuracy"] = planted[trial_config.loss.params["switch_epoch"]][fold.index]
+        return model, fit, test
+
+    monkeypatch.setattr(cv, "train_fold", planted_train_fold)
+    out = tmp_path / "sweep"
+    assert main(sweep_args(config, space, ravdess_fixture, out, tmp_path / "cache")) == 0
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["best_params"]["loss.params.switch_epoch"] == 1  # mean 0.70 against 0.37: not nested
+    planted_trial = summary["best_trial"]
+    chosen = {int(k): n for k, n in summary["nested"]["chosen_trials"].items()}
+    assert chosen[1] != planted_trial and chosen[2] == chosen[3] == planted_trial
+    assert summary["nested"]["nesting"].startswith("strictly nested")
+    nested = json.loads((out / "nested" / "results.json").read_text())
+    by_fold = {f["fold"]: f for f in nested["folds"]}
+    assert by_fold[1]["candidate"] == f"trial_{chosen[1]}" and (out / "trials" / f"trial_{chosen[1]}" / "folds" / "fold_1").is_dir()
+    assert (out / "nested" / "folds" / "fold_1" / "result.json").is_file()
+    fold_1 = json.loads((out / "nested" / "folds" / "fold_1" / "result.json").read_text())
+    assert fold_1 == json.loads((out / "trials" / f"trial_{chosen[1]}" / "folds" / "fold_1" / "result.json").read_text())
+    report = out / "report.html"
+    assert main(["report", str(out), "--out", str(report)]) == 0
+    assert "chosen-trials" in report.read_text() and "not nested" in report.read_text()
 
 
 def test_restart_finishes_a_partial_grid(ravdess_fixture, tmp_path, files):

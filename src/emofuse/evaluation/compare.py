@@ -69,8 +69,8 @@ def run_variants(variants: list[Variant], data_dir: Path, out: Path, cache_dir: 
     for (label, seed, _), summary in zip(tasks, summaries):
         for f in summary["folds"]:
             records.append({
-                "method": label, "seed": seed, "fold": f["fold"], "accuracy": f["accuracy"], "macro_f1": f["macro_f1"],
-                "val_accuracy": f["val_at_best"]["accuracy"], "best_epoch": f["best_epoch"], "epochs_run": f["epochs_run"],
+                "method": label, "seed": seed, "fold": f["fold"], "n_test": f["n_test"], "accuracy": f["accuracy"],
+                "macro_f1": f["macro_f1"], "val_accuracy": f["val_at_best"]["accuracy"], "best_epoch": f["best_epoch"], "epochs_run": f["epochs_run"],
                 "stop_reason": f.get("budget", {}).get("stop_reason"),
                 "stage_start_epoch": f.get("budget", {}).get("stage_start_epoch", 0), "params": f["params"],
                 "seconds": f["seconds"], **{f"accuracy_{m}": a for m, a in f["modality_accuracy"].items()},

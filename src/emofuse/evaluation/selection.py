@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Callable
@@ -26,6 +24,7 @@ import pandas as pd
 
 from emofuse.config import ExperimentConfig, candidate_config, dump_config
 from emofuse.evaluation.classification import ClassificationEvaluator, fold_figures
+from emofuse.evaluation.nested import choose_per_fold, link_fold, fold_predictions
 from emofuse.registry import ConfigError
 from emofuse.runs import atomic_write_text, start_run, write_json
 
@@ -33,14 +32,6 @@ log = logging.getLogger(__name__)
 
 CandidateRunner = Callable[[ExperimentConfig, Path], dict]
 """(a candidate's config, its run directory) -> its results.json summary (a plain cross-validation)."""
-
-
-def choose(fold_results: dict[str, dict], monitor: str, mode: str) -> tuple[str, dict[str, float]]:
-    """The candidate with the best validation ``monitor`` at its selected epoch (first listed on ties), and all scores."""
-    scores = {name: float(r["val_at_best"][monitor]) for name, r in fold_results.items()}
-    sign = 1 if mode == "max" else -1
-    best = max(scores, key=lambda name: sign * scores[name])  # max keeps the first of equal scores
-    return best, scores
 
 
 def deployed_candidate(chosen: list[str], names: list[str]) -> str:
@@ -58,21 +49,6 @@ def deployed_run(run_dir: Path) -> Path:
     return Path(run_dir) / "candidates" / name
 
 
-def link_fold(run_dir: Path, candidate: str, fold: int) -> None:
-    """RUN/folds/fold_k -> the chosen candidate's fold directory (a relative link; a copy where links fail)."""
-    link = run_dir / "folds" / f"fold_{fold}"
-    target = Path("..") / "candidates" / candidate / "folds" / f"fold_{fold}"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if link.is_symlink() or link.is_file():
-        link.unlink()
-    elif link.is_dir():
-        shutil.rmtree(link)
-    try:
-        os.symlink(target, link, target_is_directory=True)
-    except OSError:
-        shutil.copytree(link.parent / target, link)
-
-
 def run_selection(config: ExperimentConfig, run_dir: Path, run_candidate: CandidateRunner) -> dict:
     run_dir = Path(run_dir)
     start_run(run_dir, dump_config(config))
@@ -81,26 +57,25 @@ def run_selection(config: ExperimentConfig, run_dir: Path, run_candidate: Candid
     stopping = config.train.early_stopping  # the metric each candidate's epoch was selected by
     monitor, mode = (stopping.monitor, stopping.mode) if stopping else ClassificationEvaluator.selection_metric
     by_fold = {name: {r["fold"]: r for r in s["folds"]} for name, s in summaries.items()}
-    folds, tables, chosen = [], [], []
-    for k in sorted(by_fold[names[0]]):
-        best, scores = choose({name: by_fold[name][k] for name in names}, monitor, mode)
+    val = {name: {k: float(r["val_at_best"][monitor]) for k, r in results.items()} for name, results in by_fold.items()}
+    chosen = choose_per_fold(val, mode)
+    folds, tables = [], []
+    for k, best in chosen.items():
         log.info("fold %d: candidate %s (validation %s %s)", k, best, monitor,
-                 ", ".join(f"{n} {v:.4f}" for n, v in scores.items()))
-        chosen.append(best)
-        link_fold(run_dir, best, k)
-        folds.append({**by_fold[best][k], "candidate": best, "candidate_val": scores,
+                 ", ".join(f"{n} {v[k]:.4f}" for n, v in val.items()))
+        fold_dir = run_dir / "candidates" / best / "folds" / f"fold_{k}"
+        link_fold(run_dir / "folds" / f"fold_{k}", fold_dir)
+        folds.append({**by_fold[best][k], "candidate": best, "candidate_val": {n: v[k] for n, v in val.items()},
                       "candidate_test_accuracy": {name: by_fold[name][k]["accuracy"] for name in names}})
-        table = pd.read_csv(run_dir / "candidates" / best / "folds" / f"fold_{k}" / "predictions.csv",
-                            dtype={"clip": str, "take": str, "actor": str})
-        tables.append(table.assign(candidate=best))
+        tables.append(fold_predictions(fold_dir).assign(candidate=best))
     predictions = pd.concat(tables, ignore_index=True)
-    deployed = deployed_candidate(chosen, names)
+    deployed = deployed_candidate(list(chosen.values()), names)
     summary = {
         **summaries[deployed],
         "name": config.name,
         "folds": folds,
         **fold_figures(folds, predictions),
-        "selection": {"nested": True, "monitor": monitor, "chosen": dict(zip([r["fold"] for r in folds], chosen)),
+        "selection": {"nested": True, "monitor": monitor, "chosen": chosen,
                       "candidates": {name: {"overrides": config.selection.candidates[name],
                                             "pooled_accuracy": summaries[name]["pooled_accuracy"]} for name in names}},
         "deployed_candidate": deployed,

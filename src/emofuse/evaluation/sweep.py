@@ -6,9 +6,16 @@ only). Every trial builds the config with its values applied as overrides and ru
 speaker-independent folds of the base config, scoring the mean over folds of the validation
 accuracy of the selected epoch: the test actors are never scored during the search. After each
 fold the running mean is reported to optuna's MedianPruner, which stops trials whose running
-mean falls below the median of earlier trials at the same fold. After the search, the best
-configuration, and only that one, is scored once on the test folds with
-:func:`emofuse.evaluation.cross_validation.run_cross_validation` in ``RUN_DIR/best``.
+mean falls below the median of earlier trials at the same fold.
+
+After the search, the test folds are scored twice over, each fold once per configuration:
+- nested (the headline): each fold takes the trial with the best validation accuracy on its own validation
+  speakers (evaluation/nested.py); the chosen trials' test folds are scored in ``RUN_DIR/trials/trial_N`` and
+  gathered in ``RUN_DIR/nested``. With the grid sampler and no trial pruned this is strictly nested. TPE's proposals
+  and the median pruner are steered by every fold's validation scores, whose speakers include each fold's test
+  speakers; sweep.json says which held (strict nesting of an adaptive search needs one search per outer fold:
+  ``--folds k`` runs one);
+- not nested, for reference: the trial with the best mean over folds, on every fold, in ``RUN_DIR/best``.
 
 Features are extracted once per sweep (keys under ``data``, ``features`` and ``protocol`` cannot
 be searched). The study lives in an optuna RDB storage: by default ``sqlite:///RUN_DIR/sweep.db``;
@@ -454,6 +461,9 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
         shutil.rmtree(best_dir)
     log.info("best trial %d %s: validation %.4f; scoring its test folds once", best.number, rounded(best.params), best.value)
     test = cv.run_cross_validation(best_config, data_dir, best_dir, cache_dir, progress=progress, only_folds=only_folds)
+    nested = _score_nested(trials, [f.index for f in folds], base, best.number, best_dir, run_dir, data_dir,
+                           cache_dir, progress, strict=sampler_name == "grid" and not any(
+                               t.state == TrialState.PRUNED for t in trials))
 
     workers: dict[str, int] = {}
     for t in trials:
@@ -480,16 +490,67 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
         "n_waiting": len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))),
         "trials_by_worker": workers,
         "worker": worker,
+        "nested": {key: nested[key] for key in ("nesting", "chosen_trials", "chosen_params", "fold_accuracy",
+                                                 "accuracy_mean", "accuracy_std", "macro_f1_mean", "pooled_accuracy",
+                                                 "n_clips", "run_dir")},
         "test": {
+            "note": "not nested: the trial with the best validation accuracy averaged over all folds, whose "
+                    "validation speakers include each fold's test speakers; a reference beside the nested figure",
             "accuracy_mean": test["accuracy_mean"],
             "accuracy_std": test["accuracy_std"],
             "macro_f1_mean": test["macro_f1_mean"],
+            "pooled_accuracy": test["pooled_accuracy"],
             "run_dir": str(best_dir),
         },
         "trial_seconds_total": float(sum(t.duration.total_seconds() for t in trials if t.duration is not None)),
         "wall_seconds": time.perf_counter() - started,
     }
     write_json(run_dir / "sweep.json", summary)
+    return summary
+
+
+NESTING = {
+    True: "strictly nested: each fold chose among every grid point by its own validation speakers' accuracy",
+    False: "per fold among a search steered by every fold's validation scores (TPE proposals or median pruning), "
+           "whose validation speakers include each fold's test speakers: not strictly nested",
+}
+
+
+def _score_nested(trials, fold_ids: list[int], base: dict, best_number: int, best_dir: Path, run_dir: Path,
+                  data_dir: Path, cache_dir: Path, progress: bool, strict: bool) -> dict:
+    """Each fold's own choice of trial (evaluation/nested.py), its test folds scored in RUN/trials/trial_N (the best
+    trial's are RUN/best's), gathered in RUN/nested as a cv run directory."""
+    from optuna.trial import TrialState
+
+    from emofuse.evaluation import cross_validation as cv
+    from emofuse.evaluation.nested import choose_per_fold, write_nested_run
+
+    scored = sorted((t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)), key=lambda t: t.number)
+    by_number = {t.number: t for t in scored}
+    val = {t.number: dict(zip(fold_ids, t.user_attrs.get("val_accuracy_folds", []))) for t in scored}
+    chosen = choose_per_fold(val)
+    dirs = {}
+    for number in sorted(set(chosen.values())):
+        its_folds = [k for k, n in chosen.items() if n == number]
+        out = best_dir if number == best_number else run_dir / "trials" / f"trial_{number}"
+        if number != best_number:
+            log.info("trial %d: chosen by fold(s) %s on their own validation speakers; scoring those test folds",
+                     number, its_folds)
+            cv.run_cross_validation(apply_params(base, by_number[number].params, f"trial {number}"), data_dir, out,
+                                    cache_dir, progress=progress, only_folds=its_folds)
+        dirs.update({k: (f"trial_{number}", out / "folds" / f"fold_{k}") for k in its_folds})
+    nested_dir = run_dir / "nested"
+    summary = write_nested_run(nested_dir, "nested choice per fold", dirs, {
+        "nesting": NESTING[strict],
+        "chosen_trials": chosen,
+        "chosen_params": {k: by_number[n].params for k, n in chosen.items()},
+        "chosen_val_accuracy": {k: val[n][k] for k, n in chosen.items()},
+        "config": base,
+    })
+    summary["fold_accuracy"] = {r["fold"]: r["accuracy"] for r in summary["folds"]}
+    summary["run_dir"] = str(nested_dir)
+    log.info("nested test accuracy (each fold's own choice): %.4f +- %.4f over folds, pooled %.4f (%s)",
+             summary["accuracy_mean"], summary["accuracy_std"], summary["pooled_accuracy"], summary["nesting"])
     return summary
 
 

@@ -1,4 +1,5 @@
-"""`emofuse sweep` directories: sweep.json, trials.csv and the test run of the best configuration in best/."""
+"""`emofuse sweep` directories: sweep.json, trials.csv, each fold's own choice scored in nested/ and, for reference,
+the trial best on average over folds in best/."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def load_sweep(run_dir: Path) -> dict:
     if trials["value"].notna().any():
         shown.append(figures.Figure("Search objective per trial", figures.trial_values(trials),
                                     summary.get("objective", "")))
-    best = run_dir / "best"
+    best, nested = run_dir / "best", run_dir / "nested"
     return {
         "name": summary.get("study", run_dir.name),
         "summary": summary,
@@ -28,5 +29,6 @@ def load_sweep(run_dir: Path) -> dict:
         "figures": shown,
         "base_config_yaml": read_text(run_dir / "base_config.yaml", ""),
         "space_yaml": read_text(run_dir / "space.yaml", ""),
+        "nested": load_cv(nested) if (nested / "results.json").is_file() else None,
         "best": load_cv(best) if (best / "results.json").is_file() else None,
     }
