@@ -13,10 +13,13 @@ import sys
 import pandas as pd
 import pytest
 import torch
+import torch.distributed as dist
 import yaml
 
 from emofuse.config import config_from_dict
 from emofuse.evaluation.cross_validation import run_cross_validation
+from emofuse.losses import LOSSES
+from emofuse.models import ModelOutput
 from emofuse.training import distributed
 from emofuse.training.batches import TensorData
 
@@ -81,3 +84,49 @@ def test_each_rank_takes_its_slice_of_the_global_batch(monkeypatch):
 def test_single_process_is_not_distributed():
     assert not distributed.active() and distributed.is_main() and distributed.world_size() == 1
     assert distributed.from_main("x") == "x"
+
+
+MARS_NORMALIZED = {"gamma": {"audio": 2.0, "visual": 0.5}, "switch_epoch": 0, "normalize": True}
+
+
+def mars_batch():
+    """15 rows of branch logits (an uneven split over 2 ranks), as a global batch's inputs."""
+    g = torch.Generator().manual_seed(0)
+    logits = {"audio": torch.randn(15, 8, generator=g) * 3, "visual": torch.randn(15, 8, generator=g)}
+    target = torch.randint(0, 8, (15,), generator=g)
+    return next(TensorData({m: z.numpy() for m, z in logits.items()}, target.numpy()).batches(15))
+
+
+def mars_on_this_rank(batch) -> tuple[dict, float]:
+    """Normalised Mars weights of this rank's slice, and its loss scaled by its share as the trainer scales it."""
+    local, share = distributed.shard_batch(batch)
+    loss = LOSSES.create("mars", MARS_NORMALIZED, modalities=["audio", "visual"])
+    weights = loss.branch_weights(local.inputs, local.target, epoch=0)
+    total = loss(ModelOutput(branch_logits=local.inputs, probs=torch.zeros(1)), local.target, epoch=0).total
+    return weights, float(total) * share
+
+
+def _mars_rank(rank: int, store: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        torch.save(mars_on_this_rank(mars_batch()), f"{out}/rank_{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_mars_normalises_by_the_global_batch_mean_over_two_gloo_processes(tmp_path):
+    """Issue 22: each rank divides by the mean weight of the whole batch, not of its half."""
+    torch.multiprocessing.spawn(_mars_rank, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank_{r}.pt") for r in range(2)]
+    one_weights, one_total = mars_on_this_rank(mars_batch())
+    for m, w in one_weights.items():
+        torch.testing.assert_close(torch.cat([weights[m] for weights, _ in ranks]), w, rtol=1e-6, atol=1e-7)
+    assert sum(total for _, total in ranks) / 2 == pytest.approx(one_total, rel=1e-6)  # DDP's average of the ranks
+
+
+def test_mars_normalises_by_its_own_batch_mean_in_one_process():
+    batch = mars_batch()
+    normed = LOSSES.create("mars", MARS_NORMALIZED, modalities=["audio", "visual"])
+    paper = LOSSES.create("mars", {**MARS_NORMALIZED, "normalize": False}, modalities=["audio", "visual"])
+    n, w = normed.branch_weights(batch.inputs, batch.target, 0), paper.branch_weights(batch.inputs, batch.target, 0)
+    assert all(torch.equal(n[m], w[m] / w[m].mean()) for m in w)

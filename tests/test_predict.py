@@ -190,9 +190,36 @@ def test_files_without_a_usable_modality_get_error_entries(run_dir, tmp_path, ca
     silent_e, corrupt_e, gone_e, wav_e = json.loads(capsys.readouterr().out)
     assert "no audio stream" in silent_e["missing"]["audio"] and silent_e["error"] == "no usable modality"
     assert silent_e["pred"] is None and silent_e["probs"] is None
-    assert str(corrupt) in corrupt_e["missing"]["audio"] and "cannot" in corrupt_e["missing"]["audio"]
-    assert "does not exist" in gone_e["missing"]["audio"]
+    assert corrupt_e["error"].startswith(f"{corrupt}: not an audio or video file") and corrupt_e["missing"] == {}
+    assert gone_e["error"] == f"{tmp_path / 'gone.mp4'}: file does not exist"
     assert wav_e["pred"] is not None and "error" not in wav_e
+
+
+@requires_crema
+def test_predict_refuses_the_files_serve_refuses_in_the_same_words(run_dir, predictor, tmp_path, monkeypatch, capsys):
+    """Issue 22: an empty file, a truncated mp3 and a file that is not media get, from `emofuse predict`, the refusal
+    `emofuse serve` answers (one check, data.media.check_media), and the other files of the call are still predicted."""
+    from starlette.testclient import TestClient
+
+    from emofuse.serve.app import create_app
+
+    whole = MP3[0].read_bytes()
+    bad = {"empty.mp3": (b"", "empty_file", "empty.mp3: empty file (0 bytes)"),
+           "cut.mp3": (whole[: len(whole) // 2], "truncated", "cut.mp3: truncated: the container announces 2.61 s, only 1.31 s"),
+           "notes.wav": (b"these are my notes, not a recording\n" * 20, "not_media", "notes.wav: not an audio or video file")}
+    for name, (data, _, _) in bad.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "whole.mp3").write_bytes(whole)
+    monkeypatch.chdir(tmp_path)  # files named as serve names them, without a directory
+    assert main(["predict", str(run_dir), "empty.mp3", "cut.mp3", "whole.mp3", "notes.wav", "--json"]) == 1
+    entries = {e["file"]: e for e in json.loads(capsys.readouterr().out)}
+    check_entry(entries["whole.mp3"], predictor.class_names)
+    with TestClient(create_app(predictor)) as client:
+        for name, (data, problem, words) in bad.items():
+            response = client.post("/api/predict", files={"file": (name, data, "application/octet-stream")})
+            assert response.status_code == 422 and response.json()["problem"] == problem, response.text
+            assert entries[name]["error"] == response.json()["error"] and entries[name]["error"].startswith(words)
+            assert entries[name]["pred"] is None and entries[name]["modalities"] == []
 
 
 def test_a_fusion_that_cannot_drop_a_modality_gives_an_error_entry(predictor, tmp_path, monkeypatch):
@@ -219,15 +246,17 @@ def test_run_directory_problems_are_clear(run_dir, tmp_path, capsys):
     assert "no config.yaml" in capsys.readouterr().err
 
 
-def test_table_output(run_dir, tmp_path, capsys):
+def test_table_output(run_dir, tmp_path, capsys, caplog):
     wav = tmp_path / "tone.wav"
     import soundfile as sf
 
     sf.write(wav, (0.2 * np.sin(np.arange(24000) / 3)).astype(np.float32), 48000)
     assert main(["predict", str(run_dir), str(wav), "--speaker", "me"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "tone.wav" in out and "visual missing: not given" in out and "neu" in out
-    assert "warning: speaker me: 1 file, no statistics of its own" in out
+    # the speaker warning is said once: logged, not again under the table
+    assert (out + captured.err + caplog.text).count("speaker me: 1 file, no statistics of its own") == 1
 
 
 def test_frame_sequence_models_predict(tmp_path_factory, tmp_path):

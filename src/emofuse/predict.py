@@ -13,6 +13,9 @@ many frames had a face); a run trained on OpenFace action units is fed only from
 unreadable (an audio-only file, a video with no face) is left out of the decision fusion (the mean
 of the available branches' probabilities) and reported with the reason; a fusion with its own
 classifier over all modalities cannot leave one out, so such a file gets an error entry instead.
+A file that is not a whole, readable recording (empty, not media, truncated, corrupt) gets an error
+entry with the refusal `emofuse serve` gives it (``emofuse.data.media.check_media``); the other files
+of the call are predicted all the same.
 
 Runs trained with ``features.speaker_norm`` standardised each speaker by that speaker's own clips
 (every modality but face clips). Here a file is normalised on its own by default, so that its answer
@@ -39,6 +42,7 @@ import torch
 
 from emofuse.config import ExperimentConfig, load_config
 from emofuse.data.errors import DataError
+from emofuse.data.media import BadMedia, check_media
 from emofuse.evaluation.selection import deployed_run
 from emofuse.features.normalize import Enrolment, SpeakerSummary, Standardizer
 from emofuse.registry import ConfigError
@@ -111,6 +115,10 @@ class Predictor:
         video = "visual" in self.modalities and self.config.data.visual.kind == "video"
         self.video = VIDEO_EXTRACTORS.create(self.config.features.visual.name, self.config.features.visual.params) \
             if video else None
+        # check_media decodes at the audio branch's rate and hands the audio on; a run that reads nothing from the file
+        # (precomputed features, OpenFace output) does not check it
+        self.media_rate = self.extractor.sample_rate if self.extractor and self.config.data.audio_source != "features" else None
+        self.reads_media = self.media_rate is not None or self.video is not None
         sequence = {"audio": bool(self.extractor and self.extractor.sequence), "visual": bool(self.video and self.video.sequence),
                     **record.get("sequence", {})}
         self.speaker_normalized = [m for m in self.modalities if not (m == "visual" and self.video and self.video.clips)]
@@ -134,13 +142,13 @@ class Predictor:
         self.can_drop = getattr(fusion, "decision_level", True) and not len(getattr(fusion, "stage_blocks", None) or {})
 
     # ---- features -------------------------------------------------------------------------------
-    def _audio(self, path: Path, timings: dict) -> np.ndarray:
+    def _audio(self, path: Path, timings: dict, wave: np.ndarray | None) -> np.ndarray:
         from emofuse.data.audio import load_audio
 
         if self.config.data.audio_source == "features":
             raise Missing(PRECOMPUTED.format(m="audio"))
         started = time.perf_counter()
-        wave = load_audio(path, self.extractor.sample_rate)
+        wave = load_audio(path, self.extractor.sample_rate) if wave is None else wave
         decoded = time.perf_counter()
         timings["decode"] = timings.get("decode", 0.0) + decoded - started
         try:
@@ -192,11 +200,20 @@ class Predictor:
 
     def features(self, path: Path, openface_dir: Path | None = None, timings: dict | None = None):
         """Raw features of one file per modality, the reason for each modality that could not be had, and what the
-        extractors recorded (``face``: frames analysed, with and without a face)."""
+        extractors recorded (``face``: frames analysed, with and without a face; ``error``: why the file was refused)."""
         timings = {} if timings is None else timings
+        wave = None
+        if self.reads_media:
+            started = time.perf_counter()
+            try:
+                wave = check_media(path, self.media_rate)
+            except BadMedia as err:
+                return {}, {}, {"error": str(err)}
+            finally:
+                timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - started
         values, missing, records = {}, {}, {}
         own = {m: {} for m in self.modalities}  # each reader's timings, added up below
-        readers = {"audio": lambda: self._audio(path, own["audio"]),
+        readers = {"audio": lambda: self._audio(path, own["audio"], wave),
                    "visual": lambda: self._visual(path, openface_dir, own["visual"], records)}
 
         def read(m: str):
@@ -317,7 +334,7 @@ class Predictor:
             if notes:
                 entry["warnings"] = notes
             if not raw:
-                entry["error"] = "no usable modality"
+                entry.setdefault("error", "no usable modality")  # a refused file's entry holds its refusal
             elif not self._predictable(raw):
                 entry["error"] = (f"fusion '{self.fusion_name}' combines the modalities before its own classifier and "
                                   f"cannot leave out {', '.join(sorted(missing))}")
@@ -332,14 +349,17 @@ class Predictor:
 
 def print_predictions(entries: list[dict], class_names: tuple[str, ...]) -> None:
     """A rich table: one row per file with its fused probabilities; missing modalities and errors below it
-    (a file's row uses every modality of the run that is not listed as missing for it)."""
+    (a file's row uses every modality of the run that is not listed as missing for it). Speaker-group warnings are
+    not repeated here: predict has logged them."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
+    from emofuse.console import table_width
+
     table = Table(title="emotion probabilities, fused over the modalities used", box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1),
                   pad_edge=False)
-    table.add_column("file", no_wrap=True)
+    table.add_column("file", overflow="fold")
     table.add_column("pred", no_wrap=True)
     for c in class_names:
         table.add_column(c[:3], justify="right", min_width=4, no_wrap=True)
@@ -353,9 +373,7 @@ def print_predictions(entries: list[dict], class_names: tuple[str, ...]) -> None
             table.add_row(name, e["pred"], *[f"{e['probs'][c]:.2f}" for c in class_names])
         for m, reason in e["missing"].items():
             notes.setdefault(f"{m} missing: {reason}", []).append(name)
-        for warning in e.get("warnings", []):
-            notes.setdefault(f"warning: {warning}", []).append(name)
-    console = Console()
+    console = Console(width=table_width(table))
     console.print(table)
     for note, names in notes.items():
         console.print(f"{note} ({len(names)} file{'s' * (len(names) > 1)}: {', '.join(names)})", markup=False, highlight=False)

@@ -5,7 +5,8 @@ and per modality, without gradient. A branch keeps full weight on samples it alr
 and is down-weighted on samples it gets badly wrong (the opposite of focal loss).
 
 Two variants, off by default (the paper's behaviour): ``normalize`` divides each branch's weights by their
-batch mean, so that stage 2 moves weight between samples without shrinking the loss (and the step size);
+batch mean, so that stage 2 moves weight between samples without shrinking the loss (and the step size); under
+torchrun that is the mean of the global batch, so that N processes divide by what one process would;
 ``switch_epoch: auto`` starts stage 2 once the validation loss (NLL of the fused prediction on the validation
 actors) has not reached a new low for ``switch_patience`` epochs, instead of at a fixed L.
 """
@@ -20,6 +21,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, model_validator
 
 from emofuse.losses.base import LOSSES, BranchReweightingLoss
+from emofuse.training.distributed import global_mean
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ class MarsLoss(BranchReweightingLoss):
         for m, z in branch_logits.items():
             p_true = z.softmax(dim=-1).gather(1, target[:, None]).squeeze(1)
             w = mars_weight(p_true, self.gamma[m])
-            weights[m] = w / w.mean() if self.params.normalize else w
+            weights[m] = w / global_mean(w) if self.params.normalize else w
         return weights
 
     def forward(self, output, target, epoch):

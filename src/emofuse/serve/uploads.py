@@ -2,28 +2,26 @@
 
 The body is parsed as it streams in (python-multipart) and the file part is written straight to
 disk, so an upload never sits in memory and one over the size limit is refused as soon as it
-crosses it. A file is then checked before the model sees it: it must hold bytes, open as media
-(PyAV/FFmpeg), and its audio must decode to the length its header announces (a truncated file
-decodes to less; a WAV's data chunk announces more bytes than the file holds).
+crosses it. A file is then checked before the model sees it, by the check ``emofuse predict`` makes
+(``emofuse.data.media.check_media``: empty, not media, truncated, corrupt), so both refuse the same
+files in the same words.
 """
 
 from __future__ import annotations
 
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 
-from emofuse.data.errors import DataError
+from emofuse.data.media import BadMedia, check_media
 from emofuse.serve.errors import RequestError
 
 FIELD = "file"
 ACCEPTED_TYPES = ("audio/", "video/", "application/octet-stream")  # octet-stream: what a browser sends when it does not know
 FORM_OVERHEAD = 64 * 1024  # multipart framing and small fields allowed on top of the file's own bytes
-TRUNCATION_TOLERANCE_S = 0.25  # decoded audio may fall short of the announced duration by this much (or 5 %)
 
 
 @dataclass
@@ -146,56 +144,12 @@ async def receive_upload(request, directory: Path, max_bytes: int) -> Upload:
         part.close()
     if part.upload is None:
         raise RequestError(400, "missing_file", f"no multipart field '{FIELD}' holding a file")
-    if part.upload.size == 0:
-        raise RequestError(422, "empty_file", f"{part.upload.name}: empty file (0 bytes)")
     return part.upload
 
 
-def _wav_data_shortfall(path: Path) -> tuple[int, int] | None:
-    """(announced, present) bytes of a RIFF/WAVE file's data chunk when fewer are present than announced."""
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        total = path.stat().st_size
-        while True:
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                return None
-            chunk_id, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-            if chunk_id == b"data":
-                present = total - f.tell()
-                return (size, present) if size != 0xFFFFFFFF and present < size else None
-            f.seek(size + (size & 1), 1)
-
-
 def inspect_media(upload: Upload, sample_rate: int | None) -> np.ndarray | None:
-    """Refuse what is not a whole, readable recording; return its audio (mono, ``sample_rate``) when it has any.
-
-    ``sample_rate`` None skips decoding the audio (a model without an audio branch)."""
-    from emofuse.data.audio import load_audio
-    from emofuse.data.media import probe
-
-    name = upload.name
+    """``check_media`` on the upload, its refusal a 422 that names the file as the client did (no server path)."""
     try:
-        info = probe(upload.path)
-    except DataError as err:
-        raise RequestError(422, "not_media", f"{name}: not an audio or video file FFmpeg can read ({err.problem})") from None
-    if not (info.has_audio or info.has_video):
-        raise RequestError(422, "not_media", f"{name}: holds no audio or video stream")
-    shortfall = _wav_data_shortfall(upload.path)
-    if shortfall:
-        raise RequestError(422, "truncated", f"{name}: truncated: the WAV header announces {shortfall[0]} bytes of "
-                                             f"samples, the file holds {shortfall[1]}")
-    if not info.has_audio or sample_rate is None:
-        return None
-    try:
-        wave = load_audio(upload.path, sample_rate)
-    except DataError as err:
-        raise RequestError(422, "corrupt", f"{name}: the audio cannot be decoded ({err.problem}); the file is corrupt "
-                                           "or truncated") from None
-    decoded = len(wave) / sample_rate
-    if info.duration > 0 and info.duration - decoded > max(TRUNCATION_TOLERANCE_S, 0.05 * info.duration):
-        raise RequestError(422, "truncated", f"{name}: truncated: the container announces {info.duration:.2f} s, "
-                                             f"only {decoded:.2f} s of audio decode")
-    return wave
+        return check_media(upload.path, sample_rate, upload.name)
+    except BadMedia as err:
+        raise RequestError(422, err.kind, str(err)) from None

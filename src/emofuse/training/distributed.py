@@ -13,7 +13,8 @@ What makes N processes train like one process with the same global batch:
 - the local loss is scaled by ``n_local * world / n_global`` before DDP averages the gradients,
   which makes the averaged gradient the gradient of the global batch's mean loss, also when the
   batch does not split evenly;
-- per-epoch training losses are summed over ranks (:func:`sum_over_ranks`);
+- per-epoch training losses are summed over ranks (:func:`sum_over_ranks`), and a loss that normalises by a batch
+  statistic (Mars ``normalize``) takes it over the global batch (:func:`global_mean`);
 - validation and test sets are scored whole on every rank with the (identical) weights instead of
   being split and gathered: no communication, the metrics are the single-process metrics exactly,
   and every rank takes the same early-stopping and best-epoch decisions (diverging decisions would
@@ -111,6 +112,16 @@ def shard_batch(batch: Batch) -> tuple[Batch, float]:
         index=batch.index[rows],
     )
     return local, len(rows) * world / n
+
+
+def global_mean(values: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` over the global batch (every rank's slice; no gradient): what one process would divide by."""
+    if not active():
+        return values.mean()
+    total = torch.stack([values.detach().sum().double(), torch.tensor(float(values.numel()), dtype=torch.float64,
+                                                                        device=values.device)])
+    dist.all_reduce(total)
+    return (total[0] / total[1]).to(values.dtype)
 
 
 def sum_over_ranks(sums: dict[str, float], seen: int) -> tuple[dict[str, float], int]:
