@@ -1,5 +1,6 @@
 """Console and files: --version, rounded log lines, float64 metrics, file modes under the umask, progress lines
-when output is not a terminal, "did you mean" for unknown keys and names, and the keys a run directory refuses."""
+when output is not a terminal, "did you mean" for unknown keys and names, and the keys a run directory refuses;
+whole tables in a pipe, a line before feature extraction starts, one-line argument errors, plain --help texts."""
 
 import json
 import logging
@@ -15,7 +16,7 @@ import yaml
 
 from emofuse import __version__
 from emofuse.atomic import atomic_write_text
-from emofuse.cli import main
+from emofuse.cli import COMMANDS, main
 from emofuse.config import config_from_dict, load_config
 from emofuse.console import ProgressLines, listed, rounded
 from emofuse.emi_config import load_emi_config
@@ -23,8 +24,11 @@ from emofuse.evaluation.classification import accuracy_and_macro_f1
 from emofuse.evaluation.cross_validation import run_cross_validation
 from emofuse.features import EXTRACTORS
 from emofuse.features.cache import FeatureCache
+from emofuse.features.datasets import build_features
 from emofuse.features.extract import extract_features
+from emofuse.predict import print_predictions
 from emofuse.registry import ConfigError
+from emofuse.report import print_cv_summary
 from emofuse.runs import start_run
 
 from conftest import REPO
@@ -190,3 +194,72 @@ def test_a_refused_run_directory_names_the_differing_keys(tmp_path):
     assert "train.early_stopping.patience: 8 -> (absent)" in message and "train.ema_decay: (absent) -> 0.999" in message
     assert "train.epochs" not in message
     start_run(tmp_path, yaml.safe_dump(tree, sort_keys=False))  # the same config resumes
+
+
+def cv_summary(modalities=("audio", "visual")):
+    folds = [{"fold": k + 1, "test_actors": [4 * k + 1, 4 * k + 2, 4 * k + 3, 4 * k + 4], "val_actors": [10, 13, 17, 24],
+              "accuracy": 0.95 - k / 100, "macro_f1": 0.9475, "modality_accuracy": {m: 0.705 for m in modalities},
+              "best_epoch": 10, "epochs_run": 21} for k in range(6)]
+    return {"name": "ravdess_mars", "folds": folds, "accuracy_mean": 0.8892, "accuracy_std": 0.0403, "macro_f1_mean": 0.8877,
+            "modality_accuracy_mean": {m: 0.6875 for m in modalities}, "n_clips": 1440, "speaker_norm": "none"}
+
+
+def test_tables_are_whole_in_a_pipe_of_80_columns(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("COLUMNS", "80")  # capsys: stdout is not a terminal, as in a pipe
+    print_cv_summary(cv_summary(("audio", "visual", "text")), tmp_path)
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if "fold" in line and "accuracy" in line).split()
+    assert header == ["fold", "test", "actors", "val", "actors", "accuracy", "macro-F1", "acc", "audio", "acc", "visual",
+                      "acc", "text", "best", "epoch"]
+    assert any(line.split()[:11] == ["6", "21,", "22,", "23,", "24", "10,", "13,", "17,", "24", "0.9000", "0.9475"]
+               for line in lines)
+    assert any("0.8892 ± 0.0403" in line for line in lines)
+
+    classes = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    probs = {c: 0.125 for c in classes}
+    entries = [{"file": f"/data/{'long_recording_name_' * 2}{i}.wav", "pred": "surprised", "probs": probs, "missing": {}}
+               for i in range(2)]
+    print_predictions(entries, classes)
+    lines = capsys.readouterr().out.splitlines()
+    assert next(line for line in lines if "pred" in line).split() == ["file", "pred", *[c[:3] for c in classes]]
+    assert lines[-2].split() == [f"{'long_recording_name_' * 2}1.wav", "surprised", *["0.12"] * 8]
+
+
+def test_feature_building_says_what_it_does_before_loading_the_extractor(ravdess_fixture, tmp_path, caplog, monkeypatch):
+    config = config_from_dict(TINY)
+    said_before = []
+    create = EXTRACTORS.create
+
+    def creating(*args, **kwargs):
+        said_before.append([r.getMessage() for r in caplog.records])
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(EXTRACTORS, "create", creating)
+    with caplog.at_level(logging.INFO, logger="emofuse"):
+        fs = build_features(config.data, config.features, ravdess_fixture, FeatureCache(tmp_path / "cache"), progress=False)
+    assert said_before[0] == [f"getting mfcc features for {len(fs.meta)} samples (cache {tmp_path / 'cache'}): loading "
+                              "the extractor, reading what is cached ..."]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["serve", "run", "--port", "80000"], "argument --port: port 80000 is out of range: 1 to 65535"),
+    (["serve", "run", "--port", "http"], "argument --port: invalid port 'http': a whole number from 1 to 65535"),
+    (["serve", "run", "--max-upload-mb", "inf"], "argument --max-upload-mb: inf is not a positive number"),
+    (["serve", "run", "--max-queue", "-1"], "argument --max-queue: -1 is negative"),
+    (["compre", "a.yaml"], "argument COMMAND: invalid choice: 'compre' (did you mean 'compare'?); choose from 'cv', "),
+    (["export", "run", "--format", "onxx"], "invalid choice: 'onxx' (did you mean 'onnx'?); choose from 'onnx', "),
+])
+def test_argument_mistakes_are_one_line_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_help_texts_are_plain(capsys):
+    for argv in [[], *([name] for name in COMMANDS)]:
+        with pytest.raises(SystemExit):
+            main([*argv, "--help"])
+        out = capsys.readouterr().out
+        assert "usage: emofuse" in out and "``" not in out, argv

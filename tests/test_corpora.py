@@ -3,6 +3,7 @@ CREMA-D clips and the packaged RAVDESS sample."""
 
 import io
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ from emofuse.data.manifest import read_manifest
 from emofuse.registry import ConfigError
 from emofuse.sample import sample_dir
 
+from conftest import REPO
 from test_media import CREMA, requires_crema
 
 
@@ -141,6 +143,34 @@ def test_cli_writes_relative_paths_that_the_reader_resolves(tmp_path, capsys):
     assert "unknown corpus layout 'unknown'" in capsys.readouterr().err
     assert main(["manifest", "tess", str(root)]) == 2
     assert f"{root}: no file fits the tess naming scheme (4 media files found that do not)" in capsys.readouterr().err
+
+
+def test_the_manifest_names_links_not_their_targets(tmp_path, capsys, monkeypatch):
+    store = touch(tmp_path / "store", "wavs/03a01Fa.wav", "wavs/03a02Fa.wav", "take.wav")
+    corpus = touch(tmp_path / "corpus", "08a02Wa.wav")
+    (corpus / "wav").symlink_to(store / "wavs")  # a linked media folder
+    (corpus / "08a01Wa.wav").symlink_to(store / "take.wav")  # a linked file
+    (corpus / "loop").symlink_to(corpus)
+    (tmp_path / "link").symlink_to(corpus)  # DIR itself a link
+    assert main(["manifest", "emodb", str(tmp_path / "link")]) == 0
+    rows = pd.read_csv(io.StringIO(capsys.readouterr().out), dtype=str, keep_default_na=False)
+    link = tmp_path / "link"
+    assert rows.set_index("id")["audio"].to_dict() == {
+        "03a01Fa": str(link / "wav" / "03a01Fa.wav"), "03a02Fa": str(link / "wav" / "03a02Fa.wav"),
+        "08a01Wa": str(link / "08a01Wa.wav"), "08a02Wa": str(link / "08a02Wa.wav")}
+    monkeypatch.chdir(tmp_path)
+    assert main(["manifest", "emodb", "link", "--relative-to", "link"]) == 0
+    rows = pd.read_csv(io.StringIO(capsys.readouterr().out), dtype=str, keep_default_na=False)
+    assert rows["audio"].tolist() == ["wav/03a01Fa.wav", "wav/03a02Fa.wav", "08a01Wa.wav", "08a02Wa.wav"]
+
+
+def test_the_own_data_walk_through_writes_only_into_ignored_folders():
+    """docs/own-data.md's commands, run from the repository root, leave no untracked file in it."""
+    walk = (REPO / "docs" / "own-data.md").read_text().split("## Five minutes")[1].split("\n## ")[0]
+    code = "\n".join(re.findall(r"```bash\n(.*?)```", walk, re.S))
+    written = re.findall(r"> (\S+)", code) + re.findall(r'to_csv\("([^"]+)"', code) + re.findall(r"--out (\S+)", code)
+    ignored = {line.strip("/") for line in (REPO / ".gitignore").read_text().split() if line.endswith("/")}
+    assert len(written) == 5 and all(Path(p).parts[0] in ignored for p in written), written
 
 
 @requires_crema

@@ -269,7 +269,9 @@ def test_serve_command_binds_localhost_and_warns_otherwise(run_dir, monkeypatch,
     assert main(["serve", str(run_dir), "--host", "0.0.0.0", "--port", "9000"]) == 0
     assert calls[-1]["host"] == "0.0.0.0" and calls[-1]["port"] == 9000
     assert "WARNING: listening on 0.0.0.0, not on this machine only" in capsys.readouterr().err
-    assert main(["serve", str(run_dir), "--max-upload-mb", "0"]) == 2
+    with pytest.raises(SystemExit) as exit_:  # argparse refuses it, before the run is loaded
+        main(["serve", str(run_dir), "--max-upload-mb", "0"])
+    assert exit_.value.code == 2 and "--max-upload-mb: 0 is not a positive number" in capsys.readouterr().err
     assert all(map(is_loopback, ["127.0.0.1", "::1", "localhost", "127.0.0.2"]))
     assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.20", "example.org"]))
 

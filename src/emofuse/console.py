@@ -2,7 +2,8 @@
 
 Metrics are float64 in results.json; a log line or a table shows them to 4 places, since the digits beyond
 are noise of the estimate (and of float32 arithmetic). A live progress bar shows nothing when the output is
-a file or a pipe (a batch job, ``| tee``), so there the progress becomes a log line every few seconds.
+a file or a pipe (a batch job, ``| tee``), so there the progress becomes a log line every few seconds, and a table
+is printed as wide as it needs.
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ def rounded(value: Any, places: int = PLACES) -> Any:
 def listed(values) -> str:
     """``1, 2, 3`` for a sequence (actor ids, ...); floats rounded."""
     return ", ".join(str(rounded(v)) for v in values)
+
+
+def table_width(*renderables) -> int | None:
+    """The console width to print ``renderables`` (rich tables) at: on a terminal None (its own width), else (a file, a
+    pipe) at least as wide as they need, since there nothing is gained by squashing a header to ``accura…``."""
+    from rich.console import Console
+
+    console = Console()
+    if console.is_terminal:
+        return None
+    unbounded = console.options.update_width(1 << 16)
+    return max([console.width, *(console.measure(r, options=unbounded).maximum for r in renderables)])
 
 
 class ProgressLines:

@@ -64,6 +64,17 @@ def face_summary(records: dict[str, dict]) -> dict:
     }
 
 
+def announce_extraction(data: DataConfig, features: FeaturesConfig, n_samples: int, cache: FeatureCache) -> None:
+    """A line at once: creating an extractor (Whisper loads its weights) and hashing the files take a while before
+    the first progress line."""
+    names = [features.audio.name] if "audio" in data.modalities and data.audio_source == "media" else []
+    if "visual" in data.modalities and data.visual.kind == "video":
+        names.append(features.visual.name)
+    if names:
+        log.info("getting %s features for %d samples (cache %s): loading the extractor%s, reading what is cached ...",
+                 " and ".join(names), n_samples, cache.root, "s" * (len(names) > 1))
+
+
 def assemble(meta: pd.DataFrame, sources: dict[str, Source], data: DataConfig, workers: int, cache: FeatureCache,
              progress: bool, where: Path, class_names: tuple[str, ...] | None = None, problems: Problems | None = None,
              check: Callable[[pd.DataFrame], Problems] | None = None, identity: pd.Series | None = None,
@@ -139,6 +150,7 @@ def build_ravdess_features(
     if shard is not None:
         audio_files = {take: path for take, path in audio_files.items() if in_shard(take, *shard)}
     problems: Problems = {take: [] for take in audio_files}
+    announce_extraction(data, features, len(audio_files), cache)
     sources: dict[str, Source] = {}
     if "audio" in data.modalities:
         sources["audio"] = MediaFiles(audio_files, EXTRACTORS.create(features.audio.name, features.audio.params), "audio")

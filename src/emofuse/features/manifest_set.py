@@ -21,7 +21,7 @@ from emofuse.data.manifest import Manifest, check_speakers, labels_seen_once, re
 from emofuse.data.openface import VisualSource
 from emofuse.features.base import EXTRACTORS
 from emofuse.features.cache import FeatureCache
-from emofuse.features.dataset import FeatureSet, Source, assemble, report_incomplete
+from emofuse.features.dataset import FeatureSet, Source, announce_extraction, assemble, report_incomplete
 from emofuse.features.extract import in_shard
 from emofuse.features.sources import FeatureFiles, FeatureTable, MediaFiles
 from emofuse.features.visual.extractors import VIDEO_EXTRACTORS
@@ -94,6 +94,7 @@ def build_manifest_features(path: str | Path, data: DataConfig, features: Featur
     if shard is not None:
         rows = rows[[in_shard(s, *shard) for s in rows["id"]]]
     samples = rows["id"].tolist()
+    announce_extraction(data, features, len(samples), cache)
     sources = _sources(manifest, samples, data, features, expected_dims or {})
     meta = pd.DataFrame({"clip": samples, "take": samples, "actor": rows["speaker"].to_numpy(),
                          **({"gender": rows["gender"].to_numpy()} if "gender" in rows else {}),

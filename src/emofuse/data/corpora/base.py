@@ -46,12 +46,20 @@ class Listing:
 
 
 def media_files(root: Path) -> list[Path]:
-    """Audio and video files under ``root`` at any depth, sorted (hidden files and folders left out)."""
+    """Audio and video files under ``root`` at any depth, sorted (hidden files and folders left out), linked folders
+    followed (a corpus gathered from links; each real folder once, so a link cycle ends) and named by their links."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(root, "corpus directory does not exist")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in (*AUDIO_SUFFIXES, *VIDEO_SUFFIXES) and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    found, seen = [], set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        subfolders[:] = [] if real in seen else [d for d in subfolders if not d.startswith(".")]
+        if real not in seen:
+            seen.add(real)
+            found += [Path(folder, n) for n in names if not n.startswith(".")
+                      and Path(n).suffix.lower() in (*AUDIO_SUFFIXES, *VIDEO_SUFFIXES) and Path(folder, n).is_file()]
+    return sorted(found)
 
 
 def is_audio(path: Path) -> bool:
@@ -95,7 +103,9 @@ def write_manifest(listing: Listing, relative_to: Path | None = None) -> str:
 
 
 def _path(path: Path | None, relative_to: Path | None) -> str | None:
+    """The path as found, made absolute without following links: a manifest names a linked file or folder, not where
+    the link points today."""
     if path is None:
         return None
-    path = Path(path).resolve()
-    return os.path.relpath(path, Path(relative_to).resolve()) if relative_to is not None else str(path)
+    path = os.path.abspath(path)
+    return os.path.relpath(path, os.path.abspath(relative_to)) if relative_to is not None else path
