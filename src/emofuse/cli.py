@@ -4,12 +4,55 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import shutil
 import sys
 from pathlib import Path
 
 from emofuse import __version__
-from emofuse.registry import ConfigError
+from emofuse.registry import ConfigError, did_you_mean
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a "did you mean" for a mistyped choice (a command, --format, ...), as config keys get one."""
+
+    def _check_value(self, action, value):
+        if action.choices is not None and value not in action.choices:
+            choices = ", ".join(map(repr, action.choices))
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r}{did_you_mean(value, action.choices)}; "
+                                                 f"choose from {choices}")
+
+
+def _port(text: str) -> int:
+    """A TCP port, checked here: out of range, the server would fail with a traceback after loading the run."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: a whole number from 1 to 65535") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range: 1 to 65535")
+    return port
+
+
+def _positive(text: str) -> float:
+    """A positive, finite number: NaN and infinity would get past the server's own check and fail later."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _at_least_zero(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid whole number {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
 
 
 def _overrides_arg(p: argparse.ArgumentParser, help: str = "override a config value, e.g. --set train.epochs=5 (repeatable)") -> None:
@@ -47,7 +90,8 @@ def _emi_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emofuse", description=__doc__)
+    parser = _Parser(prog="emofuse", description="The emofuse command line: emofuse COMMAND --help tells a command's "
+                                                 "arguments.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on the console")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -135,6 +179,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("config", type=Path, help="EMI YAML, e.g. configs/emi_hume.yaml")
     _emi_data_args(tr)
 
+    ft = sub.add_parser("fit", help="train one classification model on every speaker, for deployment",
+                        description="Train CONFIG on every speaker of --data (no speaker held out) up to the epoch that "
+                                    "a finished cross-validation of the same config selected (the median over its folds, "
+                                    "--epochs-from RUN), or --epoch N. --out is then a model directory that `emofuse "
+                                    "predict`, `serve` and `export` read like a cv run; its accuracy on new speakers is "
+                                    "estimated by the cv run, not by this one.")
+    ft.add_argument("config", type=Path, help="classification YAML, e.g. configs/ravdess_speech.yaml")
+    ft.add_argument("--out", type=Path, required=True, help="model directory")
+    epoch = ft.add_mutually_exclusive_group(required=True)
+    epoch.add_argument("--epochs-from", type=Path, default=None, metavar="CV_RUN",
+                       help="a finished `emofuse cv` run of CONFIG: train up to the median of its folds' selected epochs")
+    epoch.add_argument("--epoch", type=int, default=None, help="train epochs 0..N of the config's schedule")
+    _common_data_args(ft)
+
     ev = sub.add_parser("evaluate", help="score a finished run on other data: a cv run on another corpus's manifest, "
                                          "an EMI run on a feature directory",
                         description="An `emofuse cv` run: predict every row of the manifest --data with the run's fold "
@@ -208,8 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "{low, high, log, step} ranges: TPE) on the speaker-independent folds of CONFIG. "
                                     "A trial is scored by the mean over folds of the validation accuracy of the selected "
                                     "epoch only; trials whose running mean falls below the median of earlier trials are "
-                                    "pruned (MedianPruner). After the search the best configuration, and only it, is "
-                                    "scored once on the test folds in OUT/best. Writes OUT/sweep.json and OUT/trials.csv. "
+                                    "pruned (MedianPruner). After the search each fold takes the trial that scored best on its "
+                                    "own validation actors and is scored once with it (the nested estimate, OUT/nested); "
+                                    "the trial best on average over folds is scored on every fold in OUT/best, a "
+                                    "non-nested reference. Writes OUT/sweep.json and OUT/trials.csv. "
                                     "The study is kept in --storage (default sqlite:///OUT/sweep.db): rerunning continues "
                                     "it, and workers started on several machines with one --storage URL and --study share it.")
     sw.add_argument("config", type=Path, help="experiment YAML, e.g. configs/ravdess_mars.yaml")
@@ -237,8 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "or unreadable is left out of the decision fusion and reported. --json prints a "
                                     "list, one object per file: file, pred, probs, modality_probs, modalities, missing "
                                     "(and error where no prediction could be made). Exit code 1 when a file got an error entry.")
-    pr.add_argument("run_dir", type=Path, help="run directory written by `emofuse cv`")
-    pr.add_argument("files", type=Path, nargs="+", help="media files")
+    pr.add_argument("paths", type=Path, nargs="+", metavar="[RUN_DIR] FILE",
+                    help="a run directory written by `emofuse cv` or `emofuse fit` (default: the bundled model, "
+                         "see `emofuse models`), then media files")
+    pr.add_argument("--model", default=None, metavar="NAME", help="a bundled model instead of a run directory")
     pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pr.add_argument("--openface", type=Path, default=None, metavar="DIR",
                     help="OpenFace per-frame CSVs named <file stem>.csv, for the visual branch")
@@ -249,7 +311,22 @@ def build_parser() -> argparse.ArgumentParser:
                                "statistics (default: each file on its own, with a typical training speaker's)")
     speakers.add_argument("--speakers", type=Path, default=None, metavar="CSV",
                           help="like --speaker, with a CSV (columns file, speaker) naming each FILE's speaker")
+    pr.add_argument("--stream", type=Path, default=None, metavar="FILE",
+                    help="play FILE's audio as live input: every --hop seconds, one line with the prediction of the last "
+                         "--window seconds and its latency (--json: one object per line)")
+    pr.add_argument("--window", type=_positive, default=3.0, metavar="SECONDS", help="--stream: window length (default 3)")
+    pr.add_argument("--hop", type=_positive, default=1.0, metavar="SECONDS", help="--stream: seconds between windows (default 1)")
+    pr.add_argument("--chunk-ms", type=_positive, default=100.0, metavar="MS",
+                    help="--stream: the audio arrives in chunks this long (default 100)")
+    pr.add_argument("--fast", action="store_true",
+                    help="--stream: feed the chunks as fast as they are taken, not at the pace of the wall clock")
     pr.set_defaults(overrides=[])
+
+    md = sub.add_parser("models", help="the bundled models, ready to predict without training (with a card each)",
+                        description="List the models shipped with emofuse, or show one's card: training data and licence, "
+                                    "classes, features, cross-validated accuracy for a new speaker, cross-corpus check, "
+                                    "limits and the command that rebuilds it. `emofuse predict FILE` uses the default one.")
+    md.add_argument("name", nargs="?", default=None, help="a bundled model's name")
 
     xp = sub.add_parser("export", help="export a cv run's fold model to ONNX (or TorchScript), checked against PyTorch",
                         description="Export the selected weights of one fold of an `emofuse cv` run: named inputs per "
@@ -303,9 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "that file), GET /api/health, GET /api/model. Predictions run one at a time.")
     sv.add_argument("run_dir", type=Path, help="run directory written by `emofuse cv`")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    sv.add_argument("--max-upload-mb", type=float, default=100.0, help="largest accepted upload in MB (default 100)")
-    sv.add_argument("--max-queue", type=int, default=4,
+    sv.add_argument("--port", type=_port, default=8000, help="port, 1 to 65535 (default 8000)")
+    sv.add_argument("--max-upload-mb", type=_positive, default=100.0, help="largest accepted upload in MB (default 100)")
+    sv.add_argument("--max-queue", type=_at_least_zero, default=4,
                     help="requests that may wait while one prediction runs; more get 503 (default 4)")
     sv.set_defaults(overrides=[])
 
@@ -487,6 +564,9 @@ def cmd_predict(args) -> int:
     for handler in logging.getLogger().handlers:  # warnings to stderr: stdout is the JSON
         if isinstance(handler, RichHandler):
             handler.console = Console(stderr=True)
+    if args.stream is not None:
+        return predict_stream(args)
+    args.run_dir, args.files = run_and_files(args.paths, args.model)
     predictor = Predictor(args.run_dir, fold=args.fold)
     speakers = read_speaker_map(args.speakers) if args.speakers else args.speaker
     entries = predictor.predict(args.files, args.openface, speakers)
@@ -495,6 +575,72 @@ def cmd_predict(args) -> int:
     else:
         print_predictions(entries, predictor.class_names)
     return 1 if any("error" in e for e in entries) else 0
+
+
+def predict_stream(args) -> int:
+    """``predict --stream FILE``: the file played as a microphone would deliver it, one line per window."""
+    import json
+    from dataclasses import asdict
+
+    from emofuse.data.audio import load_audio
+    from emofuse.predict import Predictor, audio_chunks
+
+    run_dir, files = run_and_files([*args.paths, args.stream], args.model)
+    if files != [args.stream]:
+        raise ConfigError(f"--stream plays one file; predict {', '.join(map(str, files[:-1]))} without --stream")
+    if args.openface or args.speaker or args.speakers:
+        raise ConfigError("--stream predicts each window from its audio alone: --openface, --speaker and --speakers do not apply")
+    predictor = Predictor(run_dir, fold=args.fold)
+
+    def chunks():  # decoded once stream() has accepted the run, whose extractor gives the rate
+        rate = predictor.extractor.sample_rate
+        yield from audio_chunks(load_audio(args.stream, rate), rate, args.chunk_ms / 1000, real_time=not args.fast)
+
+    windows = 0
+    for w in predictor.stream(chunks(), window_s=args.window, hop_s=args.hop):
+        if not windows:  # said once: the run's modalities that live input leaves out
+            for m, reason in w.missing.items():
+                print(f"{m} missing: {reason}", file=sys.stderr)
+        windows += 1
+        line = json.dumps(asdict(w)) if args.json else \
+            f"{w.start_s:7.2f}-{w.end_s:7.2f} s  {w.pred:<10} {w.probs[w.pred]:.2f}  latency {1000 * w.latency_s:.0f} ms"
+        print(line, flush=True)
+    if not windows:
+        print(f"{args.stream}: shorter than the {args.window:g} s window, nothing predicted", file=sys.stderr)
+    return 0 if windows else 1
+
+
+def run_and_files(paths: list[Path], model: str | None) -> tuple[Path, list[Path]]:
+    """``[RUN_DIR] FILE...``: a leading directory with a config.yaml is the run; else the bundled model (--model, or
+    the default one) answers."""
+    from emofuse import zoo
+
+    if paths[0].is_dir():
+        if not (paths[0] / "config.yaml").is_file():
+            raise ConfigError(f"{paths[0]}: no config.yaml; a directory before the files must be a run directory "
+                              f"written by `emofuse cv` or `emofuse fit`")
+        if model is not None:
+            raise ConfigError(f"give a run directory ({paths[0]}) or --model {model}, not both")
+        if len(paths) == 1:
+            raise ConfigError(f"{paths[0]} is a run directory; name the media files to predict after it")
+        return paths[0], paths[1:]
+    return zoo.model_dir(model or zoo.DEFAULT), paths
+
+
+def cmd_models(args) -> int:
+    from emofuse import zoo
+
+    if args.name is None:
+        for name in zoo.names():
+            c = zoo.card(name)
+            k0, k10 = c["estimates"]["k=0"]["accuracy"], c["estimates"]["k=10"]["accuracy"]
+            default = " (default)" if name == zoo.DEFAULT else ""
+            print(f"{name}{default}: {c['task']}, {len(c['classes'])} classes, {', '.join(c['modalities'])}; new speaker "
+                  f"{k0:.3f} from a file alone, {k10:.3f} with 10 of their clips; licence {c['training_data']['licence']}")
+        print("emofuse models NAME shows a model's card")
+        return 0
+    print(zoo.format_card(zoo.card(args.name)), end="")
+    return 0
 
 
 def cmd_export(args) -> int:
@@ -592,6 +738,18 @@ def cmd_registry(args) -> int:
     return 0
 
 
+def cmd_fit(args) -> int:
+    from emofuse.config import load_config
+    from emofuse.evaluation.final_fit import fit_final
+
+    config, data = _with_data(load_config(args.config, args.overrides), args.data)
+    result = fit_final(config, data, args.out, _cache_dir(args.cache), epoch=args.epoch, cv_run=args.epochs_from,
+                       progress=not args.no_progress)
+    print(f"trained on {len(result['train_actors'])} speakers ({result['n_train']} clips), epochs 0..{result['epoch']}; "
+          f"model in {args.out} (emofuse predict {args.out} FILE...)")
+    return 0
+
+
 def cmd_train(args) -> int:
     from emofuse.emi_config import load_emi_config
     from emofuse.evaluation.emi_experiment import run_emi
@@ -673,13 +831,15 @@ def cmd_sweep(args) -> int:
                   heartbeat_s=args.heartbeat)
     print(f"{s['n_complete']} complete, {s['n_pruned']} pruned of {s['n_trials']} trials ({s['sampler']}); "
           f"best {rounded(s['best_params'])}: validation accuracy {s['best_value']:.4f}")
-    t = s["test"]
-    print(f"test (best configuration, scored once): accuracy {t['accuracy_mean']:.4f} +- {t['accuracy_std']:.4f}, "
-          f"macro-F1 {t['macro_f1_mean']:.4f}; sweep in {args.out}/sweep.json")
+    n, t = s["nested"], s["test"]
+    print(f"nested test (each fold's own choice, trials {rounded(n['chosen_trials'])}): accuracy "
+          f"{n['accuracy_mean']:.4f} +- {n['accuracy_std']:.4f}, pooled {n['pooled_accuracy']:.4f}; {n['nesting']}")
+    print(f"not nested, for reference (trial {s['best_trial']} on every fold): accuracy {t['accuracy_mean']:.4f} +- "
+          f"{t['accuracy_std']:.4f}, pooled {t['pooled_accuracy']:.4f}; sweep in {args.out}/sweep.json")
     return 0
 
 
-COMMANDS = {"predict": cmd_predict, "cv": cmd_cv, "compare": cmd_compare, "sensitivity": cmd_sensitivity, "extract": cmd_extract, "registry": cmd_registry, "train": cmd_train, "evaluate": cmd_evaluate,
+COMMANDS = {"predict": cmd_predict, "cv": cmd_cv, "fit": cmd_fit, "models": cmd_models, "compare": cmd_compare, "sensitivity": cmd_sensitivity, "extract": cmd_extract, "registry": cmd_registry, "train": cmd_train, "evaluate": cmd_evaluate,
             "make-emi-fixture": cmd_make_emi_fixture, "ablation": cmd_ablation, "emi-ravdess": cmd_emi_ravdess, "sweep": cmd_sweep,
             "export": cmd_export, "cost": cmd_cost, "report": cmd_report, "serve": cmd_serve, "manifest": cmd_manifest,
             "robustness": cmd_robustness, "diagnose": cmd_diagnose}

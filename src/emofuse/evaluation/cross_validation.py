@@ -103,8 +103,9 @@ def training_draws(inputs: SpeakerInputs, fold: Fold, scalers: dict[str, Standar
 
 
 def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, fold_dir: Path | None,
-               epoch_callbacks=None):
-    """Train one fold, select on its validation actors; returns (model with selected weights, fit result, fold data)."""
+               epoch_callbacks=None, final_epoch: int | None = None):
+    """Train one fold, select on its validation actors; returns (model with selected weights, fit result, fold data).
+    With ``final_epoch`` (a final fit, evaluation/final_fit.py) nothing is validated: that epoch's weights are kept."""
     seed = config.seed * 1000 + fold.index
     seed_everything(seed)
     corruption = (FoldCorruption(config.data, fs.meta, fs.class_names, config.seed, fold.index, fold.test_actors)
@@ -119,8 +120,9 @@ def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, 
     if config.train.speaker_adversary is not None:
         adversary = SpeakerAdversary(config.train.speaker_adversary, {m: e.out_dim for m, e in model.encoders.items()},
                                      len(fold.train_actors))
-    trainer = Trainer(config.train, evaluator, fold_dir, seed=seed, epoch_callbacks=callbacks, adversary=adversary)
-    fit = trainer.fit(model, loss, data.train, data.val)
+    trainer = Trainer(config.train, evaluator, fold_dir, seed=seed, epoch_callbacks=callbacks, adversary=adversary,
+                      final_epoch=final_epoch)
+    fit = trainer.fit(model, loss, data.train, data.val if final_epoch is None else None)
     model.load_state_dict(fit.best_state)
     return model, fit, data
 

@@ -6,6 +6,8 @@ best-epoch selection on a validation metric, and a checkpoint after every epoch 
 interrupted run resumes exactly (weights, optimiser, scheduler, EMA, callbacks and RNG states).
 With ``min_epoch_steps``, an epoch on few training rows makes several passes over them, so that a
 recipe's epochs (warm-up, patience, EMA horizon, the cosine) last as many steps on small data as on large.
+Without validation data (a final fit on every speaker, ``final_epoch``), the loop runs the same schedule up to
+the epoch that cross-validation selected and keeps that epoch's weights.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class Trainer:
         seed: int = 0,
         epoch_callbacks: list[Callable[[int, dict], None]] | None = None,
         adversary: nn.Module | None = None,
+        final_epoch: int | None = None,
     ):
         self.config = config
         self.evaluate = evaluate
@@ -88,10 +91,16 @@ class Trainer:
         self.seed = seed
         self.epoch_callbacks = epoch_callbacks or []
         self.adversary = adversary  # training/speaker_adversary.py: an extra loss on the branch embeddings
+        self.final_epoch = final_epoch  # fit without validation: stop after this epoch and keep its weights
+        if final_epoch is not None and not 0 <= final_epoch < config.epochs:
+            raise ConfigError(f"the final epoch {final_epoch} is outside the schedule of train.epochs = {config.epochs}")
         self.device = resolve_device(config.device)
         self.use_amp = config.amp == "auto" and self.device.type == "cuda"
 
-    def fit(self, model: nn.Module, loss_fn: nn.Module, train: TensorData, val: TensorData) -> FitResult:
+    def fit(self, model: nn.Module, loss_fn: nn.Module, train: TensorData, val: TensorData | None) -> FitResult:
+        """``val`` None: a final fit (``final_epoch`` set), nothing to select on."""
+        if (val is None) != (self.final_epoch is not None):
+            raise ValueError("a fit without validation data needs final_epoch, and one with it must not have it")
         cfg = self.config
         model.to(self.device)
         loss_fn.to(self.device)
@@ -135,7 +144,10 @@ class Trainer:
                                   f"after the last of train.epochs = {cfg.epochs}")
             log.warning("the loss's last stage starts at epoch %d, after the last of %d epochs: it never acts",
                         stage_start, cfg.epochs)
-        stopper = EarlyStopping(monitor, mode, es_cfg.patience, min_epochs) if es_cfg else None
+        if val is None and stage_start is None:
+            raise ConfigError("a fit without validation data cannot run a loss that decides from validation data "
+                              "(Mars switch_epoch: auto); fix its switch epoch")
+        stopper = EarlyStopping(monitor, mode, es_cfg.patience, min_epochs) if es_cfg and val is not None else None
         tracker = BestTracker(monitor, mode, first_epoch=selection_from)
         budget = {"schedule_epochs": cfg.epochs, "min_epochs": min_epochs, "stage_start": stage_start,
                   "selection_from_epoch": selection_from}
@@ -181,7 +193,8 @@ class Trainer:
             if ckpt.get("finished"):
                 return self._result(best_state, tracker, history, budget, steps_per_epoch)
 
-        for epoch in range(start_epoch, cfg.epochs):
+        last_epoch = cfg.epochs - 1 if self.final_epoch is None else self.final_epoch
+        for epoch in range(start_epoch, last_epoch + 1):
             started = time.perf_counter()
             if hasattr(train, "start_epoch"):  # training inputs redrawn every epoch (training/batches.RedrawnData)
                 train.start_epoch(epoch)
@@ -217,14 +230,14 @@ class Trainer:
             if ddp is not None:
                 sums, seen = distributed.sum_over_ranks(sums, seen)
             eval_model = ema.module if ema is not None and epoch >= cfg.ema_start_epoch else model
-            val_metrics = self.evaluate(eval_model, val)
+            val_metrics = self.evaluate(eval_model, val) if val is not None else {}
             if hasattr(loss_fn, "end_epoch"):  # a loss that decides from validation data (Mars' automatic switch)
                 loss_fn.end_epoch(epoch, val_metrics)
                 follow_stage_decision()
             record = {"epoch": epoch, "lr": scheduler.get_last_lr()[0]}
             record.update({f"train/{k}": v / max(seen, 1) for k, v in sums.items()})
             record.update({f"val/{k}": v for k, v in val_metrics.items()})
-            if tracker.update(epoch, val_metrics):
+            if (tracker.update(epoch, val_metrics) if val is not None else tracker.take(epoch)):
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in eval_model.state_dict().items()})
             stop = stopper.step(epoch, val_metrics) if stopper else False
             if stop and eval_model is not model and (epoch - tracker.best_epoch) * steps_per_epoch < ema_horizon(
@@ -235,7 +248,7 @@ class Trainer:
             for callback in self.epoch_callbacks:
                 callback(epoch, record)
             log.debug("epoch %d %s", epoch, {k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
-            finished = stop or epoch + 1 == cfg.epochs
+            finished = stop or epoch == last_epoch
             if last_path is not None and distributed.is_main():
                 atomic_torch_save(
                     {

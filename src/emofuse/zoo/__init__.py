@@ -1,0 +1,72 @@
+"""Bundled models: trained emofuse models shipped inside the package, each a model directory with a card.
+
+A bundled model is what ``emofuse fit`` writes (one model trained on every speaker of its corpus, read like a cv run
+with one member) plus ``card.json``: what it was trained on and its licence, its classes and features, the nested
+cross-validation estimates of the recipe for a new speaker with no, some and all enrolment clips, cross-corpus
+accuracy where it could be measured, its known limits, the command that rebuilds it and the SHA-256 of its weights.
+``emofuse models`` lists them; ``emofuse predict FILE`` and ``emofuse serve`` use :data:`DEFAULT` when no run
+directory is given; :func:`emofuse.load_model` opens one from Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+
+from emofuse.registry import ConfigError
+
+DEFAULT = "ravdess-speech"
+WEIGHTS = Path("folds") / "fold_0" / "best.pt"
+
+
+def _root() -> Path:
+    return Path(str(resources.files("emofuse.zoo")))
+
+
+def names() -> list[str]:
+    return sorted(p.name for p in _root().iterdir() if (p / "card.json").is_file())
+
+
+def model_dir(name: str) -> Path:
+    """The directory of bundled model ``name``; an unknown name lists the known ones."""
+    path = _root() / name
+    if not (path / "card.json").is_file():
+        raise ConfigError(f"no bundled model '{name}' (bundled: {', '.join(names()) or 'none'}); "
+                          f"or give a run directory written by `emofuse cv` or `emofuse fit`")
+    return path
+
+
+def card(name: str) -> dict:
+    return json.loads((model_dir(name) / "card.json").read_text())
+
+
+def weights_sha256(directory: Path) -> str:
+    return hashlib.sha256((Path(directory) / WEIGHTS).read_bytes()).hexdigest()
+
+
+def format_card(c: dict) -> str:
+    """A card as text for the console and the docs: what a user must know before trusting the model."""
+    t, e = c["training_data"], c["estimates"]
+    lines = [f"# {c['name']}: {c['task']}", "",
+             f"classes: {', '.join(c['classes'])}",
+             f"input: {', '.join(c['modalities'])}; features: {c['features']['name']} {c['features']['params']}",
+             f"trained on: {t['corpus']}, {t['speakers']} speakers, {t['clips']} clips, epochs 0..{c['epoch']}",
+             f"licence: {t['licence']}. {t['licence_note']}", "",
+             "accuracy for a new speaker (pooled, 95 % cluster-bootstrap interval over test speakers):"]
+    for key, value in e.items():
+        if key.startswith("k="):
+            k = int(key[2:])
+            how = "a file on its own" if k == 0 else f"{k} clips of the speaker known (emofuse predict --speaker)"
+            low, high = value["interval"]
+            lines.append(f"  {how}: {value['accuracy']:.3f} [{low:.3f}, {high:.3f}] ({value['n_clips']} clips, "
+                         f"{value['n_speakers']} speakers)")
+    lines += [f"  protocol: {e['protocol']}", f"  nesting: {e['nesting']}"]
+    x = c.get("cross_corpus")
+    if x:
+        lines.append(f"cross-corpus: {x['corpus']}, {x['correct']} of {x['n_clips']} clips correct "
+                     f"({x['n_speakers']} speakers; {x['note']})")
+    lines += ["limits:", *(f"  - {limit}" for limit in c["limits"]),
+              f"rebuild: {c['reproduce']}", f"weights: {c['weights_file']} sha256 {c['weights_sha256']}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""Bundled models: the card is complete and matches the shipped files, predict needs no run directory, and a
+retrain from ../shared/data gives the shipped model back."""
+
+import json
+
+import pytest
+
+import emofuse
+from emofuse import zoo
+from emofuse.cli import main
+from emofuse.config import load_config
+from emofuse.registry import ConfigError
+from conftest import SHARED_DATA
+
+CREMA_D = SHARED_DATA / "crema-d"
+RAVDESS = SHARED_DATA / "ravdess"
+needs_shared = pytest.mark.skipif(not RAVDESS.is_dir(), reason="needs ../shared/data")
+TOLERANCE = 0.02  # largest probability difference a retrain on another torch build or thread count may show
+
+
+def test_the_default_model_is_bundled_with_a_complete_card():
+    assert zoo.DEFAULT in zoo.names()
+    card = zoo.card(zoo.DEFAULT)
+    for key in ("classes", "modalities", "features", "training_data", "estimates", "limits", "reproduce",
+                "weights_sha256", "epoch"):
+        assert key in card, key
+    assert card["training_data"]["licence"] == "CC BY-NC-SA 4.0"
+    assert {"k=0", "k=5", "k=10"} <= set(card["estimates"])
+    for key in ("k=0", "k=5", "k=10"):
+        e = card["estimates"][key]
+        assert e["interval"][0] <= e["accuracy"] <= e["interval"][1] and e["n_speakers"] == 24
+    directory = zoo.model_dir(zoo.DEFAULT)
+    assert zoo.weights_sha256(directory) == card["weights_sha256"]  # the card describes the shipped weights
+    fingerprint = json.loads((directory / "data_fingerprint.json").read_text())
+    assert fingerprint["sha256"] == card["training_data"]["data_fingerprint"]
+    result = json.loads((directory / "folds" / "fold_0" / "result.json").read_text())
+    assert result["final_fit"] and result["epoch"] == card["epoch"] and len(result["train_actors"]) == 24
+
+
+def test_models_command_lists_and_shows_cards(capsys):
+    assert main(["models"]) == 0
+    assert f"{zoo.DEFAULT} (default)" in capsys.readouterr().out
+    assert main(["models", zoo.DEFAULT]) == 0
+    out = capsys.readouterr().out
+    assert "CC BY-NC-SA 4.0" in out and "a file on its own" in out and "rebuild: python recipes/" in out
+    assert main(["models", "ravdess-speach"]) == 2
+    assert "no bundled model 'ravdess-speach'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="bundled: ravdess-speech"):
+        emofuse.load_model("nope")
+
+
+@needs_shared
+def test_predict_answers_without_a_run_directory(capsys):
+    clip = CREMA_D / "1002_DFA_ANG_XX.mp3"
+    assert main(["predict", str(clip), "--json"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)
+    model = emofuse.load_model()
+    assert entry["pred"] in model.class_names and entry["modalities"] == ["audio"]
+    assert sum(entry["probs"].values()) == pytest.approx(1.0, abs=1e-4)
+    again = model.predict([clip])[0]
+    assert again["probs"] == entry["probs"]
+    assert main(["predict", str(clip), "--model", zoo.DEFAULT, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["probs"] == entry["probs"]
+
+
+@needs_shared
+@pytest.mark.slow
+def test_a_retrain_gives_the_shipped_model_back(tmp_path):
+    """The card's rebuild, less the cross-validation that picked the epoch: the final fit at the card's epoch."""
+    from emofuse.evaluation.final_fit import fit_final
+    from emofuse.features.cache import default_cache_dir
+
+    shipped = zoo.model_dir(zoo.DEFAULT)
+    card = zoo.card(zoo.DEFAULT)
+    config = load_config(shipped / "config.yaml")
+    fit_final(config, RAVDESS, tmp_path / "model", default_cache_dir(), epoch=card["epoch"], progress=False)
+    assert json.loads((tmp_path / "model" / "data_fingerprint.json").read_text())["sha256"] == \
+        card["training_data"]["data_fingerprint"]
+    if zoo.weights_sha256(tmp_path / "model") == card["weights_sha256"]:
+        return  # the same weights, bit for bit (same torch build and thread count)
+    # Another BLAS or thread count changes the order of float sums: predictions within the card's tolerance.
+    clips = sorted(CREMA_D.glob("*.mp3"))
+    retrained = [e["probs"] for e in emofuse.load_run(tmp_path / "model").predict(clips)]
+    shipped_probs = [e["probs"] for e in emofuse.load_model().predict(clips)]
+    diff = max(abs(a[c] - b[c]) for a, b in zip(retrained, shipped_probs) for c in a)
+    assert diff < TOLERANCE, f"the retrained model's probabilities differ from the shipped one's by up to {diff:.4f}"
