@@ -47,7 +47,7 @@ import torch
 
 from emofuse.config import load_config
 from emofuse.evaluation.cross_validation import run_cross_validation
-from emofuse.evaluation.enrolment import HIGH_AROUSAL, LOW_AROUSAL
+from emofuse.speaker_groups import HIGH_AROUSAL, LOW_AROUSAL
 from emofuse.features.cache import FeatureCache
 from emofuse.features.dataset import build_ravdess_features
 from emofuse.features.normalize import Standardizer, fit_stats, select_rows

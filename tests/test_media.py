@@ -142,3 +142,22 @@ def test_corrupt_and_missing_files(tmp_path):
     with pytest.raises(DataError, match="cannot") as err:
         load_audio(text, 16000)
     assert str(text) in str(err.value)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_trim_and_resample_equal_librosa_without_importing_it(seed):
+    """The prediction path trims and resamples without librosa (its import costs seconds): the same samples."""
+    import librosa
+
+    from emofuse.data.media import resample
+    from emofuse.features.base import trim_silence
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 40000))
+    envelope = np.concatenate([np.full(n // 3, 1e-4), np.ones(n - 2 * (n // 3)), np.full(n // 3, 1e-3)])
+    wave = (rng.standard_normal(n) * envelope).astype(np.float32)
+    for top_db in (20, 30, 60):
+        np.testing.assert_array_equal(trim_silence(wave, top_db), librosa.effects.trim(wave, top_db=top_db)[0])
+    for rates in ((16000, 22050), (44100, 16000), (48000, 16000)):
+        np.testing.assert_array_equal(resample(wave, *rates),
+                                      librosa.resample(wave, orig_sr=rates[0], target_sr=rates[1], res_type="soxr_hq"))

@@ -15,7 +15,8 @@ from emofuse.config import DataConfig, FeaturesConfig, ModalityNoiseConfig, dump
 from emofuse.data.corruption import FoldCorruption
 from emofuse.data.ravdess import EMOTIONS
 from emofuse.evaluation.cross_validation import fold_data, run_cross_validation
-from emofuse.evaluation.enrolment import HIGH_AROUSAL, SpeakerInputs, choose_enrolment, draw_enrolment
+from emofuse.evaluation.enrolment import SpeakerInputs, choose_enrolment, draw_enrolment
+from emofuse.speaker_groups import HIGH_AROUSAL
 from emofuse.evaluation.folds import Fold
 from emofuse.features.dataset import FeatureSet
 from emofuse.features.normalize import STD_FLOOR, Enrolment, SpeakerSummary, Standardizer, fit_stats

@@ -55,6 +55,35 @@ def test_mapped_encoder_matches_ctranslate2(tiny, wave, context):
     np.testing.assert_allclose(ours, reference[:real], atol=1e-3, rtol=0)
 
 
+@pytest.mark.parametrize("context", ["real", "30s"])
+def test_plain_torch_encoder_matches_transformers(tiny, wave, context):
+    """The bundles run on torch_encoder.py (no transformers import at prediction time): its log-mel and every hidden
+    state equal transformers' WhisperFeatureExtractor and WhisperEncoder holding the same weights."""
+    from transformers import WhisperConfig, WhisperFeatureExtractor
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    from emofuse.features.whisper.ctranslate2_weights import encoder_config, encoder_state_dict
+
+    extractor = EXTRACTORS.create("whisper", {"model": "tiny.en", "layers": "all", "context": context})
+    pad = {"padding": "longest", "pad_to_multiple_of": 320} if context == "real" else {}
+    reference_mel = WhisperFeatureExtractor(feature_size=80)(wave, sampling_rate=16000, return_tensors="pt", **pad)["input_features"]
+    mel = extractor.log_mel(wave)
+    assert mel.shape == reference_mel.shape
+    torch.testing.assert_close(mel, reference_mel, atol=1e-4, rtol=0)
+    _, variables = read_model_bin(extractor.source.location + "/model.bin")
+    reference = WhisperEncoder(WhisperConfig(**encoder_config(variables)))
+    reference.load_state_dict(encoder_state_dict(variables))
+    count = mel.shape[-1] // 2  # transformers checks the input length: positions 0..count-1 only, as the extractor does
+    reference.embed_positions = torch.nn.Embedding.from_pretrained(reference.embed_positions.weight[:count], freeze=True)
+    reference.config.max_source_positions = count
+    with torch.inference_mode():
+        expected = reference.eval()(mel, output_hidden_states=True).hidden_states
+        ours = extractor.encoder(mel).hidden_states
+    assert len(ours) == len(expected) == 5
+    for a, b in zip(ours, expected):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
 def test_bundled_weights_transcribe_ravdess_sentences(tiny):
     from faster_whisper import WhisperModel
 
@@ -172,7 +201,7 @@ def test_ctranslate2_file_holds_whisper_spec(tiny):
 def test_hugging_face_directory_gives_the_same_states(tiny, wave, tmp_path):
     """A local Hugging Face checkpoint is the other kind of directory: save the mapped encoder in a WhisperModel
     and read it back through transformers."""
-    from transformers import WhisperConfig, WhisperModel
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
 
     encoder = tiny.encoder
     config = WhisperConfig(**{k: getattr(encoder.config, k) for k in ("d_model", "encoder_layers", "encoder_attention_heads",
@@ -183,7 +212,7 @@ def test_hugging_face_directory_gives_the_same_states(tiny, wave, tmp_path):
     model = WhisperModel(config)
     model.encoder.load_state_dict(encoder.state_dict())
     model.save_pretrained(tmp_path / "hf")
-    tiny.mel_frontend.save_pretrained(tmp_path / "hf")
+    WhisperFeatureExtractor(feature_size=encoder.config.num_mel_bins).save_pretrained(tmp_path / "hf")
     from_dir = EXTRACTORS.create("whisper", {"model": str(tmp_path / "hf"), "layers": "all"})
     assert from_dir.source.kind == "transformers"
     np.testing.assert_allclose(from_dir.compute(wave), tiny.compute(wave), atol=1e-4)

@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "or unreadable is left out of the decision fusion and reported. --json prints a "
                                     "list, one object per file: file, pred, probs, modality_probs, modalities, missing "
                                     "(and error where no prediction could be made). Exit code 1 when a file got an error entry.")
-    pr.add_argument("paths", type=Path, nargs="+", metavar="[RUN_DIR] FILE",
+    pr.add_argument("paths", type=Path, nargs="*", metavar="[RUN_DIR] FILE",
                     help="a run directory written by `emofuse cv` or `emofuse fit` (default: the bundled model, "
                          "see `emofuse models`), then media files")
     pr.add_argument("--model", default=None, metavar="NAME", help="a bundled model instead of a run directory")
@@ -615,6 +615,8 @@ def run_and_files(paths: list[Path], model: str | None) -> tuple[Path, list[Path
     the default one) answers."""
     from emofuse import zoo
 
+    if not paths:
+        raise ConfigError("name the media files to predict (after a run directory, or alone for the bundled model)")
     if paths[0].is_dir():
         if not (paths[0] / "config.yaml").is_file():
             raise ConfigError(f"{paths[0]}: no config.yaml; a directory before the files must be a run directory "

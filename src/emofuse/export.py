@@ -28,9 +28,8 @@ import torch
 from torch import nn
 
 from emofuse.atomic import temporary_file
-from emofuse.evaluation.selection import deployed_run
 from emofuse.registry import ConfigError, require_extra
-from emofuse.runs import finished_folds, run_data_record, write_json
+from emofuse.runs import deployed_run, finished_folds, run_data_record, write_json
 
 ATOL = 1e-5  # max |ONNX - PyTorch| over every output probability
 CHECK_SHAPES = [(3, 53), (1, 11), (5, 120)]  # (batch, frames) of the random check inputs; the export example is (2, 37)

@@ -24,6 +24,10 @@ fold), for clip vectors and frame sequences alike (docs/speaker-adaptation.md ha
 that choice). Files are one speaker only when the caller says so (``speakers``: one name for all files,
 or a file -> speaker map); a group then gets its own statistics, with a warning where they are shaky
 (``speaker_groups``). Each entry's ``speaker_stats`` says which statistics it got.
+
+Live input (``Predictor.stream``, ``emofuse predict --stream``): audio that arrives in chunks, from a microphone say, is
+predicted on a sliding window, each window exactly as a file of that audio on its own would be (the run's extractor,
+a typical training speaker's statistics, the folds' mean); the run's other modalities are left out of the fusion.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,10 +47,9 @@ import torch
 from emofuse.config import ExperimentConfig, load_config
 from emofuse.data.errors import DataError
 from emofuse.data.media import BadMedia, check_media
-from emofuse.evaluation.selection import deployed_run
 from emofuse.features.normalize import Enrolment, SpeakerSummary, Standardizer
 from emofuse.registry import ConfigError
-from emofuse.runs import finished_folds, run_data_record
+from emofuse.runs import deployed_run, finished_folds, run_data_record
 from emofuse.speaker_groups import MIN_GROUP_FILES, assign_speakers, group_warnings
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ log = logging.getLogger(__name__)
 DECIMALS = 6  # probabilities are rounded so that the output is byte-identical from run to run
 PRECOMPUTED = ("not computed: the model's {m} branch was trained on precomputed features (a manifest's {m}_features "
                "column), which predict cannot make from a file")
+LIVE_AUDIO_ONLY = "not streamed: live input is audio only"
 OPENFACE_HINT = ("not given: the model's visual branch takes OpenFace action-unit clip means; pass --openface DIR "
                  "holding OpenFace's per-frame CSV of each file as <file stem>.csv")
 
@@ -82,6 +86,50 @@ class FoldModel:
     scalers: dict[str, Standardizer]  # model-input statistics of the fold's training actors
     typical: dict[str, Standardizer]  # a typical training speaker's raw-feature statistics (speaker_norm runs)
     enrolment: dict[str, Enrolment]  # how a speaker group's files become its statistics (features.enrolment)
+
+
+@dataclass(frozen=True)
+class StreamWindow:
+    """One window of live input: where it lies in the stream (seconds from the first sample), the fused probabilities
+    and prediction, ``latency_s``, the seconds from receiving the chunk that completed the window to this result, and
+    the run's modalities left out of the fusion, with the reason (as predict's ``missing``)."""
+    start_s: float
+    end_s: float
+    probs: dict[str, float]
+    pred: str
+    latency_s: float
+    missing: dict[str, str]
+
+
+def audio_chunks(wave: np.ndarray, sample_rate: int, chunk_s: float, real_time: bool = False) -> Iterator[np.ndarray]:
+    """``wave`` in pieces of ``chunk_s`` seconds, as a microphone delivers it: with ``real_time`` each piece only once
+    the wall clock has passed its last sample (a recording played live), otherwise as fast as they are taken."""
+    step = max(1, round(chunk_s * sample_rate))
+    started = time.perf_counter()
+    for i in range(0, len(wave), step):
+        piece = wave[i:i + step]
+        if real_time:
+            time.sleep(max(0.0, started + (i + len(piece)) / sample_rate - time.perf_counter()))
+        yield piece
+
+
+def _at_rate(chunks: Iterable[np.ndarray], sample_rate: int | None, rate: int) -> Iterator[tuple[float, np.ndarray]]:
+    """Each chunk as mono float32 at ``rate``, with the time it arrived. Resampled as one stream (soxr keeps its filter
+    state from chunk to chunk, so chunk boundaries leave no mark), the resampler's tail flushed at the end."""
+    resampler = None
+    if sample_rate is not None and sample_rate != rate:
+        import soxr
+
+        resampler = soxr.ResampleStream(sample_rate, rate, 1, dtype="float32", quality="HQ")
+    arrived = time.perf_counter()
+    for chunk in chunks:
+        arrived = time.perf_counter()
+        chunk = np.asarray(chunk, dtype=np.float32)
+        if chunk.ndim != 1:
+            raise ValueError(f"a chunk must be 1-D mono audio, not of shape {chunk.shape}")
+        yield arrived, resampler.resample_chunk(chunk) if resampler else chunk
+    if resampler is not None:
+        yield arrived, resampler.resample_chunk(np.zeros(0, np.float32), last=True)
 
 
 def _read_standardizers(fold_dir: Path, modalities: list[str]) -> dict:
@@ -149,16 +197,21 @@ class Predictor:
             raise Missing(PRECOMPUTED.format(m="audio"))
         started = time.perf_counter()
         wave = load_audio(path, self.extractor.sample_rate) if wave is None else wave
-        decoded = time.perf_counter()
-        timings["decode"] = timings.get("decode", 0.0) + decoded - started
+        timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - started
+        return self.audio_features(wave, path, timings)
+
+    def audio_features(self, wave: np.ndarray, source: str | Path, timings: dict) -> np.ndarray:
+        """The audio branch's raw features of a mono waveform at the extractor's rate: one path for a file's audio and
+        a stream's window, so that both get the same features. ``source`` names the audio in a DataError."""
+        started = time.perf_counter()
         try:
             features = self.extractor(wave)
-        except Exception as err:  # noqa: BLE001  (an extractor failure on this file only)
-            raise DataError(path, f"audio feature extraction failed ({type(err).__name__}: {err})") from None
+        except Exception as err:  # noqa: BLE001  (an extractor failure on this audio only)
+            raise DataError(source, f"audio feature extraction failed ({type(err).__name__}: {err})") from None
         finally:
-            timings["features"] = timings.get("features", 0.0) + time.perf_counter() - decoded
+            timings["features"] = timings.get("features", 0.0) + time.perf_counter() - started
         if not np.isfinite(features).all():
-            raise DataError(path, "audio features hold NaN or infinity")
+            raise DataError(source, "audio features hold NaN or infinity")
         return features
 
     def _video(self, path: Path, timings: dict, records: dict) -> np.ndarray:
@@ -345,6 +398,48 @@ class Predictor:
             entries.append(entry)
         timings["model"] = timings.get("model", 0.0) + time.perf_counter() - started
         return entries
+
+    # ---- live input -----------------------------------------------------------------------------
+    def stream(self, chunks: Iterable[np.ndarray], sample_rate: int | None = None, window_s: float = 3.0,
+               hop_s: float = 1.0) -> Iterator[StreamWindow]:
+        """Live input (a microphone): every ``hop_s`` seconds, the prediction of the last ``window_s`` seconds of
+        ``chunks`` (1-D mono pieces of any length, at the audio extractor's rate unless ``sample_rate`` gives theirs),
+        the first once ``window_s`` seconds are in. A run that cannot be fed audio alone is refused here, before any
+        audio is taken (ConfigError)."""
+        if self.extractor is None:
+            raise ConfigError(f"{self.run_dir}: the run's modalities are {self.modalities}; live input is audio, which "
+                              "only a run with an audio branch can take")
+        if self.config.data.audio_source == "features":
+            raise ConfigError(f"{self.run_dir}: the run's audio branch was trained on precomputed features "
+                              "(data.audio_source: features), which cannot be made from live audio")
+        others = [m for m in self.modalities if m != "audio"]
+        if others and not self.can_drop:
+            raise ConfigError(f"{self.run_dir}: fusion '{self.fusion_name}' combines the modalities before its own "
+                              f"classifier and cannot leave out {', '.join(others)}, which live input does not have")
+        rate = self.extractor.sample_rate
+        window, hop = round(window_s * rate), round(hop_s * rate)
+        if window < 1 or hop < 1:
+            raise ValueError(f"window_s ({window_s}) and hop_s ({hop_s}) must each hold a sample at {rate} Hz")
+        self.audio_features(np.zeros(rate, np.float32), "warm-up", {})  # loads lazy weights: not the first window's latency
+        return self._windows(_at_rate(chunks, sample_rate, rate), window, hop, dict.fromkeys(others, LIVE_AUDIO_ONLY))
+
+    def _windows(self, chunks: Iterator[tuple[float, np.ndarray]], window: int, hop: int,
+                 missing: dict[str, str]) -> Iterator[StreamWindow]:
+        rate = self.extractor.sample_rate
+        buffered, first = np.zeros(0, np.float32), 0  # the stream from sample `first` on: at most a window and a chunk
+        end = window  # the next window's end
+        for arrived, chunk in chunks:
+            buffered = np.concatenate([buffered, chunk])
+            while first + len(buffered) >= end:
+                start = end - window
+                name = f"stream {start / rate:.3f}-{end / rate:.3f} s"
+                raw = {"audio": self.audio_features(buffered[start - first:end - first], name, {})}
+                (entry,) = self.predict_extracted([name], [(raw, missing, {})])  # as a file on its own
+                yield StreamWindow(start / rate, end / rate, entry["probs"], entry["pred"], time.perf_counter() - arrived,
+                                   missing)
+                end += hop
+            drop = min(end - window - first, len(buffered))
+            buffered, first = buffered[drop:], first + drop
 
 
 def print_predictions(entries: list[dict], class_names: tuple[str, ...]) -> None:

@@ -16,6 +16,8 @@ from emofuse.atomic import atomic_write_text
 from emofuse.config_diff import describe_yaml_change
 from emofuse.registry import ConfigError
 
+log = logging.getLogger(__name__)
+
 TRACKED_PACKAGES = ("emofuse", "torch", "torchmetrics", "numpy", "pandas", "scikit-learn", "opensmile", "librosa", "soundfile",
                     "pydantic", "av", "opencv-python-headless", "ai-edge-litert")
 
@@ -104,3 +106,13 @@ def finished_folds(run_dir: Path, fold: int | None = None) -> list[tuple[int, Pa
     if not done:
         raise ConfigError(f"{run_dir}: no finished fold (folds/fold_k/result.json); is it an `emofuse cv` run?")
     return done
+
+
+def deployed_run(run_dir: Path) -> Path:
+    """A selection run's deployed candidate (evaluation/selection.py): its own cross-validation run directory."""
+    results = Path(run_dir) / "results.json"
+    if not results.is_file():
+        raise ConfigError(f"{run_dir}: a selection run without results.json: finish it (rerun the same `emofuse cv`)")
+    name = json.loads(results.read_text())["deployed_candidate"]
+    log.info("%s chose per fold among candidates; using %s, the candidate most folds chose", run_dir, name)
+    return Path(run_dir) / "candidates" / name

@@ -16,8 +16,10 @@ import csv
 from collections.abc import Mapping
 from pathlib import Path
 
-from emofuse.evaluation.enrolment import HIGH_AROUSAL, LOW_AROUSAL
 from emofuse.registry import ConfigError
+
+HIGH_AROUSAL = ("angry", "happy", "fearful", "surprised")
+LOW_AROUSAL = ("neutral", "calm", "sad")  # disgust belongs to neither half
 
 MIN_GROUP_FILES = 2  # one clip-level vector has no spread: such a "group" is a file on its own
 ONE_SIDED_SHARE = 0.8
@@ -28,18 +30,22 @@ def read_speaker_map(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: speaker map does not exist")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if not {"file", "speaker"} <= set(reader.fieldnames or []):
-            raise ConfigError(f"{path}: a speaker map needs the columns file and speaker (it has {reader.fieldnames})")
-        mapping: dict[str, str] = {}
-        for line, row in enumerate(reader, start=2):
-            file, speaker = (row["file"] or "").strip(), (row["speaker"] or "").strip()
-            if not file or not speaker:
-                raise ConfigError(f"{path}, line {line}: empty file or speaker")
-            if mapping.get(file, speaker) != speaker:
-                raise ConfigError(f"{path}, line {line}: {file} is given two speakers ({mapping[file]}, {speaker})")
-            mapping[file] = speaker
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            columns, rows = reader.fieldnames, list(reader)
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ConfigError(f"{path}: cannot read the speaker map as a CSV of UTF-8 text ({err})") from None
+    if not {"file", "speaker"} <= set(columns or []):
+        raise ConfigError(f"{path}: a speaker map needs the columns file and speaker (it has {columns})")
+    mapping: dict[str, str] = {}
+    for line, row in enumerate(rows, start=2):
+        file, speaker = (row["file"] or "").strip(), (row["speaker"] or "").strip()
+        if not file or not speaker:
+            raise ConfigError(f"{path}, line {line}: empty file or speaker")
+        if mapping.get(file, speaker) != speaker:
+            raise ConfigError(f"{path}, line {line}: {file} is given two speakers ({mapping[file]}, {speaker})")
+        mapping[file] = speaker
     return mapping
 
 

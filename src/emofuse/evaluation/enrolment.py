@@ -37,9 +37,6 @@ from emofuse.features.normalize import (NAMED_ENROLMENTS, Enrolment, Standardize
                                         select_rows, shrunk, speaker_normalize, typical_speaker)
 from emofuse.registry import ConfigError
 
-HIGH_AROUSAL = ("angry", "happy", "fearful", "surprised")
-LOW_AROUSAL = ("neutral", "calm", "sad")  # disgust belongs to neither half
-
 EnrolmentPool = Callable[[pd.DataFrame], np.ndarray]
 """A test speaker's clips (rows of FeatureSet.meta) -> a boolean mask of those its enrolment may be drawn from.
 

@@ -14,7 +14,6 @@ whose folds all share one feature extractor.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -25,7 +24,6 @@ import pandas as pd
 from emofuse.config import ExperimentConfig, candidate_config, dump_config
 from emofuse.evaluation.classification import ClassificationEvaluator, fold_figures
 from emofuse.evaluation.nested import choose_per_fold, link_fold, fold_predictions
-from emofuse.registry import ConfigError
 from emofuse.runs import atomic_write_text, start_run, write_json
 
 log = logging.getLogger(__name__)
@@ -37,16 +35,6 @@ CandidateRunner = Callable[[ExperimentConfig, Path], dict]
 def deployed_candidate(chosen: list[str], names: list[str]) -> str:
     counts = Counter(chosen)
     return max(names, key=lambda name: counts[name])
-
-
-def deployed_run(run_dir: Path) -> Path:
-    """A selection run's deployed candidate: its own cross-validation run directory."""
-    results = Path(run_dir) / "results.json"
-    if not results.is_file():
-        raise ConfigError(f"{run_dir}: a selection run without results.json: finish it (rerun the same `emofuse cv`)")
-    name = json.loads(results.read_text())["deployed_candidate"]
-    log.info("%s chose per fold among candidates; using %s, the candidate most folds chose", run_dir, name)
-    return Path(run_dir) / "candidates" / name
 
 
 def run_selection(config: ExperimentConfig, run_dir: Path, run_candidate: CandidateRunner) -> dict:

@@ -4,8 +4,8 @@ The packages that bundle Whisper for offline use ship CTranslate2 conversions, n
 file format is CTranslate2's own (``ctranslate2/specs/model_spec.py: _serialize``): a header, then named variables
 (name, shape, dtype, bytes) and aliases. Its converter fuses each self-attention's q, k, v projections into one
 ``linear_0`` (k has no bias in Whisper, so its slice of the fused bias is zero) and renames the rest; undoing that is
-all the mapping does, so the transformers ``WhisperEncoder`` computes exactly what CTranslate2 does
-(tests/test_whisper.py checks the last hidden state against ``ctranslate2.models.Whisper.encode``).
+all the mapping does, so an encoder with transformers' parameter names (torch_encoder.py) computes exactly what
+CTranslate2 does (tests/test_whisper.py checks the last hidden state against ``ctranslate2.models.Whisper.encode``).
 """
 
 from __future__ import annotations
@@ -115,14 +115,10 @@ def encoder_state_dict(variables: dict[str, np.ndarray]) -> dict[str, "torch.Ten
 
 
 def load_ctranslate2_encoder(model_dir: Path):
-    """A transformers ``WhisperEncoder`` holding the encoder weights of a CTranslate2 Whisper directory."""
-    from transformers import WhisperConfig
-    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+    """The encoder of a CTranslate2 Whisper directory, in plain torch (torch_encoder.py: no transformers import)."""
+    from emofuse.features.whisper.torch_encoder import load_encoder
 
     spec, variables = read_model_bin(model_dir / "model.bin")
     if spec != "WhisperSpec":
         raise ConfigError(f"{model_dir}: a CTranslate2 {spec} model, not Whisper")
-    config = WhisperConfig(**encoder_config(variables))
-    encoder = WhisperEncoder(config)
-    encoder.load_state_dict(encoder_state_dict(variables), strict=True)
-    return encoder.eval()
+    return load_encoder(encoder_config(variables), encoder_state_dict(variables))

@@ -21,10 +21,7 @@ from pydantic import Field, model_validator
 
 from emofuse.features.base import EXTRACTORS, AudioExtractor, ExtractorParams
 from emofuse.features.whisper import models
-
-SAMPLE_RATE = 16000
-HOP = 160  # samples per mel frame; the encoder halves the frame rate: 320 samples (20 ms) per encoder frame
-WINDOW = 30 * SAMPLE_RATE
+from emofuse.features.whisper.models import HOP, SAMPLE_RATE, WINDOW
 
 
 class WhisperParams(ExtractorParams):
@@ -106,8 +103,7 @@ class WhisperEncoderStates(AudioExtractor):
         """Whisper's log-mel input (1, n_mels, frames) for at most 30 s of audio: the clip's own length (padded to an
         even frame count) or the 30 s window."""
         self.encoder  # noqa: B018  (loads the mel front end with the weights)
-        pad = {"padding": "longest", "pad_to_multiple_of": 2 * HOP} if self.params.context == "real" else {}
-        return self.mel_frontend(piece, sampling_rate=SAMPLE_RATE, return_tensors="pt", **pad)["input_features"]
+        return self.mel_frontend(piece, self.params.context)
 
     def hidden_states(self, piece: np.ndarray):
         """Hidden states (N + 1, n, D) of the n encoder frames that cover ``piece`` (at most 30 s)."""

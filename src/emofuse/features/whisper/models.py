@@ -9,7 +9,8 @@
    (``config.json`` with ``model_type: whisper``);
 3. a Hugging Face hub id (``openai/whisper-base``), read through transformers' cache (downloaded where the hub is
    reachable).
-Every source ends as the same thing: a transformers ``WhisperEncoder`` and its ``WhisperFeatureExtractor``.
+Every source ends as the same thing: an encoder whose forward gives every hidden state, and its log-mel front end
+(bundles and CTranslate2 directories in plain torch, torch_encoder.py; Hugging Face checkpoints through transformers).
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ from pathlib import Path
 from emofuse.features.cache import atomic_write_bytes, default_cache_dir, file_digest
 from emofuse.features.pretrained import directory_digest, load_error, require
 from emofuse.registry import ConfigError
+
+SAMPLE_RATE = 16000
+N_FFT = 400
+HOP = 160  # samples per mel frame; the encoder halves the frame rate: 320 samples (20 ms) per encoder frame
+WINDOW = 30 * SAMPLE_RATE  # the context Whisper was trained on
 
 
 @dataclass(frozen=True)
@@ -104,17 +110,24 @@ def resolve(model: str) -> WhisperSource:
 
 
 def load(source: WhisperSource, offline: bool = False):
-    """(encoder, feature extractor) for a resolved source; the encoder is in eval mode on the CPU."""
-    transformers = require("transformers", "whisper")
+    """(encoder, log-mel front end) for a resolved source; the encoder is in eval mode on the CPU. The front end maps
+    (waveform, context) to the encoder's input (1, n_mels, frames): the clip's own length padded to an even number of
+    frames (``real``) or the 30 s window (``30s``)."""
     if source.kind == "ctranslate2":
         from emofuse.features.whisper.ctranslate2_weights import load_ctranslate2_encoder
+        from emofuse.features.whisper.torch_encoder import LogMel
 
         encoder = load_ctranslate2_encoder(Path(source.location))
-        extractor = transformers.WhisperFeatureExtractor(feature_size=encoder.config.num_mel_bins)
-        return encoder, extractor
+        mel = LogMel(encoder.config.num_mel_bins)
+        return encoder, lambda wave, context: mel(wave, pad_to=2 * HOP) if context == "real" else mel(wave, length=WINDOW)
+    transformers = require("transformers", "whisper")
     try:
         model = transformers.WhisperModel.from_pretrained(source.location, local_files_only=offline)
         extractor = transformers.WhisperFeatureExtractor.from_pretrained(source.location, local_files_only=offline)
     except (OSError, ValueError) as err:
         raise load_error("Whisper model", source.location, err) from None
-    return model.get_encoder().eval(), extractor
+
+    def log_mel(wave, context):
+        pad = {"padding": "longest", "pad_to_multiple_of": 2 * extractor.hop_length} if context == "real" else {}
+        return extractor(wave, sampling_rate=extractor.sampling_rate, return_tensors="pt", **pad)["input_features"]
+    return model.get_encoder().eval(), log_mel
