@@ -84,3 +84,16 @@ def test_a_retrain_gives_the_shipped_model_back(tmp_path):
     shipped_probs = [e["probs"] for e in emofuse.load_model().predict(clips)]
     diff = max(abs(a[c] - b[c]) for a, b in zip(retrained, shipped_probs) for c in a)
     assert diff < TOLERANCE, f"the retrained model's probabilities differ from the shipped one's by up to {diff:.4f}"
+
+
+def test_serve_and_predict_default_to_the_bundled_model(monkeypatch, tmp_path, capsys):
+    import emofuse.serve
+
+    served = []
+    monkeypatch.setattr(emofuse.serve, "serve", lambda run_dir, **kw: served.append(run_dir))
+    assert main(["serve"]) == 0 and served[-1] == zoo.model_dir(zoo.DEFAULT)
+    assert main(["serve", "--model", zoo.DEFAULT]) == 0 and served[-1] == zoo.model_dir(zoo.DEFAULT)
+    assert main(["serve", str(tmp_path), "--model", zoo.DEFAULT]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["predict"]) == 2
+    assert "name the media files" in capsys.readouterr().err

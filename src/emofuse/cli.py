@@ -378,7 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "probabilities (with a timeline over sliding windows for long recordings), and "
                                     "POST /api/predict (multipart field 'file'; the JSON of `emofuse predict --json` for "
                                     "that file), GET /api/health, GET /api/model. Predictions run one at a time.")
-    sv.add_argument("run_dir", type=Path, help="run directory written by `emofuse cv`")
+    sv.add_argument("run_dir", type=Path, nargs="?", default=None,
+                    help="run directory written by `emofuse cv` or `emofuse fit` (default: the bundled model)")
+    sv.add_argument("--model", default=None, metavar="NAME", help="a bundled model instead of a run directory")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     sv.add_argument("--port", type=_port, default=8000, help="port, 1 to 65535 (default 8000)")
     sv.add_argument("--max-upload-mb", type=_positive, default=100.0, help="largest accepted upload in MB (default 100)")
@@ -558,6 +560,7 @@ def cmd_predict(args) -> int:
     from rich.console import Console
     from rich.logging import RichHandler
 
+    from emofuse.data.corpora.base import VIDEO_SUFFIXES
     from emofuse.predict import Predictor, print_predictions
     from emofuse.speaker_groups import read_speaker_map
 
@@ -574,6 +577,8 @@ def cmd_predict(args) -> int:
         print(json.dumps(entries, indent=2))
     else:
         print_predictions(entries, predictor.class_names)
+    if "visual" not in predictor.modalities and any(Path(f).suffix.lower() in VIDEO_SUFFIXES for f in args.files):
+        logging.getLogger("emofuse").info("this model is audio-only: the picture of a video is not used")
     return 1 if any("error" in e for e in entries) else 0
 
 
@@ -698,6 +703,12 @@ def cmd_report(args) -> int:
 def cmd_serve(args) -> int:
     from emofuse.serve import serve
 
+    if args.run_dir is not None and args.model is not None:
+        raise ConfigError(f"give a run directory ({args.run_dir}) or --model {args.model}, not both")
+    if args.run_dir is None:
+        from emofuse import zoo
+
+        args.run_dir = zoo.model_dir(args.model or zoo.DEFAULT)
     serve(args.run_dir, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, max_queue=args.max_queue)
     return 0
 
