@@ -1,8 +1,9 @@
 """Mars: Multimodal Adaptive Reweighting Strategy.
 
 Stage 1 (epoch < L): w_m = 1.  Stage 2 (epoch >= L): w_m = exp(-gamma_m * (1 - p_m[y])), per sample
-and per modality, without gradient. A branch keeps full weight on samples it already gets right
-and is down-weighted on samples it gets badly wrong (the opposite of focal loss).
+and per modality, without gradient, over however many branches the model has (gamma_m per modality name).
+A branch keeps full weight on samples it already gets right and is down-weighted on samples it gets badly
+wrong (the opposite of focal loss).
 
 Two variants, off by default (the paper's behaviour): ``normalize`` divides each branch's weights by their
 batch mean, so that stage 2 moves weight between samples without shrinking the loss (and the step size); under
@@ -21,6 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, model_validator
 
 from emofuse.losses.base import LOSSES, BranchReweightingLoss
+from emofuse.registry import ConfigError
 from emofuse.training.distributed import global_mean
 
 log = logging.getLogger(__name__)
@@ -50,8 +52,11 @@ class MarsLoss(BranchReweightingLoss):
     def __init__(self, params: Params, modalities: list[str]):
         super().__init__(params, modalities)
         if isinstance(params.gamma, dict):
-            if set(params.gamma) != set(modalities):
-                raise ValueError(f"mars gamma names {sorted(params.gamma)} but the modalities are {sorted(modalities)}")
+            missing = [m for m in modalities if m not in params.gamma]
+            unknown = [m for m in params.gamma if m not in modalities]
+            if missing or unknown:
+                raise ConfigError(f"loss.params.gamma needs one value per modality; the modalities are {modalities}, "
+                                  f"missing: {missing or 'none'}, not a modality: {unknown or 'none'}")
             self.gamma = dict(params.gamma)
         else:
             self.gamma = {m: float(params.gamma) for m in modalities}

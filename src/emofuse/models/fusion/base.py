@@ -6,6 +6,10 @@ Three places a fusion can act, as in the Mars paper's taxonomy:
   the branch classifiers then read detached features (probes that report per-modality accuracy without
   shaping the encoders);
 - model level: ``stage_blocks`` ("0", "1", ...) exchange information between the encoders after those stages.
+
+Modalities are whatever names the model's encoders carry, in their order; no fusion knows a name. A method
+published for a fixed number of modalities says so in ``modality_counts``, and building it on another number is
+a ConfigError.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from emofuse.registry import Registry
+from emofuse.registry import ConfigError, Registry
 
 FUSIONS: Registry["Fusion"] = Registry("fusion")
 
@@ -37,14 +41,27 @@ class FusionOutput:
 
 class Fusion(nn.Module):
     decision_level = True
+    modality_counts: tuple[int, ...] | None = None  # the numbers of modalities the method is defined for; None: any
 
     def __init__(self, params, feature_dims: dict[str, int], n_classes: int, stage_dims: dict[str, list[int]] | None = None):
         super().__init__()
+        self.check_modalities(list(feature_dims))
         self.params = params
         self.feature_dims = feature_dims
         self.n_classes = n_classes
         self.stage_dims = stage_dims or {}
         self.stage_blocks = nn.ModuleDict()
+
+    @classmethod
+    def check_modalities(cls, modalities: list[str]) -> None:
+        """A ConfigError where the method is not defined for this many modalities; a classmethod, so that a config
+        can be checked before any model is built."""
+        if cls.modality_counts is None or len(modalities) in cls.modality_counts:
+            return
+        takes = " or ".join(map(str, cls.modality_counts))
+        general = [n for n in FUSIONS.names() if FUSIONS.get(n).modality_counts is None]
+        raise ConfigError(f"fusion '{cls.registry_name}' is defined for {takes} modalities; got {len(modalities)} "
+                          f"({', '.join(modalities)}). Fusions for any number: {', '.join(general)}")
 
     def forward(self, inputs: FusionInputs) -> FusionOutput:
         raise NotImplementedError

@@ -1,9 +1,10 @@
-"""Compact bilinear pooling (Gao et al. 2016; Fukui et al. 2016 for two modalities).
+"""Compact bilinear pooling of two modalities (Gao et al. 2016; Fukui et al. 2016).
 
 Each vector is count-sketched to d dimensions, Psi(h) = sum_i s[i] h_i e_{k[i]} with fixed random hashes k and
-signs s; the sketch of the outer product of several vectors is the circular convolution of their sketches,
-computed as IFFT(prod_m FFT(Psi(h_m))). Its inner products approximate those of the full outer product:
+signs s; the sketch of the outer product x (x) y is the circular convolution of the two sketches, computed as
+IFFT(FFT(Psi(x)) FFT(Psi(y))). Its inner products approximate those of the full outer product:
 <CBP(x, y), CBP(x', y')> ~ <x, x'> <y, y'>. Signed square root and L2 normalisation follow, then a classifier.
+The pooling is bilinear, a product of two vectors: the fusion takes exactly two modalities.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def compact_bilinear(sketches: list[torch.Tensor]) -> torch.Tensor:
 
 @FUSIONS.register("cbp")
 class CompactBilinearFusion(FusedClassifier):
+    modality_counts = (2,)
+
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
         output_dim: int = Field(1024, ge=8, description="sketch size d")

@@ -1,9 +1,10 @@
-"""CFN-SR, cross-modal fusion with self-attention and a self-residual (Fu et al. 2021).
+"""CFN-SR, cross-modal fusion with self-attention and a self-residual (Fu et al. 2021), of two modalities.
 
-On the encoders' last-stage tokens: each auxiliary modality is refined by self-attention; the primary modality
-(the visual one in the paper) then attends to each of them, Q = primary, K = V = auxiliary, and its own tokens
-are added back (the self-residual). The primary result and the auxiliary tokens are pooled and concatenated for
-a classifier. A clip-level vector counts as a sequence of one token.
+On the encoders' last-stage tokens: the auxiliary modality (audio in the paper) is refined by self-attention;
+the primary one (video in the paper) then attends to it, Q = primary, K = V = auxiliary, and its own tokens are
+added back (the self-residual). The primary result and the auxiliary tokens are pooled and concatenated for a
+classifier. A clip-level vector counts as a sequence of one token. The paper pairs one primary with one
+auxiliary modality, so the fusion takes exactly two; the primary is ``primary``, or else the first encoder.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from emofuse.models.fusion.base import FUSIONS, FusedClassifier, FusionInputs
+from emofuse.registry import ConfigError
 
 
 def as_tokens(h: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,9 +35,11 @@ def masked_mean(tokens: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
 
 @FUSIONS.register("cfn_sr")
 class CFNSRFusion(FusedClassifier):
+    modality_counts = (2,)
+
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
-        primary: str | None = Field(None, description="modality that queries the others (default: 'visual' if present)")
+        primary: str | None = Field(None, description="modality that queries the other (default: the first encoder)")
         d_model: int = Field(64, ge=1)
         heads: int = Field(4, ge=1)
         dropout: float = Field(0.3, ge=0, lt=1)
@@ -43,10 +47,10 @@ class CFNSRFusion(FusedClassifier):
     def __init__(self, params: Params, feature_dims, n_classes, stage_dims=None):
         super().__init__(params, feature_dims, n_classes, stage_dims)
         modalities = list(feature_dims)
-        self.primary = params.primary or ("visual" if "visual" in modalities else modalities[0])
+        self.primary = params.primary or modalities[0]
         if self.primary not in modalities:
-            raise ValueError(f"cfn_sr primary modality {self.primary!r} is not one of {modalities}")
-        self.auxiliary = [m for m in modalities if m != self.primary]
+            raise ConfigError(f"cfn_sr primary modality {self.primary!r} is not one of the modalities {modalities}")
+        self.auxiliary = next(m for m in modalities if m != self.primary)
         if params.d_model % params.heads:
             raise ValueError(f"cfn_sr d_model {params.d_model} is not divisible by heads {params.heads}")
         token_dims = {m: dims[-1] for m, dims in self.stage_dims.items()}
@@ -54,8 +58,8 @@ class CFNSRFusion(FusedClassifier):
         def attention() -> nn.MultiheadAttention:
             return nn.MultiheadAttention(params.d_model, params.heads, dropout=params.dropout, batch_first=True)
 
-        self.self_attention = nn.ModuleDict({m: attention() for m in self.auxiliary})
-        self.cross_attention = nn.ModuleDict({m: attention() for m in self.auxiliary})
+        self.self_attention = nn.ModuleDict({self.auxiliary: attention()})  # keyed by name, as checkpoints hold them
+        self.cross_attention = nn.ModuleDict({self.auxiliary: attention()})
         self.norm = nn.ModuleDict({m: nn.LayerNorm(params.d_model) for m in modalities})
         self.build_head(params.d_model * len(modalities), params.dropout)
 
@@ -64,12 +68,9 @@ class CFNSRFusion(FusedClassifier):
         for m in self.feature_dims:
             t, pads[m] = as_tokens(*inputs.tokens[m])
             tokens[m] = self.project[m](t)
-        primary, pooled = tokens[self.primary], []
-        for m in self.auxiliary:
-            refined, _ = self.self_attention[m](tokens[m], tokens[m], tokens[m], key_padding_mask=pads[m], need_weights=False)
-            aux = self.norm[m](tokens[m] + refined)
-            attended, _ = self.cross_attention[m](primary, aux, aux, key_padding_mask=pads[m], need_weights=False)
-            primary = primary + attended  # self-residual
-            pooled.append(masked_mean(aux, pads[m]))
-        fused = self.norm[self.primary](primary)
-        return torch.cat([masked_mean(fused, pads[self.primary]), *pooled], dim=1)
+        p, a = self.primary, self.auxiliary
+        refined, _ = self.self_attention[a](tokens[a], tokens[a], tokens[a], key_padding_mask=pads[a], need_weights=False)
+        aux = self.norm[a](tokens[a] + refined)
+        attended, _ = self.cross_attention[a](tokens[p], aux, aux, key_padding_mask=pads[a], need_weights=False)
+        fused = self.norm[p](tokens[p] + attended)  # self-residual
+        return torch.cat([masked_mean(fused, pads[p]), masked_mean(aux, pads[a])], dim=1)

@@ -2,8 +2,9 @@
 
 After a stage, each modality's state is squeezed to channel descriptors S_m (mean over time / space), a joint
 code Z = ReLU(W [S_1; ...; S_M] + b) is formed, and each modality is re-scaled channel-wise by
-2 * sigmoid(W_m Z + b_m): cross-modal squeeze-and-excitation. The prediction is the average of the branch
-decisions, as in Mars' decision fusion.
+2 * sigmoid(W_m Z + b_m): cross-modal squeeze-and-excitation. The paper's block takes any number of modalities
+(one joint code from all, one excitation each), and so does this one. The prediction is the average of the
+branch decisions, as in Mars' decision fusion.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Each modality's channels are split into blocks of ``block_channels`` (the last o
 modality are summed and squeezed (mean over time / space), the descriptors of all modalities are summed into one
 joint code Z = ReLU(BN(W S)), and every block b gets its own channel attention from a softmax over all blocks of
 all modalities: a_b = softmax_b(W_b Z), mapped to lowest + a_b (1 - lowest). Blocks are re-scaled by their
-attention. The prediction is the average of the branch decisions.
+attention. Defined for any number of modalities (the paper fuses three on CMU-MOSEI). The prediction is the
+average of the branch decisions.
 """
 
 from __future__ import annotations

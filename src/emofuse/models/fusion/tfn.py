@@ -2,6 +2,7 @@
 
 Appending a constant 1 keeps the unimodal and all lower-order interaction terms inside the outer product.
 Each vector is optionally projected down first (the product grows as prod_m (d_m + 1)); a small MLP classifies z.
+The paper defines the product for two modalities and for its three (language, visual, acoustic): M is 2 or 3.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def tensor_fusion(vectors: list[torch.Tensor]) -> torch.Tensor:
 
 @FUSIONS.register("tfn")
 class TensorFusion(FusedClassifier):
+    modality_counts = (2, 3)
+
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
         project_dim: int | None = Field(32, ge=1, description="project each vector to this size first (None: as is)")
