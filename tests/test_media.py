@@ -161,3 +161,11 @@ def test_trim_and_resample_equal_librosa_without_importing_it(seed):
     for rates in ((16000, 22050), (44100, 16000), (48000, 16000)):
         np.testing.assert_array_equal(resample(wave, *rates),
                                       librosa.resample(wave, orig_sr=rates[0], target_sr=rates[1], res_type="soxr_hq"))
+
+
+def test_an_implausible_sample_rate_is_refused_before_resampling(tmp_path):
+    """A header announcing 1 Hz would turn a few KB into hundreds of MB at 16 kHz."""
+    path = tmp_path / "forged.wav"
+    sf.write(path, np.zeros(3000, np.float32), 1)
+    with pytest.raises(DataError, match="sample rate 1 Hz: below 1000 Hz"):
+        load_audio(path, 16000)

@@ -143,10 +143,15 @@ def check_media(path: str | Path, sample_rate: int | None, name: str | None = No
     return wave
 
 
+MIN_SAMPLE_RATE = 1000
+
+
 def to_mono_at_rate(path: str | Path, wave: np.ndarray, file_rate: int, sample_rate: int) -> np.ndarray:
     """(samples, channels) float32 -> mono float32 at ``sample_rate``; shared by every audio decoder."""
     if wave.shape[0] == 0:
         raise DataError(path, "audio file holds no samples")
+    if file_rate < MIN_SAMPLE_RATE:  # a forged header: 1 Hz would resample a few KB into hundreds of MB
+        raise DataError(path, f"sample rate {file_rate} Hz: below {MIN_SAMPLE_RATE} Hz, not a usable recording")
     wave = wave.mean(axis=1)
     if not np.isfinite(wave).all():
         raise DataError(path, "audio holds NaN or infinite samples")
