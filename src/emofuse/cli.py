@@ -578,7 +578,7 @@ def cmd_predict(args) -> int:
     else:
         print_predictions(entries, predictor.class_names)
     if "visual" not in predictor.modalities and any(Path(f).suffix.lower() in VIDEO_SUFFIXES for f in args.files):
-        logging.getLogger("emofuse").info("this model is audio-only: the picture of a video is not used")
+        logging.getLogger("emofuse").info("this model has no visual branch: the picture of a video is not used")
     return 1 if any("error" in e for e in entries) else 0
 
 

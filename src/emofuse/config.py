@@ -6,6 +6,7 @@ fusions, losses) are all errors that name the key, before any data is read.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -34,6 +35,38 @@ class VisualSourceConfig(Strict):
     )
     path: str = Field("openface_au_clip_means.csv", description="relative to the data directory (the manifest's folder)")
     key: str = Field("video_stem", description="manifest: the column naming each row's clip in the table or CSV folder")
+
+
+MEDIA_MODALITIES = ("audio", "visual")  # computed from media files; the sources of the others are data.sources
+MODALITY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ModalitySource(Strict):
+    """Where a manifest's modality other than audio and visual comes from: stored per sample, never computed."""
+
+    kind: Literal["features", "table"] = Field(
+        "features", description="features: the manifest's <modality>_features column (.npy per sample, (D,) or (T, D)); "
+                                "table: columns of a CSV table with one row per sample"
+    )
+    path: str | None = Field(None, description="table: the CSV, relative to the manifest's folder")
+    key: str = Field("id", description="table: the manifest column matched against the table's column of that name "
+                                       "(id: the sample's id)")
+    columns: list[str] | None = Field(None, min_length=1, description="table: the feature columns, by name")
+    prefix: str | None = Field(None, min_length=1, description="table: the feature columns, every one whose name starts "
+                                                               "with this")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModalitySource":
+        if self.kind == "features":
+            if self.path or self.columns or self.prefix or self.key != "id":
+                raise ValueError("path, key, columns and prefix belong to kind: table (kind: features reads the "
+                                 "<modality>_features column)")
+        elif self.path is None or (self.columns is None) == (self.prefix is None):
+            raise ValueError("kind: table needs path (the CSV) and one of columns (names) or prefix")
+        return self
+
+    def describe(self, modality: str) -> str:
+        return f"columns of {self.path}" if self.kind == "table" else f"a manifest's {modality}_features column"
 
 
 class LabelNoiseConfig(Strict):
@@ -96,7 +129,15 @@ class DataConfig(Strict):
                              "or features (the audio_features .npy files)"
     )
     visual: VisualSourceConfig = Field(default_factory=VisualSourceConfig)
-    modalities: list[Literal["audio", "visual"]] = Field(default_factory=lambda: ["audio", "visual"], min_length=1)
+    modalities: list[str] = Field(
+        default_factory=lambda: ["audio", "visual"], min_length=1,
+        description="by name: audio and visual as audio_source and visual say, any other (touch, physio, ...) as "
+                    "data.sources says (default: the manifest's <name>_features column)"
+    )
+    sources: dict[str, ModalitySource] = Field(
+        default_factory=dict, description="manifest: modality -> where it is stored, for modalities other than audio "
+                                          "and visual (default {kind: features})"
+    )
     on_incomplete: Literal["error", "skip"] = Field(
         "error", description="a take whose modality is missing or unreadable: fail, or leave it out and report it"
     )
@@ -121,12 +162,43 @@ class DataConfig(Strict):
             return {**tree, "visual": {"kind": "video"}}
         return tree
 
+    @field_validator("modalities")
+    @classmethod
+    def _modality_names(cls, modalities: list[str]) -> list[str]:
+        for m in modalities:
+            if not MODALITY_NAME.match(m):
+                raise ValueError(f"{m!r} is not a modality name (lower-case letters, digits and _, from a letter)")
+            if modalities.count(m) > 1:
+                raise ValueError(f"{m!r} is named twice")
+        return modalities
+
     @model_validator(mode="after")
     def _check_sources(self) -> "DataConfig":
         if self.dataset == "ravdess" and (self.visual.kind == "features" or self.audio_source == "features"):
             raise ValueError("precomputed .npy features (data.visual.kind / data.audio_source: features) come from a "
                              "manifest's <modality>_features column: set data.dataset: manifest")
+        other = [m for m in self.modalities if m not in MEDIA_MODALITIES]
+        if self.dataset == "ravdess" and other:
+            raise ValueError(f"data.modalities: a RAVDESS directory has audio and visual only, not {other}; stored "
+                             "features of other modalities come from a manifest (data.dataset: manifest)")
+        for m in self.sources:
+            if m in MEDIA_MODALITIES:
+                raise ValueError(f"data.sources.{m}: {m} has settings of its own (data.audio_source, data.visual)")
+            if m not in self.modalities:
+                raise ValueError(f"data.sources.{m}: {m!r} is not one of data.modalities {self.modalities}")
         return self
+
+    def source(self, modality: str) -> ModalitySource:
+        """A modality other than audio and visual: where it is stored (default: its <modality>_features column)."""
+        return self.sources.get(modality, ModalitySource())
+
+    def stored(self, modality: str) -> str | None:
+        """Where a modality was read from if it is stored per sample rather than computed from a media file (which
+        predict cannot do); None for one computed from media or OpenFace output."""
+        if modality in MEDIA_MODALITIES:
+            kind = self.audio_source if modality == "audio" else self.visual.kind
+            return ModalitySource().describe(modality) if kind == "features" else None
+        return self.source(modality).describe(modality)
 
 
 DEFAULT_FACE_FEATURES = {"name": "face_features", "params": {"descriptors": ["expression", "hog"], "pool": True}}
@@ -361,7 +433,10 @@ def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
         if "=" not in pair:
             raise ConfigError(f"override '{pair}' is not of the form key=value")
         key, raw = pair.split("=", 1)
-        out.append((key.strip(), yaml.safe_load(raw)))
+        try:
+            out.append((key.strip(), yaml.safe_load(raw)))
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override '{pair}': the value is not valid YAML ({' '.join(str(err).split())})") from None
     return out
 
 
@@ -379,9 +454,11 @@ def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: {what} does not exist")
     try:
-        tree = yaml.safe_load(path.read_text()) or {}
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return tree

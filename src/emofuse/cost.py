@@ -79,6 +79,9 @@ def ravdess_setting(config_path: str | Path) -> Setting:
     config = load_config(config_path)
     shapes, sequence = {}, {}
     for m in config.model.encoders:
+        if config.data.stored(m) is not None:
+            raise ConfigError(f"{config_path}: the {m} branch reads {config.data.stored(m)}; the ravdess setting measures "
+                              "encoders on what the packaged RAVDESS sample gives (audio, OpenFace action units)")
         if m == "audio":
             shapes[m] = tuple(_extractor_output(config.features.audio, 1.0).shape)
         else:

@@ -9,9 +9,11 @@ Per file, every modality of the run is looked for: audio is decoded from any con
 put through the run's extractor. A run whose visual branch was trained on video (``data.visual.kind:
 video``) puts the file's video stream through the same face pipeline (the entry's ``face`` says how
 many frames had a face); a run trained on OpenFace action units is fed only from
-``openface_dir/<file stem>.csv`` (OpenFace's per-frame output). A modality that is missing or
-unreadable (an audio-only file, a video with no face) is left out of the decision fusion (the mean
-of the available branches' probabilities) and reported with the reason; a fusion with its own
+``openface_dir/<file stem>.csv`` (OpenFace's per-frame output). A modality stored per sample in
+training (a manifest's ``<modality>_features`` .npy files or feature-table columns: touch, physio,
+precomputed audio, ...) cannot be made from a file. A modality that is missing, stored or unreadable
+(an audio-only file, a video with no face) is left out of the decision fusion (the mean of the
+available branches' probabilities) and reported with the reason; a fusion with its own
 classifier over all modalities cannot leave one out, so such a file gets an error entry instead.
 A file that is not a whole, readable recording (empty, not media, truncated, corrupt) gets an error
 entry with the refusal `emofuse serve` gives it (``emofuse.data.media.check_media``); the other files
@@ -55,8 +57,8 @@ from emofuse.speaker_groups import MIN_GROUP_FILES, assign_speakers, group_warni
 log = logging.getLogger(__name__)
 
 DECIMALS = 6  # probabilities are rounded so that the output is byte-identical from run to run
-PRECOMPUTED = ("not computed: the model's {m} branch was trained on precomputed features (a manifest's {m}_features "
-               "column), which predict cannot make from a file")
+PRECOMPUTED = ("not computed: the model's {m} branch was trained on precomputed features ({where}), which predict "
+               "cannot make from a file")
 LIVE_AUDIO_ONLY = "not streamed: live input is audio only"
 OPENFACE_HINT = ("not given: the model's visual branch takes OpenFace action-unit clip means; pass --openface DIR "
                  "holding OpenFace's per-frame CSV of each file as <file stem>.csv")
@@ -165,7 +167,9 @@ class Predictor:
             if video else None
         # check_media decodes at the audio branch's rate and hands the audio on; a run that reads nothing from the file
         # (precomputed features, OpenFace output) does not check it
-        self.media_rate = self.extractor.sample_rate if self.extractor and self.config.data.audio_source != "features" else None
+        self.stored = {m: PRECOMPUTED.format(m=m, where=where) for m in self.modalities
+                       if (where := self.config.data.stored(m))}  # modality -> why no file can give it
+        self.media_rate = self.extractor.sample_rate if self.extractor and "audio" not in self.stored else None
         self.reads_media = self.media_rate is not None or self.video is not None
         sequence = {"audio": bool(self.extractor and self.extractor.sequence), "visual": bool(self.video and self.video.sequence),
                     **record.get("sequence", {})}
@@ -193,8 +197,6 @@ class Predictor:
     def _audio(self, path: Path, timings: dict, wave: np.ndarray | None) -> np.ndarray:
         from emofuse.data.audio import load_audio
 
-        if self.config.data.audio_source == "features":
-            raise Missing(PRECOMPUTED.format(m="audio"))
         started = time.perf_counter()
         wave = load_audio(path, self.extractor.sample_rate) if wave is None else wave
         timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - started
@@ -236,8 +238,6 @@ class Predictor:
 
         if self.video is not None:
             return self._video(path, timings, records)
-        if self.config.data.visual.kind == "features":
-            raise Missing(PRECOMPUTED.format(m="visual"))
         if openface_dir is None:
             raise Missing(OPENFACE_HINT)
         csv = Path(openface_dir) / f"{path.stem}.csv"
@@ -270,6 +270,8 @@ class Predictor:
                    "visual": lambda: self._visual(path, openface_dir, own["visual"], records)}
 
         def read(m: str):
+            if m in self.stored:
+                return None, self.stored[m]
             try:
                 return readers[m](), None
             except (DataError, Missing) as err:
@@ -409,7 +411,7 @@ class Predictor:
         if self.extractor is None:
             raise ConfigError(f"{self.run_dir}: the run's modalities are {self.modalities}; live input is audio, which "
                               "only a run with an audio branch can take")
-        if self.config.data.audio_source == "features":
+        if "audio" in self.stored:
             raise ConfigError(f"{self.run_dir}: the run's audio branch was trained on precomputed features "
                               "(data.audio_source: features), which cannot be made from live audio")
         others = [m for m in self.modalities if m != "audio"]

@@ -28,4 +28,6 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         wave, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise DataError(path, f"cannot decode audio ({err})") from None
+    except MemoryError:  # soundfile allocates the frames the header announces: a corrupt FLAC can announce billions
+        raise DataError(path, "cannot decode audio (its header announces more samples than fit in memory)") from None
     return to_mono_at_rate(path, wave, file_rate, sample_rate)

@@ -2,7 +2,8 @@
 
 Columns: ``label`` (any class names) and ``speaker`` (or ``group``) are required. Per modality a row names a media
 file (``audio``, ``video``: anything FFmpeg decodes; a video's audio track stands in where ``audio`` is absent or
-empty) or a precomputed feature file (``audio_features``, ``visual_features``: ``.npy`` of shape (D,) or (T, D)).
+empty) or a precomputed feature file (``audio_features``, ``visual_features``, ``<modality>_features`` of any
+other modality the config declares: ``.npy`` of shape (D,) or (T, D)).
 Optional: ``id`` (or ``clip``; default: the file's stem), ``gender`` (or ``sex``; validation speakers are balanced
 over it), ``split`` (train / val / test) or ``fold`` (1, 2, ...) to fix the protocol, and any other columns.
 Relative paths resolve against the manifest's folder.
@@ -80,7 +81,8 @@ def read_manifest(path: str | Path, file_columns: list[str], key_columns: list[s
     missing = [c for c in ("label",) if c not in table.columns] + ([] if speaker else ["speaker (or group)"])
     for column in file_columns:
         if column not in table.columns and not (column == "audio" and "video" in table.columns):
-            missing.append(column + (" (or video, whose audio track serves)" if column == "audio" else ""))
+            missing.append(column + (" (or video, whose audio track serves)" if column == "audio" else
+                                      f" (.npy files of the {column[:-9]} modality)" if column.endswith("_features") else ""))
     missing += [c for c in key_columns if c not in table.columns]
     if missing:
         raise DataError(where, f"no column {', '.join(repr(m) for m in missing)}")
@@ -123,7 +125,7 @@ def read_manifest(path: str | Path, file_columns: list[str], key_columns: list[s
         rows["split"] = normal.fillna("")
     if "fold" in rows:
         for i in range(len(rows)):
-            if not (rows["fold"].iat[i].isdigit() and int(rows["fold"].iat[i]) >= 1):
+            if not (rows["fold"].iat[i].isdecimal() and int(rows["fold"].iat[i]) >= 1):
                 problem(i, "fold", f"{rows['fold'].iat[i]!r} is not a fold number (1, 2, ...)")
 
     files: dict[str, dict[str, Path]] = {c: {} for c in file_columns}
@@ -137,8 +139,13 @@ def read_manifest(path: str | Path, file_columns: list[str], key_columns: list[s
             if not cell:
                 problem(i, column, "empty" + (" (and so is video)" if column == "audio" and "video" in table.columns else ""))
                 continue
-            file = _resolve(cell, path.parent)
-            if not file.is_file():
+            try:
+                file = _resolve(cell, path.parent)
+                exists = file.is_file()
+            except (RuntimeError, OSError) as err:  # ~user of no such user, a name too long for the file system
+                problem(i, source, f"{cell}: not a usable path ({getattr(err, 'strerror', None) or err})")
+                continue
+            if not exists:
                 problem(i, source, f"{file}: file does not exist")
                 continue
             files[column][sample], columns[column][sample] = file, source

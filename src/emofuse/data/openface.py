@@ -17,10 +17,18 @@ import pandas as pd
 from emofuse.data.errors import DataError
 
 AU_COLUMN = re.compile(r"^AU\d{2}_[rc]$")
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # vectors are float32: a larger value would become infinite
 
 
 def au_columns(columns) -> list[str]:
     return [c for c in columns if AU_COLUMN.match(c)]
+
+
+def _check_numbers(path: Path, table: pd.DataFrame, columns: list[str]) -> None:
+    """Refuse a table where one of ``columns`` holds text (empty cells read as NaN and are checked where used)."""
+    bad = [c for c in columns if not pd.api.types.is_numeric_dtype(table[c])]
+    if bad:
+        raise DataError(path, f"column '{bad[0]}' holds values that are not numbers")
 
 
 def read_clip_table(path: str | Path, key_column: str = "video_stem") -> tuple[pd.DataFrame, list[str]]:
@@ -30,7 +38,7 @@ def read_clip_table(path: str | Path, key_column: str = "video_stem") -> tuple[p
         raise DataError(path, "visual feature table does not exist")
     try:
         table = pd.read_csv(path, dtype={key_column: str})
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DataError(path, f"cannot parse CSV ({err})") from None
     table.columns = [c.strip() for c in table.columns]
     if key_column not in table.columns:
@@ -38,6 +46,7 @@ def read_clip_table(path: str | Path, key_column: str = "video_stem") -> tuple[p
     features = au_columns(table.columns)
     if not features:
         raise DataError(path, "no OpenFace action-unit columns (AU01_r, AU01_c, ...)")
+    _check_numbers(path, table, features)
     if table[key_column].duplicated().any():
         dup = table.loc[table[key_column].duplicated(), key_column].iloc[0]
         raise DataError(path, f"clip '{dup}' has more than one row")
@@ -55,6 +64,7 @@ def clip_vector_from_frames(path: str | Path, min_confidence: float = 0.8) -> tu
     features = au_columns(frames.columns)
     if not features:
         raise DataError(path, "no OpenFace action-unit columns (AU01_r, AU01_c, ...)")
+    _check_numbers(path, frames, [c for c in ("success", "confidence", *features) if c in frames.columns])
     usable = pd.Series(True, index=frames.index)
     if "success" in frames.columns:
         usable &= frames["success"] == 1
@@ -63,8 +73,8 @@ def clip_vector_from_frames(path: str | Path, min_confidence: float = 0.8) -> tu
     if not usable.any():
         raise DataError(path, f"no frame with a tracked face (of {len(frames)} frames)")
     values = frames.loc[usable, features].to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all():
-        raise DataError(path, "action-unit values hold NaN or infinity")
+    if not (np.abs(values) <= FLOAT32_MAX).all():
+        raise DataError(path, "action-unit values hold NaN, infinity or numbers beyond float32")
     stats = {"frames": int(len(frames)), "frames_without_face": int((~usable).sum())}
     return values.mean(axis=0).astype(np.float32), features, stats
 
@@ -99,8 +109,9 @@ class VisualSource:
     def vector(self, stem: str) -> np.ndarray:
         if self.kind == "table":
             row = self._table.loc[stem, self.feature_names].to_numpy(dtype=np.float64)
-            if not np.isfinite(row).all():
-                bad = [n for n, v in zip(self.feature_names, row) if not np.isfinite(v)]
+            usable = np.abs(row) <= FLOAT32_MAX
+            if not usable.all():
+                bad = [n for n, ok in zip(self.feature_names, usable) if not ok]
                 raise DataError(self.path, f"clip '{stem}' has NaN/infinite values in {', '.join(bad)}")
             return row.astype(np.float32)
         vector, names, _ = clip_vector_from_frames(self._files[stem])

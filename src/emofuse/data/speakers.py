@@ -11,7 +11,7 @@ def natural_key(speaker) -> tuple:
     """Numbers inside ids compare as numbers: "spk2" < "spk10", and 2 < 10 for integer ids."""
     if isinstance(speaker, (int, np.integer)):
         return ((0, int(speaker), ""),)
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", str(speaker)) if part)
+    return tuple((0, int(part), "") if part.isdecimal() else (1, 0, part) for part in re.split(r"(\d+)", str(speaker)) if part)
 
 
 def normalise_gender(value) -> str:

@@ -5,6 +5,8 @@
 - visual: ``data.visual.kind: video`` (a manifest's default) puts the ``video`` file through ``features.visual``
   (default: face features); ``features`` reads ``visual_features``; ``table`` / ``openface_frames`` look each row's
   ``data.visual.key`` column up in a clip table or a folder of OpenFace per-frame CSVs at ``data.visual.path``.
+- any other modality ``m`` (touch, physio, ...) is stored per sample, as ``data.sources.m`` says: the ``m_features``
+  .npy files (the default), or columns of a CSV table whose rows are found by a manifest column (data/feature_table.py).
 
 Everything after that (folds, training, predict, export) is what a RAVDESS directory gets.
 """
@@ -15,8 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from emofuse.config import DataConfig, FeaturesConfig
+from emofuse.config import MEDIA_MODALITIES, DataConfig, FeaturesConfig
 from emofuse.data.errors import DataError
+from emofuse.data.feature_table import ColumnTable
 from emofuse.data.manifest import Manifest, check_speakers, labels_seen_once, read_manifest
 from emofuse.data.openface import VisualSource
 from emofuse.features.base import EXTRACTORS
@@ -30,14 +33,17 @@ from emofuse.features.visual.extractors import VIDEO_EXTRACTORS
 def needed_columns(data: DataConfig) -> tuple[list[str], list[str]]:
     """(file columns, key columns) the data config reads from a manifest."""
     files, keys = [], []
-    if "audio" in data.modalities:
-        files.append("audio" if data.audio_source == "media" else "audio_features")
-    if "visual" in data.modalities:
-        kind = data.visual.kind
-        if kind in ("video", "features"):
-            files.append("video" if kind == "video" else "visual_features")
-        else:
+    for m in data.modalities:
+        if m == "audio":
+            files.append("audio" if data.audio_source == "media" else "audio_features")
+        elif m == "visual" and data.visual.kind in ("video", "features"):
+            files.append("video" if data.visual.kind == "video" else "visual_features")
+        elif m == "visual":
             keys.append(data.visual.key)
+        elif data.source(m).kind == "features":
+            files.append(f"{m}_features")
+        elif data.source(m).key != "id":  # every row has its id
+            keys.append(data.source(m).key)
     return files, keys
 
 
@@ -49,25 +55,30 @@ def _sources(manifest: Manifest, samples: list[str], data: DataConfig, features:
     def what(column: str) -> dict[str, str]:
         return {s: f"column '{manifest.columns[column][s]}'" for s in samples}
 
+    def keyed(key: str) -> dict[str, list[str]]:
+        values = manifest.rows.set_index("id", drop=False)[key]
+        return {s: [values[s]] for s in samples}
+
     sources: dict[str, Source] = {}
-    if "audio" in data.modalities and data.audio_source == "media":
-        sources["audio"] = MediaFiles(files("audio"), EXTRACTORS.create(features.audio.name, features.audio.params),
-                                      what("audio"))
-    elif "audio" in data.modalities:
-        sources["audio"] = FeatureFiles(files("audio_features"), what("audio_features"), expected_dims.get("audio"))
-    if "visual" not in data.modalities:
-        return sources
-    kind = data.visual.kind
-    if kind == "video":  # the config's validation made sure of a video extractor
-        extractor = VIDEO_EXTRACTORS.create(features.visual.name, features.visual.params)
-        sources["visual"] = MediaFiles(files("video"), extractor, what("video"))
-    elif kind == "features":
-        sources["visual"] = FeatureFiles(files("visual_features"), what("visual_features"), expected_dims.get("visual"))
-    else:
-        key = data.visual.key
-        table = VisualSource(kind, manifest.path.parent / data.visual.path)
-        values = manifest.rows.set_index("id")[key]
-        sources["visual"] = FeatureTable(table, {s: [values[s]] for s in samples}, f"column '{key}'")
+    for m in data.modalities:
+        if m == "audio" and data.audio_source == "media":
+            sources[m] = MediaFiles(files("audio"), EXTRACTORS.create(features.audio.name, features.audio.params),
+                                    what("audio"))
+        elif m == "visual" and data.visual.kind == "video":  # the config's validation made sure of a video extractor
+            extractor = VIDEO_EXTRACTORS.create(features.visual.name, features.visual.params)
+            sources[m] = MediaFiles(files("video"), extractor, what("video"))
+        elif m == "visual" and data.visual.kind != "features":
+            table = VisualSource(data.visual.kind, manifest.path.parent / data.visual.path)
+            sources[m] = FeatureTable(table, keyed(data.visual.key), f"column '{data.visual.key}'")
+        elif m in MEDIA_MODALITIES or data.source(m).kind == "features":
+            sources[m] = FeatureFiles(files(f"{m}_features"), what(f"{m}_features"), expected_dims.get(m))
+        else:
+            source = data.source(m)
+            table = ColumnTable(manifest.path.parent / source.path, source.key, source.columns, source.prefix)
+            if m in expected_dims and len(table.feature_names) != expected_dims[m]:
+                raise DataError(table.path, f"{len(table.feature_names)} {m} feature columns, the model was trained "
+                                            f"on {expected_dims[m]}")
+            sources[m] = FeatureTable(table, keyed(source.key), f"{m} from")
     return sources
 
 

@@ -2,7 +2,8 @@
 
 - ``MediaFiles``: a media file per sample, put through an extractor (cached, parallel; features/extract.py).
 - ``FeatureFiles``: a precomputed ``.npy`` per sample, (D,) or (T, D).
-- ``FeatureTable``: a row per sample in a table of clip features (OpenFace action units), or a per-frame CSV.
+- ``FeatureTable``: a row per sample in a table of clip features (OpenFace action units, or any columns of a CSV:
+  data/feature_table.py), or a per-frame CSV.
 
 Every source returns the features it could get and adds what went wrong to the sample's problems, naming the
 file, so that the dataset builder can stop or skip and report.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tokenize
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from emofuse.data.errors import DataError
-from emofuse.data.openface import VisualSource
+from emofuse.data.feature_table import ColumnTable
+from emofuse.data.openface import FLOAT32_MAX, VisualSource
 from emofuse.features.base import Extractor
 from emofuse.features.cache import FeatureCache, file_digest
 from emofuse.features.extract import extract_features
@@ -76,14 +79,16 @@ class FeatureFiles:
         for sample, path in self.files.items():
             try:
                 array = np.load(path, allow_pickle=False)
-            except (OSError, ValueError, EOFError) as err:
+            except (OSError, ValueError, EOFError, tokenize.TokenError) as err:  # TokenError: numpy parsing a bad header
                 problems[sample].append(f"{_name(self.what, sample)} {path}: cannot read the .npy file ({err})")
                 continue
             if array.ndim not in (1, 2) or 0 in array.shape:
                 problems[sample].append(f"{_name(self.what, sample)} {path}: shape {array.shape}, expected (D,) or (T, D)")
                 continue
-            if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
-                problems[sample].append(f"{_name(self.what, sample)} {path}: holds NaN, infinity or non-numbers")
+            real = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+            if not real or not (np.abs(array.astype(np.float64)) <= FLOAT32_MAX).all():  # larger: infinite as float32
+                problems[sample].append(f"{_name(self.what, sample)} {path}: holds NaN, infinity, non-numbers (complex "
+                                        "ones too) or numbers beyond float32")
                 continue
             loaded.values[sample], loaded.digests[sample] = array.astype(np.float32), file_digest(path)
         shapes = Counter((v.ndim, v.shape[-1]) for v in loaded.values.values())
@@ -104,7 +109,7 @@ class FeatureTable:
     """Clip vectors looked up by key: a row of a clip table, or the per-frame CSV named after the key. Each sample
     lists the keys it may be stored under (RAVDESS: its audio-video stem, else its video-only stem)."""
 
-    source: VisualSource
+    source: VisualSource | ColumnTable
     keys: dict[str, list[str]]
     what: str
 

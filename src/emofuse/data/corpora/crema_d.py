@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from emofuse.data.corpora.base import CORPORA, Listing, media_files, pair_media, speaker_from
+from emofuse.data.errors import DataError
 
 NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
 EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fearful", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
@@ -22,7 +23,13 @@ def demographics(root: Path) -> dict[str, str]:
     found = sorted(Path(root).rglob("VideoDemographics.csv"))
     if not found:
         return {}
-    table = pd.read_csv(found[0], dtype=str)
+    try:
+        table = pd.read_csv(found[0], dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(found[0], f"cannot parse the demographics as CSV ({' '.join(str(err).split())})") from None
+    missing = [c for c in ("ActorID", "Sex") if c not in table.columns]
+    if missing:
+        raise DataError(found[0], f"no column {', '.join(map(repr, missing))} (columns: {', '.join(table.columns)})")
     return {a.strip(): s.strip().lower() for a, s in zip(table["ActorID"], table["Sex"])}
 
 
