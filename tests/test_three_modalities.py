@@ -202,3 +202,15 @@ def test_three_branch_fused_cross_entropy_adds_every_probe():
     expected = F.cross_entropy(fused, TARGET).item() + weighted_ce({m: [1.0, 1.0] for m in LOGITS})
     assert out.total.item() == pytest.approx(expected, rel=1e-6)
     assert set(out.terms) == {"ce/fused", *(f"probe_ce/{m}" for m in LOGITS)}
+
+
+def test_a_config_names_a_fusion_or_gamma_that_does_not_fit_its_modalities_when_loaded():
+    """Checked with the config, before any data is read or model built."""
+    from conftest import REPO
+
+    from emofuse.config import load_config
+
+    with pytest.raises(ConfigError, match="missing: \\['visual'\\]"):
+        load_config(REPO / "configs" / "ravdess_mars.yaml", ["loss.params.gamma={audio: 1.0}"])
+    with pytest.raises(ConfigError, match="fusion 'cbp' is defined for 2 modalities; got 1 \\(audio\\)"):
+        load_config(REPO / "configs" / "ravdess_cbp.yaml", ["data.modalities=[audio]", "model.encoders={audio: {name: mlp}}"])

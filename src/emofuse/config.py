@@ -391,7 +391,9 @@ class ExperimentConfig(Strict):
         for modality, part in self.model.encoders.items():
             ENCODERS.validate_params(part.name, part.params, f"model.encoders.{modality}.params")
         FUSIONS.validate_params(self.model.fusion.name, self.model.fusion.params, "model.fusion.params")
+        FUSIONS.get(self.model.fusion.name).check_modalities(list(self.data.modalities))
         LOSSES.validate_params(self.loss.name, self.loss.params, "loss.params")
+        LOSSES.create(self.loss.name, self.loss.params, modalities=list(self.data.modalities))  # per-modality settings
         if self.selection is not None:
             for name in self.selection.candidates:
                 candidate_config(self, name)  # each candidate is a valid config (its error names the candidate)
