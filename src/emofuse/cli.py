@@ -236,6 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     fx.add_argument("--format", dest="fmt", choices=["npy", "npz"], default="npy",
                     help="one .npy per sample and modality (default) or one .npz per modality")
 
+    tf = sub.add_parser("make-touch-fixture", help="write a synthetic social-touch manifest (8 x 8 pressure grids)",
+                        description="Write synthetic social-touch data: 8 x 8 pressure grids at 50 Hz for four gestures "
+                                    "(pat, stroke, press, tickle) by several people, one .npy of frames (T, 64) per sample "
+                                    "and a manifest with a touch_features column (for tests and demos; not real data).")
+    tf.add_argument("out_dir", type=Path, help="directory to write (manifest.csv, touch/)")
+    tf.add_argument("--speakers", type=int, default=6, help="people touching (default 6)")
+    tf.add_argument("--per-gesture", type=int, default=8, help="samples of each gesture per person (default 8)")
+    tf.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
     ab = sub.add_parser("ablation", help="EMI regression: run several configs and tabulate them",
                         description="Train every CONFIG on the same feature directory (each in OUT/<config name>, "
                                     "finished runs are read back) and write the table to OUT/ablation.md and "
@@ -808,6 +817,14 @@ def cmd_make_emi_fixture(args) -> int:
     return 0
 
 
+def cmd_make_touch_fixture(args) -> int:
+    from emofuse.data.touch_fixture import write_touch_fixture
+
+    manifest = write_touch_fixture(args.out_dir, args.speakers, args.per_gesture, args.seed)
+    print(f"synthetic touch data for {args.speakers} people in {manifest} (4 gestures x {args.per_gesture} samples each)")
+    return 0
+
+
 def cmd_ablation(args) -> int:
     from emofuse.evaluation.emi_ablation import markdown_table, run_ablation
 
@@ -853,7 +870,7 @@ def cmd_sweep(args) -> int:
 
 
 COMMANDS = {"predict": cmd_predict, "cv": cmd_cv, "fit": cmd_fit, "models": cmd_models, "compare": cmd_compare, "sensitivity": cmd_sensitivity, "extract": cmd_extract, "registry": cmd_registry, "train": cmd_train, "evaluate": cmd_evaluate,
-            "make-emi-fixture": cmd_make_emi_fixture, "ablation": cmd_ablation, "emi-ravdess": cmd_emi_ravdess, "sweep": cmd_sweep,
+            "make-emi-fixture": cmd_make_emi_fixture, "make-touch-fixture": cmd_make_touch_fixture, "ablation": cmd_ablation, "emi-ravdess": cmd_emi_ravdess, "sweep": cmd_sweep,
             "export": cmd_export, "cost": cmd_cost, "report": cmd_report, "serve": cmd_serve, "manifest": cmd_manifest,
             "robustness": cmd_robustness, "diagnose": cmd_diagnose}
 
