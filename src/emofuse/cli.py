@@ -751,11 +751,10 @@ def cmd_manifest(args) -> int:
 def cmd_registry(args) -> int:
     from emofuse.data.corpora import CORPORA
     from emofuse.features import EXTRACTORS, VIDEO_EXTRACTORS
-    from emofuse.features.text import TEXT_ENCODERS
     from emofuse.losses import LOSSES
     from emofuse.models import ENCODERS, FUSIONS
 
-    for reg in (EXTRACTORS, VIDEO_EXTRACTORS, TEXT_ENCODERS, ENCODERS, FUSIONS, LOSSES, CORPORA):
+    for reg in (EXTRACTORS, VIDEO_EXTRACTORS, ENCODERS, FUSIONS, LOSSES, CORPORA):
         print(f"{reg.kind}: {', '.join(reg.names())}")
     return 0
 

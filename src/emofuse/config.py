@@ -42,11 +42,13 @@ MODALITY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class ModalitySource(Strict):
-    """Where a manifest's modality other than audio and visual comes from: stored per sample, never computed."""
+    """Where a modality other than audio and visual comes from: stored per sample (a manifest), or computed from each
+    sample's audio by an extractor (any corpus): e.g. ``text`` as the transcript's sentence embedding."""
 
-    kind: Literal["features", "table"] = Field(
+    kind: Literal["features", "table", "speech"] = Field(
         "features", description="features: the manifest's <modality>_features column (.npy per sample, (D,) or (T, D)); "
-                                "table: columns of a CSV table with one row per sample"
+                                "table: columns of a CSV table with one row per sample; speech: computed from the "
+                                "sample's audio by extractor (a RAVDESS take's audio file, a manifest's audio column)"
     )
     path: str | None = Field(None, description="table: the CSV, relative to the manifest's folder")
     key: str = Field("id", description="table: the manifest column matched against the table's column of that name "
@@ -54,19 +56,28 @@ class ModalitySource(Strict):
     columns: list[str] | None = Field(None, min_length=1, description="table: the feature columns, by name")
     prefix: str | None = Field(None, min_length=1, description="table: the feature columns, every one whose name starts "
                                                                "with this")
+    extractor: Part | None = Field(None, description="speech: an audio feature extractor (default transcript: what "
+                                                     "was said, as a sentence embedding)")
 
     @model_validator(mode="after")
     def _check(self) -> "ModalitySource":
-        if self.kind == "features":
-            if self.path or self.columns or self.prefix or self.key != "id":
-                raise ValueError("path, key, columns and prefix belong to kind: table (kind: features reads the "
-                                 "<modality>_features column)")
-        elif self.path is None or (self.columns is None) == (self.prefix is None):
+        if self.kind != "table" and (self.path or self.columns or self.prefix or self.key != "id"):
+            raise ValueError(f"path, key, columns and prefix belong to kind: table, not kind: {self.kind}")
+        if self.kind == "table" and (self.path is None or (self.columns is None) == (self.prefix is None)):
             raise ValueError("kind: table needs path (the CSV) and one of columns (names) or prefix")
+        if self.kind != "speech" and self.extractor is not None:
+            raise ValueError(f"extractor belongs to kind: speech, not kind: {self.kind}")
+        if self.kind == "speech" and self.extractor is None:
+            self.extractor = Part(name="transcript")
         return self
 
+    @property
+    def computed(self) -> bool:
+        return self.kind == "speech"
+
     def describe(self, modality: str) -> str:
-        return f"columns of {self.path}" if self.kind == "table" else f"a manifest's {modality}_features column"
+        return {"table": f"columns of {self.path}", "features": f"a manifest's {modality}_features column",
+                "speech": f"the audio, through {self.extractor.name if self.extractor else '?'}"}[self.kind]
 
 
 class LabelNoiseConfig(Strict):
@@ -177,10 +188,11 @@ class DataConfig(Strict):
         if self.dataset == "ravdess" and (self.visual.kind == "features" or self.audio_source == "features"):
             raise ValueError("precomputed .npy features (data.visual.kind / data.audio_source: features) come from a "
                              "manifest's <modality>_features column: set data.dataset: manifest")
-        other = [m for m in self.modalities if m not in MEDIA_MODALITIES]
-        if self.dataset == "ravdess" and other:
-            raise ValueError(f"data.modalities: a RAVDESS directory has audio and visual only, not {other}; stored "
-                             "features of other modalities come from a manifest (data.dataset: manifest)")
+        stored = [m for m in self.modalities if m not in MEDIA_MODALITIES and not self.source(m).computed]
+        if self.dataset == "ravdess" and stored:
+            raise ValueError(f"data.modalities: a RAVDESS directory has its audio and visual modalities and those "
+                             f"computed from the audio (data.sources.<name>.kind: speech), not stored ones {stored}; "
+                             f"stored features come from a manifest (data.dataset: manifest)")
         for m in self.sources:
             if m in MEDIA_MODALITIES:
                 raise ValueError(f"data.sources.{m}: {m} has settings of its own (data.audio_source, data.visual)")
@@ -198,7 +210,12 @@ class DataConfig(Strict):
         if modality in MEDIA_MODALITIES:
             kind = self.audio_source if modality == "audio" else self.visual.kind
             return ModalitySource().describe(modality) if kind == "features" else None
-        return self.source(modality).describe(modality)
+        source = self.source(modality)
+        return None if source.computed else source.describe(modality)
+
+    def speech_sourced(self) -> dict[str, Part]:
+        """Modality -> the extractor that computes it from each sample's audio (kind: speech)."""
+        return {m: s.extractor for m, s in self.sources.items() if s.computed}
 
 
 DEFAULT_FACE_FEATURES = {"name": "face_features", "params": {"descriptors": ["expression", "hog"], "pool": True}}
@@ -387,6 +404,8 @@ class ExperimentConfig(Strict):
         if extra:
             raise ValueError(f"model.encoders names modalities not in data.modalities: {extra}")
         EXTRACTORS.validate_params(self.features.audio.name, self.features.audio.params, "features.audio.params")
+        for modality, part in self.data.speech_sourced().items():
+            EXTRACTORS.validate_params(part.name, part.params, f"data.sources.{modality}.extractor.params")
         check_visual_features(self.data, self.features)
         for modality, part in self.model.encoders.items():
             ENCODERS.validate_params(part.name, part.params, f"model.encoders.{modality}.params")

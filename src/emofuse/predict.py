@@ -162,6 +162,8 @@ class Predictor:
         self.class_names = tuple(record["class_names"])
         audio = self.config.features.audio
         self.extractor = EXTRACTORS.create(audio.name, audio.params) if "audio" in self.modalities else None
+        self.speech = {m: EXTRACTORS.create(part.name, part.params)  # modalities computed from the audio (e.g. text)
+                       for m, part in self.config.data.speech_sourced().items()}
         video = "visual" in self.modalities and self.config.data.visual.kind == "video"
         self.video = VIDEO_EXTRACTORS.create(self.config.features.visual.name, self.config.features.visual.params) \
             if video else None
@@ -169,7 +171,9 @@ class Predictor:
         # (precomputed features, OpenFace output) does not check it
         self.stored = {m: PRECOMPUTED.format(m=m, where=where) for m in self.modalities
                        if (where := self.config.data.stored(m))}  # modality -> why no file can give it
-        self.media_rate = self.extractor.sample_rate if self.extractor and "audio" not in self.stored else None
+        rates = [e.sample_rate for e in ([self.extractor] if self.extractor and "audio" not in self.stored else [])
+                 + list(self.speech.values())]
+        self.media_rate = rates[0] if rates else None
         self.reads_media = self.media_rate is not None or self.video is not None
         sequence = {"audio": bool(self.extractor and self.extractor.sequence), "visual": bool(self.video and self.video.sequence),
                     **record.get("sequence", {})}
@@ -202,12 +206,22 @@ class Predictor:
         timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - started
         return self.audio_features(wave, path, timings)
 
-    def audio_features(self, wave: np.ndarray, source: str | Path, timings: dict) -> np.ndarray:
-        """The audio branch's raw features of a mono waveform at the extractor's rate: one path for a file's audio and
-        a stream's window, so that both get the same features. ``source`` names the audio in a DataError."""
+    def _speech(self, m: str, path: Path, timings: dict, wave: np.ndarray | None) -> np.ndarray:
+        """A modality computed from the file's audio (data.sources.<m>.kind: speech), e.g. text from a transcript."""
+        from emofuse.data.audio import load_audio
+
+        extractor = self.speech[m]
+        if wave is None or extractor.sample_rate != self.media_rate:
+            wave = load_audio(path, extractor.sample_rate)
+        return self.audio_features(wave, path, timings, extractor)
+
+    def audio_features(self, wave: np.ndarray, source: str | Path, timings: dict, extractor=None) -> np.ndarray:
+        """The audio branch's raw features of a mono waveform at the extractor's rate (or another extractor's of the
+        audio): one path for a file's audio and a stream's window, so that both get the same features. ``source`` names
+        the audio in a DataError."""
         started = time.perf_counter()
         try:
-            features = self.extractor(wave)
+            features = (extractor or self.extractor)(wave)
         except Exception as err:  # noqa: BLE001  (an extractor failure on this audio only)
             raise DataError(source, f"audio feature extraction failed ({type(err).__name__}: {err})") from None
         finally:
@@ -267,7 +281,8 @@ class Predictor:
         values, missing, records = {}, {}, {}
         own = {m: {} for m in self.modalities}  # each reader's timings, added up below
         readers = {"audio": lambda: self._audio(path, own["audio"], wave),
-                   "visual": lambda: self._visual(path, openface_dir, own["visual"], records)}
+                   "visual": lambda: self._visual(path, openface_dir, own["visual"], records),
+                   **{m: (lambda m=m: self._speech(m, path, own[m], wave)) for m in self.speech}}
 
         def read(m: str):
             if m in self.stored:

@@ -187,7 +187,7 @@ def draw_plots(variants: list[Variant], per_run: pd.DataFrame, predictions_of: d
         if v.config.loss.name in ("cross_entropy", "mars") and v.config.model.fusion.name == "average":
             loss_tables[v.label] = pd.concat([pd.read_csv(f / "train_losses.csv") for f in fold_dirs], ignore_index=True)
     if loss_tables:
-        modalities = list(variants[0].config.data.modalities)
+        modalities = list(dict.fromkeys(m for v in variants for m in v.config.data.modalities))
         made.append(plots.plot_loss_histograms(loss_tables, modalities, out / "plots" / "train_loss_histograms.png"))
     return made
 

