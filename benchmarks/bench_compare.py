@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from emofuse.config import load_config
-from emofuse.evaluation.compare import Variant, run_compare
+from emofuse.config.loading import load_config
+from emofuse.experiments.compare import Variant, run_compare
 from emofuse.features.cache import FeatureCache, default_cache_dir
-from emofuse.features.dataset import build_ravdess_features
+from emofuse.datasets.feature_set import build_ravdess_features
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ["ce", "multiplication", "concat", "cbp", "tfn", "mmtm", "msaf", "cfn_sr", "focal", "m3er", "mars_epoch0", "mars"]

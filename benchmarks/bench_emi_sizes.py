@@ -35,11 +35,11 @@ import torch
 from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
-from emofuse.data.emi_fixture import HUME_TARGETS, write_emi_fixture
-from emofuse.data.feature_dir import FeatureDirData, load_feature_dir
-from emofuse.emi_config import load_emi_config
-from emofuse.evaluation.emi_experiment import run_emi
-from emofuse.evaluation.regression import pearson
+from emofuse.tasks.emi.fixture import HUME_TARGETS, write_emi_fixture
+from emofuse.tasks.emi.feature_dir import FeatureDirData, load_feature_dir
+from emofuse.tasks.emi.config import load_emi_config
+from emofuse.tasks.emi.experiment import run_emi
+from emofuse.metrics.regression import pearson
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "emi_hume.yaml"

@@ -28,9 +28,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from emofuse.config import load_config
-from emofuse.evaluation.compare import Variant, load_predictions, run_variants
-from emofuse.evaluation.statistics import compare_to_reference
+from emofuse.config.loading import load_config
+from emofuse.experiments.compare import Variant, load_predictions, run_variants
+from emofuse.metrics.statistics import compare_to_reference
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))

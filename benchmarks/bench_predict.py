@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from emofuse.data.media import probe
-from emofuse.predict import Predictor
+from emofuse.inference.predict import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 CREMA = REPO.parent / "shared" / "data" / "crema-d"
@@ -37,8 +37,8 @@ TRAIN = ["train.epochs=2", "train.early_stopping.min_epochs=0", "protocol.n_fold
 
 
 def train(config: str, data: Path, out: Path, extra: list[str]) -> Path:
-    from emofuse.config import load_config
-    from emofuse.evaluation.cross_validation import run_cross_validation
+    from emofuse.config.loading import load_config
+    from emofuse.protocol.cross_validation import run_cross_validation
 
     cfg = load_config(REPO / "configs" / config, [*TRAIN, *extra])
     run_cross_validation(cfg, data, out / cfg.name, out / "cache", progress=False)
@@ -92,7 +92,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs = args.run
         if runs is None:
-            from emofuse.sample import sample_dir
+            from emofuse.data.sample import sample_dir
 
             tmp = Path(tmp)
             runs = [train("ravdess_mars_egemaps.yaml", sample_dir(), tmp, ["loss.params.switch_epoch=1"]),

@@ -21,11 +21,11 @@ from pathlib import Path
 import soundfile
 import torch
 
-from emofuse.config import load_config
-from emofuse.evaluation.cross_validation import run_cross_validation
+from emofuse.config.loading import load_config
+from emofuse.protocol.cross_validation import run_cross_validation
 from emofuse.features.cache import FeatureCache
 from emofuse.data.ravdess import find_audio_files
-from emofuse.features.dataset import build_ravdess_features
+from emofuse.datasets.feature_set import build_ravdess_features
 
 REPO = Path(__file__).resolve().parents[1]
 

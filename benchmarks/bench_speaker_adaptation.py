@@ -45,14 +45,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from emofuse.config import load_config
-from emofuse.evaluation.cross_validation import run_cross_validation
-from emofuse.speaker_groups import HIGH_AROUSAL, LOW_AROUSAL
+from emofuse.config.loading import load_config
+from emofuse.protocol.cross_validation import run_cross_validation
+from emofuse.inference.speaker_groups import HIGH_AROUSAL, LOW_AROUSAL
 from emofuse.features.cache import FeatureCache
-from emofuse.features.dataset import build_ravdess_features
-from emofuse.features.normalize import Standardizer, fit_stats, select_rows
-from emofuse.predict import Predictor
-from emofuse.speaker_groups import one_sided
+from emofuse.datasets.feature_set import build_ravdess_features
+from emofuse.datasets.normalize import Standardizer, fit_stats, select_rows
+from emofuse.inference.predict import Predictor
+from emofuse.inference.speaker_groups import one_sided
 
 REPO = Path(__file__).resolve().parents[1]
 

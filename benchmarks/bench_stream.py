@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from emofuse.data.audio import load_audio
-from emofuse.predict import Predictor, audio_chunks
+from emofuse.inference.predict import Predictor
+from emofuse.inference.stream import audio_chunks
 
 RAVDESS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ravdess" / "audio16k"
 RATE = 16000  # the takes' own rate: the stream resamples where the run's extractor takes another

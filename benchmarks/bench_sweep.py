@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from emofuse.config import load_config
-from emofuse.evaluation.sweep import load_space, run_sweep
+from emofuse.config.loading import load_config
+from emofuse.experiments.sweep import load_space, run_sweep
 from emofuse.features.cache import default_cache_dir
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from emofuse.config import load_config
+from emofuse.config.loading import load_config
 from emofuse.data.media import probe
 from emofuse.features import VIDEO_EXTRACTORS
 from emofuse.models import create_model

@@ -22,11 +22,11 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from emofuse.config import load_config
-from emofuse.evaluation.cross_validation import prepare_inputs
-from emofuse.evaluation.folds import actor_folds
+from emofuse.config.loading import load_config
+from emofuse.protocol.cross_validation import prepare_inputs
+from emofuse.protocol.folds import actor_folds
 from emofuse.features.cache import FeatureCache, default_cache_dir
-from emofuse.features.dataset import build_ravdess_features
+from emofuse.datasets.feature_set import build_ravdess_features
 
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 

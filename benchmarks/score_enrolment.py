@@ -1,5 +1,5 @@
 """A finished cv run's fold models scored on their test speakers with another number of enrolment clips
-(evaluation/rescore.py); with several runs (seeds), pooled, with a cluster-bootstrap interval over speakers.
+(protocol/rescore.py); with several runs (seeds), pooled, with a cluster-bootstrap interval over speakers.
 
     python benchmarks/score_enrolment.py RUN [RUN ...] --ks 0 10 [--data ../shared/data/ravdess]
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from emofuse.evaluation.rescore import accuracy_with_interval, predictions_at_k
+from emofuse.protocol.rescore import accuracy_with_interval, predictions_at_k
 from emofuse.features.cache import default_cache_dir
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ For every (model, context) it cross-validates the config once per hidden-state i
 over ``features.audio.params.layers``: one extraction per (model, context), since the cache keeps every layer).
 Each fold then takes the variant with the highest validation accuracy on its own validation actors (mean over
 seeds), and its test actors are scored with that variant: the nested estimate of the whole recipe, selection
-included (evaluation/nested.py). Variants within --tolerance of the fold's highest validation accuracy count as
+included (protocol/nested.py). Variants within --tolerance of the fold's highest validation accuracy count as
 tied (default 0.002, well inside one seed's noise), and the tie goes to the cheaper features: the smaller model,
 then the real-length context (4 to 5 times less encoder work than a 30 s window), then the lower layer.
 
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from emofuse.config import load_config
-from emofuse.evaluation.compare import run_sensitivity
+from emofuse.config.loading import load_config
+from emofuse.experiments.compare import run_sensitivity
 from emofuse.features import EXTRACTORS
 from emofuse.features.cache import default_cache_dir
 

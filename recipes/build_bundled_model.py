@@ -5,7 +5,7 @@
 
 1. ``emofuse cv`` of the config (WORK/cv): the estimates for a new speaker and the epoch count;
 2. ``emofuse fit`` on every speaker up to the median of the folds' selected epochs (WORK/model);
-3. the cv run's fold models rescored with 0, 5 and 10 enrolment clips per test speaker (evaluation/rescore.py),
+3. the cv run's fold models rescored with 0, 5 and 10 enrolment clips per test speaker (protocol/rescore.py),
    pooled accuracy with a 95 % cluster-bootstrap interval over the test speakers;
 4. the fitted model on the CREMA-D clips given (cross-corpus: another corpus, other speakers, other sentences);
 5. the model directory's files and card.json copied into the package.
@@ -23,14 +23,14 @@ from pathlib import Path
 
 import torch
 
-from emofuse.config import load_config
+from emofuse.config.loading import load_config
 from emofuse.data.corpora.crema_d import crema_d
-from emofuse.evaluation.cross_validation import run_cross_validation
-from emofuse.evaluation.final_fit import fit_final
-from emofuse.evaluation.rescore import accuracy_with_interval, predictions_at_k
+from emofuse.protocol.cross_validation import run_cross_validation
+from emofuse.protocol.final_fit import fit_final
+from emofuse.protocol.rescore import accuracy_with_interval, predictions_at_k
 from emofuse.features.cache import default_cache_dir
-from emofuse.predict import Predictor
-from emofuse.runs import write_json
+from emofuse.inference.predict import Predictor
+from emofuse.core.runs import write_json
 from emofuse.zoo import WEIGHTS, _root, weights_sha256
 
 REPO = Path(__file__).resolve().parents[1]

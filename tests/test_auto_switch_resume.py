@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from emofuse.config import ModelConfig, TrainConfig
+from emofuse.config.schema import ModelConfig, TrainConfig
 from emofuse.losses import LOSSES
 from emofuse.models import create_model
 from emofuse.training.batches import TensorData

@@ -2,12 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emofuse.config import FeaturesConfig, DataConfig, load_config
+from emofuse.config.loading import load_config
+from emofuse.config.schema import DataConfig, FeaturesConfig
 from emofuse.data.audio import load_audio
-from emofuse.data.errors import DataError
+from emofuse.core.errors import DataError
 from emofuse.features.cache import FeatureCache
-from emofuse.features.dataset import build_ravdess_features
-from emofuse.registry import ConfigError
+from emofuse.datasets.feature_set import build_ravdess_features
+from emofuse.core.registry import ConfigError
 
 from conftest import REPO
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emofuse.html_report import write_report
+from emofuse.reporting.html_report import write_report
 
 from test_media import CREMA, requires_crema
 from web_fixtures import live_server, long_recording, sample_run

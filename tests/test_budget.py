@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emofuse.config import EarlyStoppingConfig, ModelConfig, TrainConfig, config_from_dict
-from emofuse.evaluation.cross_validation import run_cross_validation
+from emofuse.config.loading import config_from_dict
+from emofuse.config.schema import EarlyStoppingConfig, ModelConfig, TrainConfig
+from emofuse.protocol.cross_validation import run_cross_validation
 from emofuse.losses import LOSSES
 from emofuse.models import create_model
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 from emofuse.training.batches import TensorData
 from emofuse.training.budget import minimum_epochs, stage_start_epoch
 from emofuse.training.trainer import Trainer

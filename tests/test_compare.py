@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from emofuse.cli import main
-from emofuse.config import config_from_dict, load_config
-from emofuse.registry import ConfigError
+from emofuse.config.loading import config_from_dict, load_config
+from emofuse.core.registry import ConfigError
 from tests.conftest import REPO
 
 TINY = {

@@ -15,21 +15,21 @@ import torch
 import yaml
 
 from emofuse import __version__
-from emofuse.atomic import atomic_write_text
+from emofuse.core.atomic import atomic_write_text
 from emofuse.cli import COMMANDS, main
-from emofuse.config import config_from_dict, load_config
-from emofuse.console import ProgressLines, listed, rounded
-from emofuse.emi_config import load_emi_config
-from emofuse.evaluation.classification import accuracy_and_macro_f1
-from emofuse.evaluation.cross_validation import run_cross_validation
+from emofuse.config.loading import config_from_dict, load_config
+from emofuse.core.console import ProgressLines, listed, rounded
+from emofuse.tasks.emi.config import load_emi_config
+from emofuse.metrics.classification import accuracy_and_macro_f1
+from emofuse.protocol.cross_validation import run_cross_validation
 from emofuse.features import EXTRACTORS
 from emofuse.features.cache import FeatureCache
-from emofuse.features.datasets import build_features
+from emofuse.datasets.build import build_features
 from emofuse.features.extract import extract_features
-from emofuse.predict import print_predictions
-from emofuse.registry import ConfigError
-from emofuse.report import print_cv_summary
-from emofuse.runs import start_run
+from emofuse.inference.printing import print_predictions
+from emofuse.core.registry import ConfigError
+from emofuse.reporting.report import print_cv_summary
+from emofuse.core.runs import start_run
 
 from conftest import REPO
 

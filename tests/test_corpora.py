@@ -11,8 +11,8 @@ import pytest
 from emofuse.cli import main
 from emofuse.data.corpora import CORPORA, common_label, write_manifest
 from emofuse.data.manifest import read_manifest
-from emofuse.registry import ConfigError
-from emofuse.sample import sample_dir
+from emofuse.core.registry import ConfigError
+from emofuse.data.sample import sample_dir
 
 from conftest import REPO
 from test_media import CREMA, requires_crema

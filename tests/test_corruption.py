@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from emofuse.config import config_from_dict, load_config
-from emofuse.data.corruption import FoldCorruption, most_confusable
-from emofuse.data.errors import DataError
+from emofuse.config.loading import config_from_dict, load_config
+from emofuse.datasets.corruption import FoldCorruption, most_confusable
+from emofuse.core.errors import DataError
 from emofuse.data.ravdess import EMOTIONS, find_audio_files, parse_name
-from emofuse.evaluation.cross_validation import fold_data, prepare_inputs
-from emofuse.evaluation.folds import actor_folds
+from emofuse.protocol.cross_validation import fold_data, prepare_inputs
+from emofuse.protocol.folds import actor_folds
 from emofuse.features.cache import FeatureCache
-from emofuse.features.dataset import build_ravdess_features
-from emofuse.registry import ConfigError
+from emofuse.datasets.feature_set import build_ravdess_features
+from emofuse.core.registry import ConfigError
 from tests.conftest import RAVDESS, REPO, requires_shared_data
 
 MARS = REPO / "configs" / "ravdess_mars.yaml"

@@ -10,8 +10,9 @@ from torch import nn
 
 from conftest import REPO
 from emofuse.cli import main
-from emofuse.config import ModelConfig, Part
-from emofuse.cost import PAPER_GFLOPS, Setting, cost_table, count_macs, loss_only_methods, paper_setting
+from emofuse.config.schema import ModelConfig
+from emofuse.core.registry import Part
+from emofuse.inference.cost import PAPER_GFLOPS, Setting, cost_table, count_macs, loss_only_methods, paper_setting
 from emofuse.models import FUSIONS, create_model
 
 TINY_CLIPS = Setting(

@@ -16,8 +16,8 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from emofuse.config import config_from_dict
-from emofuse.evaluation.cross_validation import run_cross_validation
+from emofuse.config.loading import config_from_dict
+from emofuse.protocol.cross_validation import run_cross_validation
 from emofuse.losses import LOSSES
 from emofuse.models import ModelOutput
 from emofuse.training import distributed

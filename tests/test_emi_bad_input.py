@@ -6,12 +6,12 @@ import pytest
 import yaml
 
 from emofuse.cli import main
-from emofuse.data.emi_fixture import HUME_TARGETS, write_emi_fixture
-from emofuse.data.errors import DataError
-from emofuse.data.feature_dir import load_feature_dir
+from emofuse.tasks.emi.fixture import HUME_TARGETS, write_emi_fixture
+from emofuse.core.errors import DataError
+from emofuse.tasks.emi.feature_dir import load_feature_dir
 from emofuse.training.timescales import resolve_ema_decay
-from emofuse.emi_config import load_emi_config
-from emofuse.registry import ConfigError
+from emofuse.tasks.emi.config import load_emi_config
+from emofuse.core.registry import ConfigError
 
 from conftest import REPO
 

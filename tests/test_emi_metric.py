@@ -5,9 +5,9 @@ import pytest
 import torch
 from scipy.stats import pearsonr
 
-from emofuse.evaluation.regression import RegressionEvaluator, pearson
-from emofuse.losses.emi import batch_pearson
-from emofuse.models.emi import EmiOutput
+from emofuse.metrics.regression import RegressionEvaluator, pearson
+from emofuse.tasks.emi.loss import batch_pearson
+from emofuse.tasks.emi.model import EmiOutput
 from emofuse.training.batches import TensorData
 
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emofuse.losses.emi import EmiLoss, EmiLossConfig
-from emofuse.models.emi import EmiModelConfig, EmiRegressor, adaptive_avg_pool_time
+from emofuse.tasks.emi.loss import EmiLoss, EmiLossConfig
+from emofuse.tasks.emi.model import EmiModelConfig, EmiRegressor, adaptive_avg_pool_time
 from emofuse.training.batches import pad_sequences
 
 

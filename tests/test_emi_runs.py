@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from emofuse.cli import main
-from emofuse.data.emi_fixture import write_emi_fixture
-from emofuse.emi_config import load_emi_config
-from emofuse.evaluation.emi_ravdess import TARGETS, RavdessSource, intensity_targets, load_ravdess_source, run_ravdess_emi
-from emofuse.registry import ConfigError
+from emofuse.tasks.emi.fixture import write_emi_fixture
+from emofuse.tasks.emi.config import load_emi_config
+from emofuse.tasks.emi.ravdess import TARGETS, RavdessSource, intensity_targets, load_ravdess_source, run_ravdess_emi
+from emofuse.core.registry import ConfigError
 
 from conftest import REPO
 

@@ -9,14 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from emofuse.config import Passes
-from emofuse.data.emi_fixture import write_emi_fixture
-from emofuse.emi_config import EmiTrainConfig, load_emi_config
-from emofuse.evaluation.emi_experiment import run_emi
-from emofuse.evaluation.regression import RegressionEvaluator
-from emofuse.losses.emi import EmiLoss, EmiLossConfig
-from emofuse.models.emi import EmiModelConfig, EmiRegressor
-from emofuse.registry import ConfigError
+from emofuse.config.schema import Passes
+from emofuse.tasks.emi.fixture import write_emi_fixture
+from emofuse.tasks.emi.config import EmiTrainConfig, load_emi_config
+from emofuse.tasks.emi.experiment import run_emi
+from emofuse.metrics.regression import RegressionEvaluator
+from emofuse.tasks.emi.loss import EmiLoss, EmiLossConfig
+from emofuse.tasks.emi.model import EmiModelConfig, EmiRegressor
+from emofuse.core.registry import ConfigError
 from emofuse.training.batches import TensorData
 from emofuse.training.ema import ema_decay, ema_horizon
 from emofuse.training.timescales import resolve_ema_decay, resolve_weight_decay

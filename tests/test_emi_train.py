@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from emofuse.cli import main
-from emofuse.data.emi_fixture import HUME_TARGETS, write_emi_fixture
-from emofuse.data.feature_dir import load_feature_dir
-from emofuse.emi_config import EmiTrainConfig
-from emofuse.losses.emi import EmiLoss, EmiLossConfig
-from emofuse.models.emi import EmiModelConfig, EmiRegressor
+from emofuse.tasks.emi.fixture import HUME_TARGETS, write_emi_fixture
+from emofuse.tasks.emi.feature_dir import load_feature_dir
+from emofuse.tasks.emi.config import EmiTrainConfig
+from emofuse.tasks.emi.loss import EmiLoss, EmiLossConfig
+from emofuse.tasks.emi.model import EmiModelConfig, EmiRegressor
 from emofuse.training.batches import TensorData
 from emofuse.training.trainer import Trainer
 

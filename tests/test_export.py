@@ -10,7 +10,7 @@ import torch
 
 from conftest import REPO, make_ravdess_fixture
 from emofuse.cli import main
-from emofuse.export import load_run_model
+from emofuse.inference.export import load_run_model
 
 FAST = ["--set", "train.epochs=2", "--set", "protocol.n_folds=3", "--set", "features.workers=1", "--folds", "1", "--no-progress",
         "--set", "features.adapt_clips=3"]  # the fixture has 8 clips per speaker, fewer than the shipped k = 10 + 1

@@ -9,7 +9,7 @@ from emofuse.data.media import VideoFrames
 from emofuse.features.visual import FacePipeline
 from emofuse.features.visual.crops import crop_face
 from emofuse.features.visual.track import DETECTED, HELD, NO_FACE, track_largest_face
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 from test_media import CREMA, requires_crema, write_video
 

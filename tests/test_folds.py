@@ -1,6 +1,6 @@
 import pytest
 
-from emofuse.evaluation.folds import actor_folds
+from emofuse.protocol.folds import actor_folds
 
 
 def test_six_folds_of_four_consecutive_actors():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from emofuse.config import ModelConfig
+from emofuse.config.schema import ModelConfig
 from emofuse.losses import LOSSES
 from emofuse.models import FUSIONS, ModelOutput, create_model
 from emofuse.models.fusion.cbp import CountSketch, compact_bilinear

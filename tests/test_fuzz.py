@@ -22,21 +22,23 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from emofuse.config import load_config, set_dotted
+from emofuse.config.loading import load_config
+from emofuse.config.overrides import set_dotted
 from emofuse.data.audio import load_audio
 from emofuse.data.corpora import CORPORA, write_manifest
-from emofuse.data.errors import DataError
+from emofuse.core.errors import DataError
 from emofuse.data.manifest import read_manifest
-from emofuse.data.media import check_media, decode_audio, decode_video, probe
+from emofuse.data.media import decode_audio, decode_video, probe
+from emofuse.data.media_check import check_media
 from emofuse.data.openface import VisualSource, clip_vector_from_frames
 from emofuse.data.ravdess import EMOTIONS, parse_name
-from emofuse.evaluation.cross_corpus import parse_label_map
+from emofuse.protocol.cross_corpus import parse_label_map
 from emofuse.features.extract import in_shard, parse_shard
-from emofuse.features.sources import FeatureFiles
-from emofuse.registry import ConfigError
+from emofuse.datasets.sources import FeatureFiles
+from emofuse.core.registry import ConfigError
 from emofuse.serve.errors import RequestError
 from emofuse.serve.uploads import inspect_media, receive_upload
-from emofuse.speaker_groups import assign_speakers, read_speaker_map
+from emofuse.inference.speaker_groups import assign_speakers, read_speaker_map
 
 from conftest import REPO
 

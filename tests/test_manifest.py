@@ -8,15 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emofuse.config import DataConfig, FeaturesConfig, config_from_dict
-from emofuse.data.errors import DataError
+from emofuse.config.loading import config_from_dict
+from emofuse.config.schema import DataConfig, FeaturesConfig
+from emofuse.core.errors import DataError
 from emofuse.data.manifest import read_manifest
-from emofuse.evaluation.cross_validation import run_cross_validation
-from emofuse.evaluation.folds import actor_folds, dataset_folds
+from emofuse.protocol.cross_validation import run_cross_validation
+from emofuse.protocol.folds import actor_folds, dataset_folds
 from emofuse.features.cache import FeatureCache
-from emofuse.features.manifest_set import build_manifest_features
-from emofuse.registry import ConfigError
-from emofuse.sample import sample_dir
+from emofuse.datasets.manifest_set import build_manifest_features
+from emofuse.core.registry import ConfigError
+from emofuse.data.sample import sample_dir
 
 from conftest import feature_manifest_config, make_feature_manifest
 
@@ -211,7 +212,7 @@ def test_cv_on_precomputed_features_lists_skipped_rows_in_results(tmp_path):
 
 def test_manifest_configs_load_and_video_defaults_to_face_features():
     from conftest import REPO
-    from emofuse.config import load_config
+    from emofuse.config.loading import load_config
 
     audio = load_config(REPO / "configs" / "manifest_audio.yaml", ["data.path=m.csv"])
     assert audio.data.dataset == "manifest" and audio.data.modalities == ["audio"] and audio.features.visual is None

@@ -10,16 +10,16 @@ import pytest
 from starlette.testclient import TestClient
 
 from emofuse.cli import main
-from emofuse.config import config_from_dict, load_config
-from emofuse.evaluation.compare import Variant, run_compare
-from emofuse.evaluation.cross_corpus import evaluate_on_manifest, map_labels, parse_label_map
-from emofuse.evaluation.cross_validation import run_cross_validation
-from emofuse.evaluation.sweep import SearchSpace, run_sweep
-from emofuse.export import export_run
-from emofuse.html_report import render_report
-from emofuse.predict import Predictor
-from emofuse.registry import ConfigError
-from emofuse.sample import sample_dir
+from emofuse.config.loading import config_from_dict, load_config
+from emofuse.experiments.compare import Variant, run_compare
+from emofuse.protocol.cross_corpus import evaluate_on_manifest, map_labels, parse_label_map
+from emofuse.protocol.cross_validation import run_cross_validation
+from emofuse.experiments.sweep import SearchSpace, run_sweep
+from emofuse.inference.export import export_run
+from emofuse.reporting.html_report import render_report
+from emofuse.inference.predict import Predictor
+from emofuse.core.registry import ConfigError
+from emofuse.data.sample import sample_dir
 from emofuse.serve.app import create_app
 
 from conftest import REPO, feature_manifest_config, make_feature_manifest

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from emofuse.losses import LOSSES
 from emofuse.models import ModelOutput
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 
 def output(**logits):

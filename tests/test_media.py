@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from emofuse.data.audio import load_audio
-from emofuse.data.errors import DataError
+from emofuse.core.errors import DataError
 from emofuse.data.media import decode_audio, decode_video, probe
 
 from conftest import SHARED_DATA

@@ -13,14 +13,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from emofuse.cli import main
-from emofuse.config import load_config
-from emofuse.data.errors import DataError
+from emofuse.config.loading import load_config
+from emofuse.core.errors import DataError
 from emofuse.features.cache import FeatureCache
-from emofuse.features.manifest_set import build_manifest_features
-from emofuse.html_report import render_report
-from emofuse.predict import Predictor
-from emofuse.registry import ConfigError
-from emofuse.sample import sample_dir
+from emofuse.datasets.manifest_set import build_manifest_features
+from emofuse.reporting.html_report import render_report
+from emofuse.inference.predict import Predictor
+from emofuse.core.registry import ConfigError
+from emofuse.data.sample import sample_dir
 from emofuse.serve.app import create_app
 
 from conftest import REPO

@@ -3,8 +3,8 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 
-from emofuse.config import ModelConfig
-from emofuse.evaluation.classification import Predictions, classification_metrics
+from emofuse.config.schema import ModelConfig
+from emofuse.metrics.classification import Predictions, classification_metrics
 from emofuse.models import ENCODERS, create_model
 from emofuse.training.batches import TensorData
 

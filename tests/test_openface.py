@@ -2,11 +2,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emofuse.config import DataConfig, FeaturesConfig
-from emofuse.data.errors import DataError
+from emofuse.config.schema import DataConfig, FeaturesConfig
+from emofuse.core.errors import DataError
 from emofuse.data.openface import clip_vector_from_frames, read_clip_table
 from emofuse.features.cache import FeatureCache
-from emofuse.features.dataset import build_ravdess_features
+from emofuse.datasets.feature_set import build_ravdess_features
 
 from conftest import AU_NAMES, RAVDESS, requires_shared_data
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from emofuse.cli import main
-from emofuse.config import load_config
-from emofuse.evaluation.cross_validation import run_cross_validation
-from emofuse.features.normalize import Enrolment
-from emofuse.predict import Predictor
-from emofuse.registry import ConfigError
-from emofuse.sample import sample_dir
+from emofuse.config.loading import load_config
+from emofuse.protocol.cross_validation import run_cross_validation
+from emofuse.datasets.normalize import Enrolment
+from emofuse.inference.predict import Predictor
+from emofuse.core.registry import ConfigError
+from emofuse.data.sample import sample_dir
 
 from conftest import AU_NAMES, RAVDESS, REPO, make_ravdess_fixture, requires_shared_data
 from test_media import CREMA, requires_crema, write_video

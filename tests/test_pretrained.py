@@ -5,12 +5,13 @@ import pytest
 import torch
 import transformers
 
-from emofuse.config import DataConfig, FeaturesConfig, Part
+from emofuse.config.schema import DataConfig, FeaturesConfig
+from emofuse.core.registry import Part
 from emofuse.features import EXTRACTORS
 from emofuse.features.cache import FeatureCache
-from emofuse.features.dataset import build_ravdess_features
+from emofuse.datasets.feature_set import build_ravdess_features
 from emofuse.features.text import SentenceEncoder
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 from conftest import make_ravdess_fixture
 
 TINY = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8, 8),

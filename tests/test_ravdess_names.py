@@ -1,6 +1,6 @@
 import pytest
 
-from emofuse.data.errors import DataError
+from emofuse.core.errors import DataError
 from emofuse.data.ravdess import find_audio_files, parse_name
 
 

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from emofuse.cli import main
-from emofuse.html_report import RUN_KINDS, render_report
-from emofuse.html_report.kinds import RunKind, detect_kind
-from emofuse.html_report.loaders.robustness import level_name
-from emofuse.registry import ConfigError
+from emofuse.reporting.html_report import RUN_KINDS, render_report
+from emofuse.reporting.html_report.kinds import RunKind, detect_kind
+from emofuse.reporting.html_report.loaders.robustness import level_name
+from emofuse.core.registry import ConfigError
 
 from conftest import make_ravdess_fixture
 from test_compare import TINY, write_config

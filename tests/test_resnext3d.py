@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from emofuse.config import ModelConfig
+from emofuse.config.schema import ModelConfig
 from emofuse.models import ENCODERS, create_model
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 TINY = {"blocks": [1, 1, 1, 1], "cardinality": 2, "group_width": 2, "stem": 8}
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from emofuse.config import config_from_dict
-from emofuse.evaluation.cross_validation import run_cross_validation
+from emofuse.config.loading import config_from_dict
+from emofuse.protocol.cross_validation import run_cross_validation
 
 TINY = {
     "name": "tiny",
@@ -40,8 +40,7 @@ def interrupt_at(epoch_to_stop):
 
 
 def test_trainer_resume_is_exact(ravdess_fixture, tmp_path, monkeypatch):
-    from emofuse.evaluation import cross_validation as cv
-
+    from emofuse.protocol import cross_validation as cv
     config = config_from_dict(TINY)
     whole = run_cross_validation(config, ravdess_fixture, tmp_path / "whole", tmp_path / "cache", progress=False, only_folds=[1])
 
@@ -83,7 +82,7 @@ def test_finished_folds_are_not_retrained(ravdess_fixture, tmp_path):
 
 
 def test_a_run_directory_refuses_another_config(ravdess_fixture, tmp_path):
-    from emofuse.registry import ConfigError
+    from emofuse.core.registry import ConfigError
 
     out = tmp_path / "run"
     run_cross_validation(config_from_dict(TINY), ravdess_fixture, out, tmp_path / "cache", progress=False, only_folds=[1])

@@ -12,14 +12,14 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from emofuse.cli import main
-from emofuse.config import config_from_dict
+from emofuse.config.loading import config_from_dict
 from emofuse.data.ravdess import parse_name
-from emofuse.evaluation.cartography import Dynamics, DynamicsRecorder, records_dynamics
-from emofuse.evaluation.cross_validation import run_cross_validation
-from emofuse.evaluation.diagnose import diagnose
-from emofuse.evaluation.intervals import t_interval
+from emofuse.protocol.cartography import Dynamics, DynamicsRecorder, records_dynamics
+from emofuse.protocol.cross_validation import run_cross_validation
+from emofuse.experiments.diagnose import diagnose
+from emofuse.metrics.intervals import t_interval
 from emofuse.models import create_model
-from emofuse.config import ModelConfig
+from emofuse.config.schema import ModelConfig
 from emofuse.training.batches import TensorData
 
 TINY = {
@@ -173,7 +173,7 @@ def test_robustness_command_writes_the_table_plot_and_separation(ravdess_fixture
 
 
 def test_runs_without_training_dynamics_are_left_out_of_the_separation_and_named(tmp_path):
-    from emofuse.evaluation.robustness import label_noise_separation
+    from emofuse.experiments.robustness import label_noise_separation
 
     (tmp_path / "seq__data.label_noise.rate=0.2" / "seed_0" / "folds" / "fold_1").mkdir(parents=True)
     table, without = label_noise_separation({"seq__data.label_noise.rate=0.2": ("seq", 0.2)}, tmp_path, seeds=1)
@@ -181,7 +181,7 @@ def test_runs_without_training_dynamics_are_left_out_of_the_separation_and_named
 
 
 def test_on_and_off_are_read_as_yaml_writes_them():
-    from emofuse.config import load_config
+    from emofuse.config.loading import load_config
 
     config = load_config(Path(__file__).parents[1] / "configs" / "ravdess_mars.yaml", ["train.record_dynamics=on", "train.amp=off"])
     assert (config.train.record_dynamics, config.train.amp) == ("on", "off")  # YAML reads a bare on / off as booleans
@@ -189,8 +189,8 @@ def test_on_and_off_are_read_as_yaml_writes_them():
 
 
 def test_levels_are_validated_with_the_axis_in_place():
-    from emofuse.evaluation.robustness import load_levels
-    from emofuse.registry import ConfigError
+    from emofuse.experiments.robustness import load_levels
+    from emofuse.core.registry import ConfigError
     from tests.conftest import REPO
 
     configs = [REPO / "configs" / "ravdess_ce.yaml", REPO / "configs" / "ravdess_mars.yaml"]

@@ -6,14 +6,14 @@ import pandas as pd
 import pytest
 
 from emofuse.cli import main
-from emofuse.config import load_config
-from emofuse.evaluation.cross_validation import run_cross_validation
-from emofuse.evaluation.selection import run_selection
-from emofuse.export import load_run_model
-from emofuse.predict import Predictor
-from emofuse.registry import ConfigError
-from emofuse.report import print_cv_summary
-from emofuse.sample import sample_dir
+from emofuse.config.loading import load_config
+from emofuse.protocol.cross_validation import run_cross_validation
+from emofuse.protocol.selection import run_selection
+from emofuse.inference.export import load_run_model
+from emofuse.inference.predict import Predictor
+from emofuse.core.registry import ConfigError
+from emofuse.reporting.report import print_cv_summary
+from emofuse.data.sample import sample_dir
 
 from conftest import REPO
 

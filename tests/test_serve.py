@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from emofuse.cli import main
 from emofuse.data.audio import load_audio
-from emofuse.predict import Predictor
+from emofuse.inference.predict import Predictor
 from emofuse.serve import is_loopback
 from emofuse.serve.app import Settings, create_app
 from emofuse.serve.timeline import MAX_WINDOWS, WINDOW_S, window_starts

@@ -13,7 +13,7 @@ from test_resume import TINY
 from emofuse.features import EXTRACTORS
 from emofuse.features.cache import FeatureCache
 from emofuse.features.extract import extract_features, in_shard, parse_shard
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 
 def test_shards_are_disjoint_and_cover_every_take():

@@ -11,18 +11,19 @@ import pandas as pd
 import pytest
 
 from emofuse.cli import main
-from emofuse.config import DataConfig, FeaturesConfig, ModalityNoiseConfig, dump_config, load_config
-from emofuse.data.corruption import FoldCorruption
+from emofuse.config.loading import dump_config, load_config
+from emofuse.config.schema import DataConfig, FeaturesConfig, ModalityNoiseConfig
+from emofuse.datasets.corruption import FoldCorruption
 from emofuse.data.ravdess import EMOTIONS
-from emofuse.evaluation.cross_validation import fold_data, run_cross_validation
-from emofuse.evaluation.enrolment import SpeakerInputs, choose_enrolment, draw_enrolment
-from emofuse.speaker_groups import HIGH_AROUSAL
-from emofuse.evaluation.folds import Fold
-from emofuse.features.dataset import FeatureSet
-from emofuse.features.normalize import STD_FLOOR, Enrolment, SpeakerSummary, Standardizer, fit_stats
-from emofuse.registry import ConfigError
-from emofuse.sample import sample_dir
-from emofuse.speaker_groups import group_warnings, one_sided
+from emofuse.protocol.cross_validation import fold_data, run_cross_validation
+from emofuse.protocol.enrolment import SpeakerInputs, choose_enrolment, draw_enrolment
+from emofuse.inference.speaker_groups import HIGH_AROUSAL
+from emofuse.protocol.folds import Fold
+from emofuse.datasets.feature_set import FeatureSet
+from emofuse.datasets.normalize import STD_FLOOR, Enrolment, SpeakerSummary, Standardizer, fit_stats
+from emofuse.core.registry import ConfigError
+from emofuse.data.sample import sample_dir
+from emofuse.inference.speaker_groups import group_warnings, one_sided
 
 from conftest import REPO
 
@@ -189,8 +190,8 @@ def test_one_sided_groups_are_told_without_labels():
 
 def test_emi_ravdess_refuses_inductive_with_a_message():
     """Its features are written once for all folds: a held-out speaker's enrolment cannot be per fold."""
-    from emofuse.emi_config import EmiConfig
-    from emofuse.evaluation.emi_ravdess import RavdessSource, check_compatible
+    from emofuse.tasks.emi.config import EmiConfig
+    from emofuse.tasks.emi.ravdess import RavdessSource, check_compatible
 
     emi = load_config(REPO / "configs" / "emi_ravdess.yaml", schema=EmiConfig)
     features = REPO / "configs" / "emi_ravdess_features.yaml"

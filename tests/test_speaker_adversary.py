@@ -4,9 +4,10 @@ import pandas as pd
 import pytest
 import torch
 
-from emofuse.config import SpeakerAdversaryConfig, load_config
-from emofuse.evaluation.cross_validation import run_cross_validation
-from emofuse.sample import sample_dir
+from emofuse.config.loading import load_config
+from emofuse.config.schema import SpeakerAdversaryConfig
+from emofuse.protocol.cross_validation import run_cross_validation
+from emofuse.data.sample import sample_dir
 from emofuse.training.speaker_adversary import GradientReversal, SpeakerAdversary, reversal_strength
 
 from conftest import REPO

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy.stats import permutation_test
 
-from emofuse.evaluation.statistics import (bootstrap_indices, compare_to_reference, holm, ratio_interval,
+from emofuse.metrics.statistics import (bootstrap_indices, compare_to_reference, holm, ratio_interval,
                                            sign_flip_p_value, smallest_p_value, speaker_counts)
 
 

@@ -10,12 +10,13 @@ import pytest
 import soundfile as sf
 
 from emofuse.cli import main
-from emofuse.config import load_config
+from emofuse.config.loading import load_config
 from emofuse.data.audio import load_audio
-from emofuse.evaluation.final_fit import fit_final
-from emofuse.predict import LIVE_AUDIO_ONLY, Predictor, audio_chunks
-from emofuse.registry import ConfigError
-from emofuse.sample import sample_dir
+from emofuse.protocol.final_fit import fit_final
+from emofuse.inference.predict import LIVE_AUDIO_ONLY, Predictor
+from emofuse.inference.stream import audio_chunks
+from emofuse.core.registry import ConfigError
+from emofuse.data.sample import sample_dir
 
 from conftest import REPO
 

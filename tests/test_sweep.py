@@ -10,7 +10,7 @@ import yaml
 from test_resume import TINY
 
 from emofuse.cli import main
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 SWEEP_TINY = copy.deepcopy(TINY)
 SWEEP_TINY["loss"]["params"]["gamma"] = {"audio": 1.0, "visual": 1.0}
@@ -35,8 +35,7 @@ def sweep_args(config, space, data, out, cache, *extra):
 
 
 def test_grid_sweep_scores_validation_only_and_restarts(ravdess_fixture, tmp_path, files, monkeypatch):
-    from emofuse.evaluation import cross_validation as cv
-
+    from emofuse.protocol import cross_validation as cv
     config, space = files
     out = tmp_path / "sweep"
     val_scores, test_runs = [], []
@@ -94,8 +93,7 @@ def test_grid_sweep_scores_validation_only_and_restarts(ravdess_fixture, tmp_pat
 def test_each_fold_chooses_by_its_own_validation_actors(ravdess_fixture, tmp_path, files, monkeypatch):
     """A planted configuration scores best on the validation actors of folds 2 and 3 (fold 1's test actors among
     them) and worst on fold 1's own: best on average over folds, it is the non-nested pick, but fold 1 never takes it."""
-    from emofuse.evaluation import cross_validation as cv
-
+    from emofuse.protocol import cross_validation as cv
     config, space = files
     planted = {0: {1: 0.9, 2: 0.1, 3: 0.1}, 1: {1: 0.2, 2: 0.95, 3: 0.95}}  # switch_epoch -> fold -> validation acc.
     real_train_fold = cv.train_fold
@@ -155,7 +153,7 @@ def test_bad_space_key_is_named(tmp_path, files, params, named, capsys):
 
 
 def test_bad_space_file_is_named(tmp_path):
-    from emofuse.evaluation.sweep import load_space
+    from emofuse.experiments.sweep import load_space
 
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump({"parms": {"train.lr": [0.1]}}))
@@ -176,8 +174,8 @@ def test_grid_refuses_ranges(tmp_path, files, capsys):
 def test_packaged_space_fits_the_mars_config():
     from pathlib import Path
 
-    from emofuse.config import load_config
-    from emofuse.evaluation.sweep import check_space, load_space
+    from emofuse.config.loading import load_config
+    from emofuse.experiments.sweep import check_space, load_space
 
     repo = Path(__file__).resolve().parents[1]
     space = load_space(repo / "configs" / "spaces" / "mars_grid.yaml")

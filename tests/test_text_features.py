@@ -11,7 +11,7 @@ from conftest import REPO
 from emofuse.features import EXTRACTORS
 from emofuse.features.cache import FeatureCache, default_cache_dir
 from emofuse.features.extract import extract_features
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 SAMPLE = REPO / "src" / "emofuse" / "sample" / "ravdess" / "audio16k"
 KIDS_ANGRY = SAMPLE / "Actor_01" / "03-01-05-02-01-01-01.flac"  # statement 01: "Kids are talking by the door"

@@ -8,8 +8,8 @@ import pytest
 
 from conftest import REPO
 from emofuse.cli import main
-from emofuse.config import load_config
-from emofuse.registry import ConfigError
+from emofuse.config.loading import load_config
+from emofuse.core.registry import ConfigError
 
 CONFIG = REPO / "configs" / "ravdess_mars_text.yaml"
 CLIP = REPO / "src" / "emofuse" / "sample" / "ravdess" / "audio16k" / "Actor_01" / "03-01-05-02-01-01-01.flac"

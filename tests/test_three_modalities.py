@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emofuse.config import ModelConfig
+from emofuse.config.schema import ModelConfig
 from emofuse.losses import LOSSES
 from emofuse.models import FUSIONS, ModelOutput, create_model
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 DIMS = {"touch": 8, "audio": 16, "text": 12, "physio": 5}
 THREE = ("touch", "audio", "text")  # no 'visual', and the first branch is not 'audio'
@@ -208,7 +208,7 @@ def test_a_config_names_a_fusion_or_gamma_that_does_not_fit_its_modalities_when_
     """Checked with the config, before any data is read or model built."""
     from conftest import REPO
 
-    from emofuse.config import load_config
+    from emofuse.config.loading import load_config
 
     with pytest.raises(ConfigError, match="missing: \\['visual'\\]"):
         load_config(REPO / "configs" / "ravdess_mars.yaml", ["loss.params.gamma={audio: 1.0}"])

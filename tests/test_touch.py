@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from conftest import REPO
-from emofuse.config import ModelConfig
+from emofuse.config.schema import ModelConfig
 from emofuse.data.touch_fixture import GESTURES, write_touch_fixture
 from emofuse.models import ENCODERS, create_model
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 TINY = {"channels": [4, 8, 16]}
 

@@ -12,16 +12,16 @@ import torch
 
 from conftest import REPO
 from emofuse.cli import main
-from emofuse.config import load_config
-from emofuse.data.errors import DataError
+from emofuse.config.loading import load_config
+from emofuse.core.errors import DataError
 from emofuse.data.media import decode_audio
-from emofuse.evaluation.cross_validation import run_cross_validation
+from emofuse.protocol.cross_validation import run_cross_validation
 from emofuse.features.cache import FeatureCache
-from emofuse.features.dataset import build_ravdess_features
-from emofuse.features.normalize import ChannelStandardizer, Standardizer
+from emofuse.datasets.feature_set import build_ravdess_features
+from emofuse.datasets.normalize import ChannelStandardizer, Standardizer
 from emofuse.features.visual.extractors import FaceClips, FaceFeatures
-from emofuse.predict import Predictor
-from emofuse.registry import ConfigError
+from emofuse.inference.predict import Predictor
+from emofuse.core.registry import ConfigError
 from emofuse.training.batches import TensorData
 from test_media import CREMA, requires_crema, write_video
 
@@ -146,7 +146,7 @@ def test_a_video_without_a_face_is_reported(both_run, tmp_path):
 def test_export_of_a_face_clip_model_matches_pytorch(both_run, tmp_path):
     import onnxruntime as ort
 
-    from emofuse.export import export_run, load_run_model
+    from emofuse.inference.export import export_run, load_run_model
 
     result = export_run(both_run, fold=1, out=tmp_path / "model.onnx")
     assert result.format == "onnx" and result.max_abs_diff <= 1e-5

@@ -17,7 +17,7 @@ from emofuse.features.cache import FeatureCache
 from emofuse.features.extract import extract_features
 from emofuse.features.whisper import models
 from emofuse.features.whisper.ctranslate2_weights import read_model_bin
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 SAMPLE = REPO / "src" / "emofuse" / "sample" / "ravdess" / "audio16k"
 CLIP = SAMPLE / "Actor_01" / "03-01-05-02-01-01-01.flac"  # statement 01: "Kids are talking by the door"

@@ -8,8 +8,8 @@ import pytest
 import emofuse
 from emofuse import zoo
 from emofuse.cli import main
-from emofuse.config import load_config
-from emofuse.registry import ConfigError
+from emofuse.config.loading import load_config
+from emofuse.core.registry import ConfigError
 from conftest import SHARED_DATA
 
 CREMA_D = SHARED_DATA / "crema-d"
@@ -67,7 +67,7 @@ def test_predict_answers_without_a_run_directory(capsys):
 @pytest.mark.slow
 def test_a_retrain_gives_the_shipped_model_back(tmp_path):
     """The card's rebuild, less the cross-validation that picked the epoch: the final fit at the card's epoch."""
-    from emofuse.evaluation.final_fit import fit_final
+    from emofuse.protocol.final_fit import fit_final
     from emofuse.features.cache import default_cache_dir
 
     shipped = zoo.model_dir(zoo.DEFAULT)

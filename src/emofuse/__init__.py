@@ -12,8 +12,8 @@ __version__ = "0.1.0"
 
 
 def load_run(run_dir, fold: int | None = None):
-    """A :class:`emofuse.predict.Predictor` over a run directory (the ensemble of its finished folds, or ``fold``)."""
-    from emofuse.predict import Predictor
+    """A :class:`emofuse.inference.predict.Predictor` over a run directory (the ensemble of its finished folds, or ``fold``)."""
+    from emofuse.inference.predict import Predictor
 
     return Predictor(run_dir, fold=fold)
 

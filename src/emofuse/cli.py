@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from emofuse import __version__
-from emofuse.registry import ConfigError, did_you_mean
+from emofuse.core.registry import ConfigError, did_you_mean
 
 
 class _Parser(argparse.ArgumentParser):
@@ -422,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _data_dir(arg: Path | None) -> Path:
     if arg is not None:
         return arg
-    from emofuse.sample import sample_dir
+    from emofuse.data.sample import sample_dir
 
     return sample_dir()
 
@@ -432,7 +432,7 @@ def _with_data(config, arg: Path | None):
     CSV (--data, recorded as data.path in the run's resolved config, else data.path)."""
     if config.data.dataset != "manifest":
         return config, _data_dir(arg)
-    from emofuse.features.datasets import manifest_path
+    from emofuse.datasets.build import manifest_path
 
     path = manifest_path(config.data) if arg is None else arg
     return config.model_copy(update={"data": config.data.model_copy(update={"path": str(path)})}), Path(path)
@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[console])
     logging.getLogger("emofuse").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    from emofuse.data.errors import DataError
+    from emofuse.core.errors import DataError
 
     try:
         return COMMANDS[args.command](args)
@@ -463,12 +463,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_cv(args) -> int:
-    from emofuse.config import load_config
-    from emofuse.evaluation.cross_validation import run_cross_validation
-    from emofuse.report import print_cv_summary
+    from emofuse.config.loading import load_config
+    from emofuse.protocol.cross_validation import run_cross_validation
+    from emofuse.reporting.report import print_cv_summary
 
     from emofuse.features.cache import FeatureCache
-    from emofuse.features.datasets import build_features
+    from emofuse.datasets.build import build_features
     from emofuse.training import distributed
 
     config, data = _with_data(load_config(args.config, args.overrides), args.data)
@@ -489,8 +489,8 @@ def cmd_cv(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from emofuse.config import load_config
-    from emofuse.evaluation.compare import Variant, run_compare
+    from emofuse.config.loading import load_config
+    from emofuse.experiments.compare import Variant, run_compare
 
     located = [_with_data(load_config(path, args.overrides), args.data) for path in args.configs]
     variants = [Variant(c.name, c) for c, _ in located]
@@ -506,8 +506,8 @@ def cmd_compare(args) -> int:
 def cmd_sensitivity(args) -> int:
     import yaml
 
-    from emofuse.config import load_config
-    from emofuse.evaluation.compare import run_sensitivity
+    from emofuse.config.loading import load_config
+    from emofuse.experiments.compare import run_sensitivity
 
     config, data = _with_data(load_config(args.config, args.overrides), args.data)
     values = [yaml.safe_load(v) for v in args.values]
@@ -521,7 +521,7 @@ def cmd_sensitivity(args) -> int:
 def cmd_robustness(args) -> int:
     from dataclasses import replace
 
-    from emofuse.evaluation.robustness import load_levels, run_robustness
+    from emofuse.experiments.robustness import load_levels, run_robustness
 
     levels = load_levels(args.configs, args.axis, args.values, args.overrides)
     located = [_with_data(level.config, args.data) for level in levels]
@@ -536,7 +536,7 @@ def cmd_robustness(args) -> int:
 
 
 def cmd_diagnose(args) -> int:
-    from emofuse.evaluation.diagnose import diagnose
+    from emofuse.experiments.diagnose import diagnose
 
     out = args.out or args.run_dirs[0] / "diagnosis"
     s = diagnose(args.run_dirs, out, top=args.top)
@@ -548,9 +548,9 @@ def cmd_diagnose(args) -> int:
 
 
 def cmd_extract(args) -> int:
-    from emofuse.config import load_config
+    from emofuse.config.loading import load_config
     from emofuse.features.cache import FeatureCache
-    from emofuse.features.datasets import build_features
+    from emofuse.datasets.build import build_features
 
     from emofuse.features.extract import parse_shard
 
@@ -570,8 +570,9 @@ def cmd_predict(args) -> int:
     from rich.logging import RichHandler
 
     from emofuse.data.corpora.base import VIDEO_SUFFIXES
-    from emofuse.predict import Predictor, print_predictions
-    from emofuse.speaker_groups import read_speaker_map
+    from emofuse.inference.predict import Predictor
+    from emofuse.inference.printing import print_predictions
+    from emofuse.inference.speaker_groups import read_speaker_map
 
     for handler in logging.getLogger().handlers:  # warnings to stderr: stdout is the JSON
         if isinstance(handler, RichHandler):
@@ -597,7 +598,8 @@ def predict_stream(args) -> int:
     from dataclasses import asdict
 
     from emofuse.data.audio import load_audio
-    from emofuse.predict import Predictor, audio_chunks
+    from emofuse.inference.predict import Predictor
+    from emofuse.inference.stream import audio_chunks
 
     run_dir, files = run_and_files([*args.paths, args.stream], args.model)
     if files != [args.stream]:
@@ -660,7 +662,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from emofuse.export import export_run
+    from emofuse.inference.export import export_run
 
     r = export_run(args.run_dir, fold=args.fold, out=args.out, fmt=args.fmt, atol=args.atol)
     if r.fallback_reason:
@@ -676,8 +678,8 @@ def cmd_cost(args) -> int:
 
     import torch
 
-    from emofuse.cost import PAPER_GFLOPS, cost_table, devices_for, markdown_table, paper_setting, ravdess_setting
-    from emofuse.runs import write_json
+    from emofuse.inference.cost import PAPER_GFLOPS, cost_table, devices_for, markdown_table, paper_setting, ravdess_setting
+    from emofuse.core.runs import write_json
 
     devices = devices_for(args.device)
     settings = []
@@ -703,7 +705,7 @@ def cmd_cost(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from emofuse.html_report import write_report
+    from emofuse.reporting.html_report import write_report
 
     print(f"report in {write_report(args.run_dir, args.out, args.kind)}")
     return 0
@@ -726,7 +728,7 @@ def cmd_manifest(args) -> int:
     import re
 
     from emofuse.data.corpora import CORPORA, write_manifest
-    from emofuse.data.errors import DataError
+    from emofuse.core.errors import DataError
 
     try:
         regex = re.compile(args.speaker_regex) if args.speaker_regex else None
@@ -760,8 +762,8 @@ def cmd_registry(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    from emofuse.config import load_config
-    from emofuse.evaluation.final_fit import fit_final
+    from emofuse.config.loading import load_config
+    from emofuse.protocol.final_fit import fit_final
 
     config, data = _with_data(load_config(args.config, args.overrides), args.data)
     result = fit_final(config, data, args.out, _cache_dir(args.cache), epoch=args.epoch, cv_run=args.epochs_from,
@@ -772,8 +774,8 @@ def cmd_fit(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from emofuse.emi_config import load_emi_config
-    from emofuse.evaluation.emi_experiment import run_emi
+    from emofuse.tasks.emi.config import load_emi_config
+    from emofuse.tasks.emi.experiment import run_emi
 
     config = load_emi_config(args.config, args.overrides)
     if args.overwrite and args.out.exists():
@@ -788,11 +790,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from emofuse.evaluation.emi_experiment import evaluate_run
+    from emofuse.tasks.emi.experiment import evaluate_run
 
     out = args.out or args.run_dir / "evaluation"
     if (args.run_dir / "folds").is_dir():  # an `emofuse cv` run: cross-corpus on a manifest
-        from emofuse.evaluation.cross_corpus import evaluate_on_manifest, parse_label_map, print_evaluation
+        from emofuse.protocol.cross_corpus import evaluate_on_manifest, parse_label_map, print_evaluation
 
         result = evaluate_on_manifest(args.run_dir, args.data, out, _cache_dir(args.cache), parse_label_map(args.label_map),
                                       args.split, args.on_incomplete, args.modalities, progress=not args.no_progress)
@@ -809,7 +811,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_make_emi_fixture(args) -> int:
-    from emofuse.data.emi_fixture import write_emi_fixture
+    from emofuse.tasks.emi.fixture import write_emi_fixture
 
     write_emi_fixture(args.out_dir, args.n_train, args.n_val, args.n_test, args.seed, args.blank_test_targets, args.fmt)
     print(f"synthetic EMI feature directory in {args.out_dir} ({args.n_train}/{args.n_val}/{args.n_test} train/val/test rows)")
@@ -825,7 +827,7 @@ def cmd_make_touch_fixture(args) -> int:
 
 
 def cmd_ablation(args) -> int:
-    from emofuse.evaluation.emi_ablation import markdown_table, run_ablation
+    from emofuse.tasks.emi.ablation import markdown_table, run_ablation
 
     table = run_ablation(args.configs, args.data, args.out, args.overrides)
     print(markdown_table(table), end="")
@@ -834,8 +836,8 @@ def cmd_ablation(args) -> int:
 
 
 def cmd_emi_ravdess(args) -> int:
-    from emofuse.emi_config import load_emi_config
-    from emofuse.evaluation.emi_ravdess import folds_table, load_ravdess_source, run_ravdess_emi
+    from emofuse.tasks.emi.config import load_emi_config
+    from emofuse.tasks.emi.ravdess import folds_table, load_ravdess_source, run_ravdess_emi
 
     config = load_emi_config(args.config, args.overrides)
     summary = run_ravdess_emi(config, load_ravdess_source(args.features), _data_dir(args.data), args.out, _cache_dir(args.cache),
@@ -846,9 +848,9 @@ def cmd_emi_ravdess(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from emofuse.config import load_config
-    from emofuse.console import rounded
-    from emofuse.evaluation.sweep import load_space, run_sweep
+    from emofuse.config.loading import load_config
+    from emofuse.core.console import rounded
+    from emofuse.experiments.sweep import load_space, run_sweep
 
     config, data = _with_data(load_config(args.config, args.overrides), args.data)
     space = load_space(args.space)

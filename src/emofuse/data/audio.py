@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from emofuse.data.errors import DataError
+from emofuse.core.errors import DataError
 from emofuse.data.media import decode_audio, to_mono_at_rate
 
 SOUNDFILE_SUFFIXES = (".wav", ".flac")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from emofuse.data.errors import DataError
+from emofuse.core.errors import DataError
 
 SPEAKER_COLUMNS = ("speaker", "group")
 GENDER_COLUMNS = ("gender", "sex")

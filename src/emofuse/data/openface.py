@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emofuse.data.errors import DataError
+from emofuse.core.errors import DataError
 
 AU_COLUMN = re.compile(r"^AU\d{2}_[rc]$")
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # vectors are float32: a larger value would become infinite

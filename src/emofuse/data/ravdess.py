@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from emofuse.data.errors import DataError
+from emofuse.core.errors import DataError
 
 EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 MODALITY_CODES = {1: "audio-video", 2: "video-only", 3: "audio-only"}

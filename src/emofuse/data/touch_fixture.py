@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 GESTURES = ("pat", "stroke", "press", "tickle")
 GRID = 8

@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from emofuse.registry import Registry
+from emofuse.core.registry import Registry
 
 EXTRACTORS: Registry["AudioExtractor"] = Registry("feature extractor")
 

@@ -4,7 +4,7 @@ An entry is ``ROOT/<settings_key>/<sha256 of the file's bytes>.npy``: renaming o
 keeps its entry, editing it or changing any extractor setting does not. Entries are written to a
 temporary file and renamed into place, so an interrupted extraction leaves only whole entries and a
 rerun resumes with the files that are missing. The temporary name is unique per write (created
-exclusively, also on a shared file system; emofuse/atomic.py), so processes or machines extracting into one
+exclusively, also on a shared file system; emofuse/core/atomic.py), so processes or machines extracting into one
 cache at the same time never write the same file; if two compute the same entry, the identical
 result of the last rename stays.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emofuse.atomic import atomic_write, atomic_write_bytes
+from emofuse.core.atomic import atomic_write, atomic_write_bytes
 
 
 def default_cache_dir() -> Path:

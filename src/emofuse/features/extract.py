@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from emofuse import console
-from emofuse.data.errors import DataError
+from emofuse.core import console
+from emofuse.core.errors import DataError
 from emofuse.features.base import Extractor
 from emofuse.features.cache import FeatureCache, file_digest
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from emofuse.features.base import EXTRACTORS, AudioExtractor, ExtractorParams
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".msgpack", ".h5")
 

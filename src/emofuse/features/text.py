@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from emofuse.features.pretrained import load_error, require, resolve_model
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 
 class SentenceEncoder:

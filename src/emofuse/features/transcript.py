@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 from emofuse.features.base import EXTRACTORS, AudioExtractor, ExtractorParams
 from emofuse.features.pretrained import directory_digest, resolve_model
 from emofuse.features.whisper import models
-from emofuse.registry import ConfigError, require_extra
+from emofuse.core.registry import ConfigError, require_extra
 
 
 class TranscriptParams(ExtractorParams):

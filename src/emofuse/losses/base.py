@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from emofuse.registry import Registry
+from emofuse.core.registry import Registry
 
 LOSSES: Registry["Loss"] = Registry("loss")
 
@@ -64,3 +65,13 @@ class BranchReweightingLoss(Loss):
             terms[f"ce/{m}"] = ce.mean().item()
             terms[f"weight/{m}"] = weights[m].mean().item()
         return LossOutput(total=total, terms=terms)
+
+
+def global_mean(values: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` over the global batch (every rank's slice; no gradient): what one process would divide by."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):  # one process
+        return values.mean()
+    total = torch.stack([values.detach().sum().double(), torch.tensor(float(values.numel()), dtype=torch.float64,
+                                                                        device=values.device)])
+    dist.all_reduce(total)
+    return (total[0] / total[1]).to(values.dtype)

@@ -21,9 +21,8 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, model_validator
 
-from emofuse.losses.base import LOSSES, BranchReweightingLoss
-from emofuse.registry import ConfigError
-from emofuse.training.distributed import global_mean
+from emofuse.losses.base import LOSSES, BranchReweightingLoss, global_mean
+from emofuse.core.registry import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,17 @@ The encoders run stage by stage in step so that a fusion's model-level blocks ca
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from emofuse.config import ModelConfig
 from emofuse.models.encoders import ENCODERS
 from emofuse.models.fusion import FUSIONS
 from emofuse.models.fusion.base import FusionInputs
+
+if TYPE_CHECKING:  # the model section of a config (the config package sits above the part packages)
+    from emofuse.config.schema import ModelConfig
 
 
 @dataclass
@@ -63,7 +66,7 @@ class MultimodalClassifier(nn.Module):
         return ModelOutput(branch_logits=logits, probs=fused.probs, fused_logits=fused.logits, features=features)
 
 
-def create_model(config: ModelConfig, input_dims: dict[str, int], sequence: dict[str, bool], n_classes: int,
+def create_model(config: "ModelConfig", input_dims: dict[str, int], sequence: dict[str, bool], n_classes: int,
                  pretrained: bool = False) -> MultimodalClassifier:
     """The configured model; ``pretrained`` loads encoders' starting weights (for training; a trained run's
     weights replace them anyway)."""

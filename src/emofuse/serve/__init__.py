@@ -6,7 +6,7 @@ import ipaddress
 import sys
 from pathlib import Path
 
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -30,7 +30,7 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, max_up
     except ImportError as err:
         raise ConfigError(f"emofuse serve needs the 'serve' extra ({err.name} is not installed): "
                           "pip install 'emofuse[serve]'") from None
-    from emofuse.predict import Predictor
+    from emofuse.inference.predict import Predictor
 
     if max_upload_mb <= 0:
         raise ConfigError("--max-upload-mb must be positive")

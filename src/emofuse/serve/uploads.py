@@ -3,7 +3,7 @@
 The body is parsed as it streams in (python-multipart) and the file part is written straight to
 disk, so an upload never sits in memory and one over the size limit is refused as soon as it
 crosses it. A file is then checked before the model sees it, by the check ``emofuse predict`` makes
-(``emofuse.data.media.check_media``: empty, not media, truncated, corrupt), so both refuse the same
+(``emofuse.data.media_check.check_media``: empty, not media, truncated, corrupt), so both refuse the same
 files in the same words.
 """
 
@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 
-from emofuse.data.media import BadMedia, check_media
+from emofuse.data.media import BadMedia
+from emofuse.data.media_check import check_media
 from emofuse.serve.errors import RequestError
 
 FIELD = "file"

@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from emofuse.features.normalize import StandardizedClips
+from emofuse.datasets.normalize import StandardizedClips
 
 
 @dataclass
@@ -120,7 +120,7 @@ class TensorData:
 
 class RedrawnData(TensorData):
     """Training rows whose features are drawn anew at the start of every epoch: ``draw(epoch)`` gives the modalities
-    to replace (train-as-you-test enrolment draws, evaluation/enrolment.py). The trainer calls ``start_epoch``."""
+    to replace (train-as-you-test enrolment draws, protocol/enrolment.py). The trainer calls ``start_epoch``."""
 
     def __init__(self, features, target: np.ndarray, draw: Callable[[int], dict], speaker: np.ndarray | None = None):
         super().__init__(features, target, speaker)

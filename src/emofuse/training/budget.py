@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from emofuse.config import EarlyStoppingConfig, ExperimentConfig
+from emofuse.config.schema import EarlyStoppingConfig, ExperimentConfig
 from emofuse.losses import LOSSES
 
 

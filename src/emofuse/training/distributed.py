@@ -14,7 +14,7 @@ What makes N processes train like one process with the same global batch:
   which makes the averaged gradient the gradient of the global batch's mean loss, also when the
   batch does not split evenly;
 - per-epoch training losses are summed over ranks (:func:`sum_over_ranks`), and a loss that normalises by a batch
-  statistic (Mars ``normalize``) takes it over the global batch (:func:`global_mean`);
+  statistic (Mars ``normalize``) takes it over the global batch (``losses.base.global_mean``);
 - validation and test sets are scored whole on every rank with the (identical) weights instead of
   being split and gathered: no communication, the metrics are the single-process metrics exactly,
   and every rank takes the same early-stopping and best-epoch decisions (diverging decisions would
@@ -43,7 +43,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 from emofuse.training.batches import Batch
 
 log = logging.getLogger(__name__)
@@ -114,16 +114,6 @@ def shard_batch(batch: Batch) -> tuple[Batch, float]:
     return local, len(rows) * world / n
 
 
-def global_mean(values: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values`` over the global batch (every rank's slice; no gradient): what one process would divide by."""
-    if not active():
-        return values.mean()
-    total = torch.stack([values.detach().sum().double(), torch.tensor(float(values.numel()), dtype=torch.float64,
-                                                                        device=values.device)])
-    dist.all_reduce(total)
-    return (total[0] / total[1]).to(values.dtype)
-
-
 def sum_over_ranks(sums: dict[str, float], seen: int) -> tuple[dict[str, float], int]:
     """Per-epoch sums of the training losses (and the sample count) over all ranks."""
     keys = list(sums)  # the same order on every rank: the same code filled it
@@ -141,23 +131,6 @@ def from_main(obj: Any) -> Any:
     holder = [obj if is_main() else None]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
-
-
-def follow_cross_validation(config, data_dir, cache, only_folds: list[int] | None, enrolment_pool=None) -> dict:
-    """What a rank other than 0 does in ``emofuse cv``: the same features and folds, and for every fold that
-    rank 0 trains (it says which) the same training, in step with it; rank 0 scores, writes and returns."""
-    from emofuse.evaluation import cross_validation as cv
-    from emofuse.features.datasets import build_features
-
-    fs = build_features(config.data, config.features, data_dir, cache, progress=False)
-    inputs = cv.prepare_inputs(fs, config, enrolment_pool)
-    folds = cv.dataset_folds(fs.meta, config.protocol.n_folds, config.protocol.val_fraction, config.seed)
-    for fold in folds:
-        if only_folds and fold.index not in only_folds:
-            continue
-        if not from_main(None):  # rank 0 finds no finished result for this fold: train it together
-            cv.train_fold(config, fs, inputs, fold, None)
-    return {}
 
 
 def barrier() -> None:

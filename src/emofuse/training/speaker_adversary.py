@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emofuse.config import SpeakerAdversaryConfig
+from emofuse.config.schema import SpeakerAdversaryConfig
 
 
 class GradientReversal(torch.autograd.Function):

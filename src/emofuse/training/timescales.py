@@ -17,8 +17,8 @@ paper's 0.999; on 500 clips (15 steps per pass) it is 0.983.
 
 from __future__ import annotations
 
-from emofuse.config import Passes
-from emofuse.registry import ConfigError
+from emofuse.config.schema import Passes
+from emofuse.core.registry import ConfigError
 
 
 def resolve_ema_decay(setting: float | Passes | None, steps_per_pass: int) -> float | None:

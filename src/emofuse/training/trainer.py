@@ -25,9 +25,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from emofuse.config import Passes, TrainConfig
+from emofuse.config.schema import Passes, TrainConfig
 from emofuse.losses.base import LossOutput
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 from emofuse.training import distributed
 from emofuse.training.batches import TensorData
 from emofuse.training.budget import fold_budget, minimum_epochs

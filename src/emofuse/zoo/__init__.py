@@ -15,7 +15,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 DEFAULT = "ravdess-speech"
 WEIGHTS = Path("folds") / "fold_0" / "best.pt"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from emofuse.data.errors import DataError
+from emofuse.core.errors import DataError
 from emofuse.data.ravdess import AUDIO_SUFFIXES as RAVDESS_AUDIO, VIDEO_SUFFIXES as RAVDESS_VIDEO, EMOTIONS
 from emofuse.data.speakers import natural_key
-from emofuse.registry import Registry
+from emofuse.core.registry import Registry
 
 CORPORA: Registry = Registry("corpus layout")
 COMMON_EMOTIONS = EMOTIONS  # neutral, calm, happy, sad, angry, fearful, disgust, surprised: RAVDESS's names

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from emofuse.data.corpora.base import CORPORA, Listing, media_files, pair_media, speaker_from
-from emofuse.data.errors import DataError
+from emofuse.core.errors import DataError
 
 NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
 EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fearful", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from emofuse.data.corpora.base import CORPORA, Listing, common_label, media_files, pair_media, speaker_from
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 
 @CORPORA.register("folder")

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from emofuse.data.corpora.base import CORPORA, Listing, media_files, speaker_from
-from emofuse.data.errors import DataError
+from emofuse.core.errors import DataError
 from emofuse.data.ravdess import parse_name
 
 SPEECH = 1

@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from emofuse.registry import ConfigError, Registry
+from emofuse.core.registry import ConfigError, Registry
 
 FACE_DETECTORS: Registry[FaceDetector] = Registry("face detector")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from emofuse.features.visual.crops import crop_face
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 MODEL = Path(__file__).parent / "models" / "fer_expression.tflite"
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

@@ -18,12 +18,12 @@ from typing import ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from emofuse.config import Part
-from emofuse.data.errors import DataError
+from emofuse.core.registry import Part
+from emofuse.core.errors import DataError
 from emofuse.data.media import decode_video
 from emofuse.features.base import Extractor
 from emofuse.features.visual.pipeline import FaceAnalysis, FacePipeline
-from emofuse.registry import Registry
+from emofuse.core.registry import Registry
 
 VIDEO_EXTRACTORS: Registry["VideoExtractor"] = Registry("video feature extractor")
 

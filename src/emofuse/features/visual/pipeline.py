@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from emofuse.config import Part
+from emofuse.core.registry import Part
 from emofuse.data.media import VideoFrames, decode_video
 from emofuse.features.visual.crops import crop_face, crop_to_frame
 from emofuse.features.visual.detect import FACE_DETECTORS

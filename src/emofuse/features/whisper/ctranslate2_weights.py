@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 _DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
 SUPPORTED_BINARY_VERSIONS = (5, 6)

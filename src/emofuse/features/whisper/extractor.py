@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 
 from emofuse.features.base import EXTRACTORS, AudioExtractor, ExtractorParams
 from emofuse.features.whisper import models
-from emofuse.features.whisper.models import HOP, SAMPLE_RATE, WINDOW
+from emofuse.features.whisper.framing import HOP, SAMPLE_RATE, WINDOW
 
 
 class WhisperParams(ExtractorParams):

@@ -24,12 +24,9 @@ from pathlib import Path
 
 from emofuse.features.cache import atomic_write_bytes, default_cache_dir, file_digest
 from emofuse.features.pretrained import directory_digest, load_error, require
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
+from emofuse.features.whisper.framing import HOP, SAMPLE_RATE, WINDOW  # noqa: F401 (SAMPLE_RATE: models.SAMPLE_RATE)
 
-SAMPLE_RATE = 16000
-N_FFT = 400
-HOP = 160  # samples per mel frame; the encoder halves the frame rate: 320 samples (20 ms) per encoder frame
-WINDOW = 30 * SAMPLE_RATE  # the context Whisper was trained on
 
 
 @dataclass(frozen=True)

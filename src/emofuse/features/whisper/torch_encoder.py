@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emofuse.features.whisper.models import HOP, N_FFT, SAMPLE_RATE
+from emofuse.features.whisper.framing import HOP, N_FFT, SAMPLE_RATE
 
 
 def slaney_mel_filters(n_mels: int, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emofuse.registry import Registry
+from emofuse.core.registry import Registry
 
 ENCODERS: Registry["Encoder"] = Registry("encoder")
 

@@ -26,7 +26,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 from emofuse.models.encoders.base import ENCODERS, Encoder
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from emofuse.models.encoders.base import ENCODERS, Encoder
 from emofuse.models.encoders.resnext3d import zero_padding
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 
 class TouchBlock(nn.Module):

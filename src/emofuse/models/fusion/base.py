@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from emofuse.registry import ConfigError, Registry
+from emofuse.core.registry import ConfigError, Registry
 
 FUSIONS: Registry["Fusion"] = Registry("fusion")
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from emofuse.models.fusion.base import FUSIONS, FusedClassifier, FusionInputs
-from emofuse.registry import ConfigError
+from emofuse.core.registry import ConfigError
 
 
 def as_tokens(h: torch.Tensor, lengths: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,298 @@
+"""Speaker-independent k-fold cross-validation of one config, resumable fold by fold.
+
+Per fold: features are standardised with statistics of the training actors (optionally after
+per-speaker normalisation, ``protocol/enrolment.py``), the model is trained on the training actors,
+the epoch is selected on the validation actors, and the selected weights are scored once on the test
+actors (less their enrolment clips under inductive normalisation).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from emofuse.config.loading import dump_config
+from emofuse.config.schema import ExperimentConfig
+from emofuse.core.console import listed, rounded
+from emofuse.datasets.corruption import SPLITS, FoldCorruption, plants_corruption
+from emofuse.protocol.cartography import dynamics_recorders
+from emofuse.metrics.classification import ClassificationEvaluator, classification_metrics, fold_figures, predict
+from emofuse.protocol.enrolment import EnrolmentPool, SpeakerInputs, enrolment_record
+from emofuse.protocol.folds import Fold, dataset_folds
+from emofuse.protocol.selection import run_selection
+from emofuse.features.cache import FeatureCache
+from emofuse.datasets.feature_set import FeatureSet
+from emofuse.datasets.build import build_features
+from emofuse.datasets.normalize import Standardizer
+from emofuse.losses import LOSSES
+from emofuse.models import create_model
+from emofuse.core.registry import ConfigError
+from emofuse.core.runs import atomic_write_text, logging_to, record_fingerprint, start_run, write_json
+from emofuse.training import distributed
+from emofuse.training.batches import RedrawnData, TensorData
+from emofuse.training.budget import summarize_budgets
+from emofuse.training.seeding import seed_everything
+from emofuse.training.speaker_adversary import SpeakerAdversary
+from emofuse.training.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+
+def prepare_inputs(fs: FeatureSet, config: ExperimentConfig, enrolment_pool: EnrolmentPool | None = None) -> SpeakerInputs:
+    return SpeakerInputs(fs, config.features, config.seed, enrolment_pool)
+
+
+def fold_standardizers(inputs: SpeakerInputs, scalers: dict[str, Standardizer], fold: Fold) -> dict:
+    """What `emofuse predict` needs to prepare new clips as this fold's were: the model inputs' statistics and,
+    with speaker normalisation, a typical training speaker's (for a new speaker with too few clips of their own) and
+    the enrolment estimator that turns a speaker's clips into their statistics."""
+    out = {"inputs": {m: s.to_dict() for m, s in scalers.items()}}
+    if inputs.normalized:
+        typical, estimators = inputs.fold_statistics(fold)
+        out["typical_speaker"] = {m: s.to_dict() for m, s in typical.items()}
+        out["enrolment"] = {m: e.to_dict() for m, e in estimators.items()}
+    return out
+
+
+@dataclass
+class FoldData:
+    """A fold's train / validation / test data, standardised with statistics of its training actors."""
+
+    train: TensorData
+    val: TensorData
+    test: TensorData
+    scalers: dict[str, Standardizer]
+    test_rows: np.ndarray  # the scored test clips' rows of the feature set
+    val_rows: np.ndarray  # the validation clips' rows of the feature set
+    corruption: FoldCorruption | None = None  # planted label noise / modality noise (data.label_noise, data.modality_noise)
+
+
+def fold_data(fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, corruption: FoldCorruption | None = None) -> FoldData:
+    label = fs.meta["label"].to_numpy()
+    splits = inputs.split(fold)
+    # who spoke each training clip, as an index among the fold's training speakers (speaker-adversarial training)
+    speaker = np.searchsorted(np.sort(np.asarray(fold.train_actors)), fs.meta["actor"].to_numpy()[splits[0][0]])
+    scalers = {m: Standardizer.for_values(values).fit(values) for m, values in splits[0][1].items()}
+    parts = []
+    for split, (rows, values) in zip(SPLITS, splits):
+        clean, labels = {m: scalers[m].transform(v) for m, v in values.items()}, label[rows]
+        features = clean
+        if corruption is not None:
+            features, labels = corruption.apply(split, rows, clean, labels)
+        if split == "train" and inputs.train_draws:
+            parts.append(RedrawnData(features, labels, training_draws(inputs, fold, scalers, clean, rows, corruption), speaker))
+        else:
+            parts.append(TensorData(features, labels, speaker if split == "train" else None))
+    return FoldData(*parts, scalers, splits[2][0], splits[1][0], corruption)
+
+
+def training_draws(inputs: SpeakerInputs, fold: Fold, scalers: dict[str, Standardizer], clean: dict, rows: np.ndarray,
+                   corruption: FoldCorruption | None):
+    """Train as you test: each epoch's training inputs from fresh enrolment draws, standardised like the fold's and
+    corrupted as planted (the corruption is fixed per clip, so every draw carries the same)."""
+    def draw(epoch: int) -> dict:
+        drawn = {**clean, **{m: scalers[m].transform(v) for m, v in inputs.training_draw(fold, epoch).items()}}
+        return corruption.apply("train", rows, drawn, None)[0] if corruption is not None else drawn
+    return draw
+
+
+def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, fold_dir: Path | None,
+               epoch_callbacks=None, final_epoch: int | None = None):
+    """Train one fold, select on its validation actors; returns (model with selected weights, fit result, fold data).
+    With ``final_epoch`` (a final fit, protocol/final_fit.py) nothing is validated: that epoch's weights are kept."""
+    seed = config.seed * 1000 + fold.index
+    seed_everything(seed)
+    corruption = (FoldCorruption(config.data, fs.meta, fs.class_names, config.seed, fold.index, fold.test_actors)
+                  if plants_corruption(config.data) else None)
+    data = fold_data(fs, inputs, fold, corruption)
+    n_classes = len(fs.class_names)
+    model = create_model(config.model, fs.input_dims, fs.sequence, n_classes, pretrained=True)
+    loss = LOSSES.create(config.loss.name, config.loss.params, modalities=list(config.data.modalities))
+    evaluator = ClassificationEvaluator(n_classes, config.train.eval_batch_size)
+    callbacks = [*dynamics_recorders(config.train, fs, fold.train_actors, model, data.train, fold_dir), *(epoch_callbacks or [])]
+    adversary = None
+    if config.train.speaker_adversary is not None:
+        adversary = SpeakerAdversary(config.train.speaker_adversary, {m: e.out_dim for m, e in model.encoders.items()},
+                                     len(fold.train_actors))
+    trainer = Trainer(config.train, evaluator, fold_dir, seed=seed, epoch_callbacks=callbacks, adversary=adversary,
+                      final_epoch=final_epoch)
+    fit = trainer.fit(model, loss, data.train, data.val if final_epoch is None else None)
+    model.load_state_dict(fit.best_state)
+    return model, fit, data
+
+
+@torch.no_grad()
+def last_epoch_train_losses(model, fold_dir: Path, fs: FeatureSet, train: TensorData, fold: Fold,
+                            batch_size: int) -> pd.DataFrame:
+    """Per-sample cross-entropy of each branch on the training clips with the weights of the last epoch run
+    (the Mars paper's Fig. 7 compares these distributions for CE and Mars)."""
+    last = torch.load(fold_dir / "last.pt", map_location="cpu", weights_only=False)["model"]
+    selected = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(last)
+    preds = predict(model, train, batch_size)
+    model.load_state_dict(selected)
+    train_meta = fs.meta[np.isin(fs.meta["actor"], fold.train_actors)].reset_index(drop=True)
+    table = pd.DataFrame({"clip": train_meta["clip"], "label": preds.target})
+    for m, p in preds.branch_probs.items():
+        table[f"ce_{m}"] = -np.log(np.clip(p[np.arange(len(p)), preds.target], 1e-12, None))
+    return table
+
+
+def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, fold_dir: Path) -> dict:
+    started = time.perf_counter()
+    model, fit, data = train_fold(config, fs, inputs, fold, fold_dir)
+    preds = predict(model, data.test, config.train.eval_batch_size)
+    metrics = classification_metrics(preds, len(fs.class_names))
+    test_meta = fs.meta.iloc[data.test_rows].reset_index(drop=True)
+    table = predictions_table(test_meta, preds, fs.class_names, fold.index)
+    result = {
+        "fold": fold.index,
+        "test_actors": list(fold.test_actors),
+        "val_actors": list(fold.val_actors),
+        "train_actors": list(fold.train_actors),
+        "n_test": len(test_meta),
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "modality_accuracy": {m: metrics[f"accuracy/{m}"] for m in preds.branch_probs},
+        "best_epoch": fit.best_epoch,
+        "epochs_run": fit.epochs_run,
+        "budget": fit.budget,
+        "val_at_best": fit.best_metrics,
+        "params": model.n_parameters(),
+        "seconds": time.perf_counter() - started,
+        **(data.corruption.summary() if data.corruption is not None else {}),
+    }
+    if inputs.normalized:  # how a speaker's enrolment clips became their statistics (chosen per fold under auto)
+        result["enrolment_estimator"] = {m: {"name": e.name, **e.to_dict()} for m, e in inputs.fold_statistics(fold)[1].items()}
+    if inputs.inductive:  # the clips a held-out speaker enrolled with, never scored
+        enrolment = inputs.enrolment_table(fold)
+        atomic_write_text(fold_dir / "enrolment.csv", enrolment.to_csv(index=False))
+        result["enrolment_clips"] = enrolment_record(enrolment)
+    pd.DataFrame(fit.history).to_csv(fold_dir / "history.csv", index=False)
+    torch.save(fit.best_state, fold_dir / "best.pt")
+    write_json(fold_dir / "standardizer.json", fold_standardizers(inputs, data.scalers, fold))
+    atomic_write_text(fold_dir / "predictions.csv", table.to_csv(index=False))
+    val_meta = fs.meta.iloc[data.val_rows].reset_index(drop=True)
+    val_table = predictions_table(val_meta, predict(model, data.val, config.train.eval_batch_size), fs.class_names, fold.index)
+    atomic_write_text(fold_dir / "val_predictions.csv", val_table.to_csv(index=False))
+    if data.corruption is not None and data.corruption.label_config is not None:
+        atomic_write_text(fold_dir / "flipped.csv", data.corruption.flipped_table().to_csv(index=False))
+    losses = last_epoch_train_losses(model, fold_dir, fs, data.train, fold, config.train.eval_batch_size)
+    atomic_write_text(fold_dir / "train_losses.csv", losses.to_csv(index=False))
+    write_json(fold_dir / "result.json", result)  # written last: its presence marks the fold done
+    return result
+
+
+def predictions_table(meta: pd.DataFrame, preds, class_names, fold: int) -> pd.DataFrame:
+    table = pd.DataFrame(
+        {
+            "clip": meta["clip"], "take": meta["take"], "actor": meta["actor"], "fold": fold,
+            "label": [class_names[i] for i in preds.target], "pred": [class_names[i] for i in preds.probs.argmax(1)],
+        }
+    )
+    for k, name in enumerate(class_names):
+        table[f"prob_{name}"] = preds.probs[:, k]
+    for m, p in preds.branch_probs.items():
+        table[f"pred_{m}"] = [class_names[i] for i in p.argmax(1)]
+    return table
+
+
+def summarize(config: ExperimentConfig, fs: FeatureSet, fold_results: list[dict], predictions: pd.DataFrame) -> dict:
+    return {
+        "name": config.name,
+        "folds": fold_results,
+        "budget": summarize_budgets([r["budget"] for r in fold_results if "budget" in r]),
+        **fold_figures(fold_results, predictions),
+        "speaker_norm": config.features.speaker_norm,
+        **({"adapt_clips": config.features.adapt_clips, "enrolment": config.features.enrolment,
+            "train_draws": config.features.train_draws,
+            "enrolment_estimators": {r["fold"]: r.get("enrolment_estimator") for r in fold_results},
+            "enrolment_clips": {s: c for r in fold_results for s, c in r["enrolment_clips"]["test"].items()}}
+           if config.features.speaker_norm == "inductive" else {}),
+        "skipped_takes": fs.skipped,
+        "face_detection": fs.face_report,
+        "data_fingerprint": fs.fingerprint,
+        "std_note": "sample standard deviation (ddof=1) over folds",
+        "config": config.model_dump(mode="json"),
+    }
+
+
+def run_cross_validation(config: ExperimentConfig, data_dir: Path, run_dir: Path, cache_dir: Path,
+                         progress: bool = True, only_folds: list[int] | None = None,
+                         enrolment_pool: EnrolmentPool | None = None) -> dict:
+    """``enrolment_pool``: which clips an inductive test speaker may enrol with (a stress test's hook). A config with
+    ``selection`` cross-validates each candidate and chooses per fold (protocol/selection.py)."""
+    if config.selection is not None:
+        if distributed.world_size() > 1:
+            raise ConfigError("selection.candidates is not supported under torchrun; run each candidate on its own")
+        with logging_to(run_dir):
+            return run_selection(config, Path(run_dir), lambda candidate, out: run_cross_validation(
+                candidate, data_dir, out, cache_dir, progress, only_folds, enrolment_pool))
+    if not distributed.is_main():  # another torchrun rank: trains each fold with rank 0 and writes nothing
+        return _follow_cross_validation(config, Path(data_dir), FeatureCache(cache_dir), only_folds,
+                                                   enrolment_pool)
+    with logging_to(run_dir):
+        return _run(config, Path(data_dir), run_dir, FeatureCache(cache_dir), progress, only_folds, enrolment_pool)
+
+
+def _run(config, data_dir, run_dir, cache, progress, only_folds, enrolment_pool=None) -> dict:
+    started = time.perf_counter()
+    start_run(run_dir, dump_config(config))
+    log.info("run %s: config %s, data %s", run_dir, config.name, data_dir)
+
+    fs = build_features(config.data, config.features, data_dir, cache, progress)
+    record_fingerprint(run_dir, {"sha256": fs.fingerprint, "data_dir": str(data_dir), "n_takes": len(fs.meta),
+                                 "skipped_takes": fs.skipped, "feature_dims": fs.input_dims, "face_detection": fs.face_report,
+                                 "class_names": list(fs.class_names), "sequence": fs.sequence})
+    if fs.face_report:
+        r = fs.face_report
+        log.info("faces: %d of %d analysed frames without a face; %d of %d sampled frames left out of their clips",
+                 r["frames_without_face"], r["frames_analysed"], r["sampled_frames_without_face"], r["sampled_frames"])
+
+    inputs = prepare_inputs(fs, config, enrolment_pool)
+    folds = dataset_folds(fs.meta, config.protocol.n_folds, config.protocol.val_fraction, config.seed)
+    if only_folds:
+        folds = [f for f in folds if f.index in only_folds]
+    results, tables = [], []
+    for fold in folds:
+        fold_dir = run_dir / "folds" / f"fold_{fold.index}"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        done = fold_dir / "result.json"
+        if distributed.from_main(done.is_file()):  # other torchrun ranks skip the folds rank 0 skips
+            result = json.loads(done.read_text())
+            log.info("fold %d already done (accuracy %.4f)", fold.index, result["accuracy"])
+        else:
+            log.info("fold %d: test %s, val %s", fold.index, listed(fold.test_actors), listed(fold.val_actors))
+            result = run_fold(config, fs, inputs, fold, fold_dir)
+            log.info("fold %d: accuracy %.4f, macro-F1 %.4f, %s (best epoch %d of %d, %.1fs)", fold.index,
+                     result["accuracy"], result["macro_f1"], rounded(result["modality_accuracy"]), result["best_epoch"],
+                     result["epochs_run"], result["seconds"])
+        results.append(result)
+        tables.append(pd.read_csv(fold_dir / "predictions.csv", dtype={"clip": str, "take": str, "actor": str}))
+    predictions = pd.concat(tables, ignore_index=True)
+    summary = summarize(config, fs, results, predictions)
+    summary["seconds"] = time.perf_counter() - started
+    atomic_write_text(run_dir / "predictions.csv", predictions.to_csv(index=False))
+    write_json(run_dir / "results.json", summary)
+    return summary
+
+
+def _follow_cross_validation(config, data_dir, cache, only_folds: list[int] | None, enrolment_pool=None) -> dict:
+    """What a rank other than 0 does in ``emofuse cv``: the same features and folds, and for every fold that
+    rank 0 trains (it says which) the same training, in step with it; rank 0 scores, writes and returns."""
+    fs = build_features(config.data, config.features, data_dir, cache, progress=False)
+    inputs = prepare_inputs(fs, config, enrolment_pool)
+    folds = dataset_folds(fs.meta, config.protocol.n_folds, config.protocol.val_fraction, config.seed)
+    for fold in folds:
+        if only_folds and fold.index not in only_folds:
+            continue
+        if not distributed.from_main(None):  # rank 0 finds no finished result for this fold: train it together
+            train_fold(config, fs, inputs, fold, None)
+    return {}

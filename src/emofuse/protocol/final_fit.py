@@ -1,0 +1,93 @@
+"""One model trained on every speaker of a corpus, for deployment (``emofuse fit``).
+
+Cross-validation estimates how a recipe does on new speakers; the model a user runs should then learn from every
+speaker. With no speaker left to select an epoch on, the epoch comes from a finished cross-validation of the same
+config: the median over folds of the selected epoch (the same schedule is run up to it, and its weights kept), or
+it is given. Speaker statistics (the typical training speaker, the enrolment estimator) come from every speaker;
+the estimator choice under ``enrolment: auto`` is label-free.
+
+The output reads like a cv run with one member, ``folds/fold_0`` (trained on every speaker), so `emofuse predict`,
+`serve`, `export` and :func:`emofuse.inference.predict.Predictor` load it unchanged. ``result.json`` records the epoch, where
+it came from and the run whose figures estimate the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from emofuse.config.loading import dump_config, load_config
+from emofuse.config.schema import ExperimentConfig
+from emofuse.protocol.cross_validation import fold_standardizers, prepare_inputs, train_fold
+from emofuse.protocol.folds import Fold
+from emofuse.features.cache import FeatureCache
+from emofuse.datasets.build import build_features
+from emofuse.core.registry import ConfigError
+from emofuse.core.runs import atomic_write_text, logging_to, record_fingerprint, start_run, write_json
+
+log = logging.getLogger(__name__)
+
+
+def epoch_from_cv(cv_run: Path, config: ExperimentConfig) -> tuple[int, list[int]]:
+    """The median (rounded down) of the epochs the folds of ``cv_run`` selected; its config must be ``config``."""
+    cv_run = Path(cv_run)
+    results = cv_run / "results.json"
+    if not results.is_file():
+        raise ConfigError(f"{cv_run}: no results.json; --epochs-from needs a finished `emofuse cv` run of this config")
+    if dump_config(load_config(cv_run / "config.yaml")) != dump_config(config):
+        raise ConfigError(f"{cv_run} is a cross-validation of another config; its selected epochs say nothing of this one")
+    selected = [int(f["best_epoch"]) for f in json.loads(results.read_text())["folds"]]
+    return int(np.floor(np.median(selected))), selected
+
+
+def fit_final(config: ExperimentConfig, data_dir: Path, out: Path, cache_dir: Path, epoch: int | None = None,
+              cv_run: Path | None = None, progress: bool = True) -> dict:
+    if (epoch is None) == (cv_run is None):
+        raise ConfigError("a final fit needs its epoch: --epochs-from a cv run of the config, or --epoch N")
+    if config.selection is not None:
+        raise ConfigError("a final fit trains one config; for a selection config, fit the candidate most folds chose")
+    selected = None
+    if cv_run is not None:
+        epoch, selected = epoch_from_cv(cv_run, config)
+    out = Path(out)
+    done = out / "folds" / "fold_0" / "result.json"
+    if done.is_file() and (out / "config.yaml").read_text() == dump_config(config):
+        log.info("%s: final fit already done", out)
+        return json.loads(done.read_text())
+    with logging_to(out):
+        started = time.perf_counter()
+        start_run(out, dump_config(config))
+        fs = build_features(config.data, config.features, data_dir, FeatureCache(cache_dir), progress)
+        record_fingerprint(out, {"sha256": fs.fingerprint, "data_dir": str(data_dir), "n_takes": len(fs.meta),
+                                 "skipped_takes": fs.skipped, "feature_dims": fs.input_dims,
+                                 "face_detection": fs.face_report, "class_names": list(fs.class_names),
+                                 "sequence": fs.sequence})
+        speakers = tuple(sorted(pd.unique(fs.meta["actor"])))
+        fold = Fold(0, (), (), speakers)
+        inputs = prepare_inputs(fs, config)
+        fold_dir = out / "folds" / "fold_0"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        log.info("final fit on all %d speakers (%d clips), epochs 0..%d%s", len(speakers), len(fs.meta), epoch,
+                 f" (median of the folds' selected epochs {selected} in {cv_run})" if selected else "")
+        model, fit, data = train_fold(config, fs, inputs, fold, fold_dir, final_epoch=epoch)
+        torch.save(fit.best_state, fold_dir / "best.pt")
+        write_json(fold_dir / "standardizer.json", fold_standardizers(inputs, data.scalers, fold))
+        atomic_write_text(fold_dir / "history.csv", pd.DataFrame(fit.history).to_csv(index=False))
+        result = {
+            "fold": 0, "final_fit": True, "train_actors": list(speakers), "test_actors": [], "val_actors": [],
+            "n_train": len(data.train), "epoch": epoch, "epochs_run": fit.epochs_run,
+            "epoch_from": {"cv_run": str(cv_run), "selected_epochs": selected} if selected else "given",
+            "params": model.n_parameters(), "seconds": time.perf_counter() - started,
+        }
+        if inputs.normalized:
+            result["enrolment_estimator"] = {m: {"name": e.name, **e.to_dict()}
+                                             for m, e in inputs.fold_statistics(fold)[1].items()}
+        write_json(fold_dir / "result.json", result)  # written last: its presence marks the model done
+        (fold_dir / "last.pt").unlink(missing_ok=True)  # the resume point of an unfinished fit; the weights are best.pt
+    return result

@@ -1,0 +1,60 @@
+"""A finished cv run's fold models scored on their test speakers with another number of enrolment clips.
+
+No training: each fold's selected weights and input statistics (standardizer.json) are read back, and its test
+speakers are normalised as ``features.speaker_norm: inductive`` with k enrolment clips would (the run's seed and
+estimator setting; k = 0: the typical training speaker, what `emofuse predict` gives a file on its own). With the
+run's own k the predictions are the run's own. Answers: what does a model trained for k = 10 give a speaker who
+records fewer clips, or none? The estimate stays nested: nothing is chosen here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from emofuse.config.loading import load_config
+from emofuse.metrics.classification import predict
+from emofuse.protocol.cross_validation import prepare_inputs
+from emofuse.protocol.folds import dataset_folds
+from emofuse.metrics.statistics import bootstrap_indices, ratio_interval, speaker_counts
+from emofuse.features.cache import FeatureCache
+from emofuse.datasets.build import build_features
+from emofuse.datasets.normalize import Standardizer
+from emofuse.models import create_model
+from emofuse.training.batches import TensorData
+
+
+def predictions_at_k(run: Path, k: int, data: Path, cache: Path) -> pd.DataFrame:
+    """One row per scored test clip of the run's folds (fold, actor, label, pred) with k enrolment clips per speaker."""
+    config = load_config(Path(run) / "config.yaml")
+    fs = build_features(config.data, config.features, data, FeatureCache(cache), progress=False)
+    features = config.features.model_copy(update={"speaker_norm": "inductive", "adapt_clips": k})
+    inputs = prepare_inputs(fs, config.model_copy(update={"features": features}))
+    tables = []
+    for fold in dataset_folds(fs.meta, config.protocol.n_folds, config.protocol.val_fraction, config.seed):
+        fold_dir = Path(run) / "folds" / f"fold_{fold.index}"
+        state = json.loads((fold_dir / "standardizer.json").read_text())
+        scalers = {m: Standardizer.from_dict(s) for m, s in state["inputs"].items()}
+        rows, values = inputs.split(fold)[2]
+        model = create_model(config.model, fs.input_dims, fs.sequence, len(fs.class_names))
+        model.load_state_dict(torch.load(fold_dir / "best.pt", weights_only=True))
+        preds = predict(model.eval(), TensorData({m: scalers[m].transform(v) for m, v in values.items()},
+                                                 fs.meta["label"].to_numpy()[rows]), config.train.eval_batch_size)
+        meta = fs.meta.iloc[rows]
+        tables.append(pd.DataFrame({"seed": config.seed, "clip": meta["clip"].to_numpy(), "fold": fold.index,
+                                    "actor": meta["actor"].to_numpy(), "label": preds.target,
+                                    "pred": preds.probs.argmax(1)}))
+    return pd.concat(tables, ignore_index=True)
+
+
+def accuracy_with_interval(predictions: pd.DataFrame, level: float = 0.95, resamples: int = 10_000) -> dict:
+    """Pooled accuracy and its cluster-bootstrap interval over test speakers (the independent units)."""
+    counts = speaker_counts(predictions)
+    low, high = ratio_interval(counts["correct"].to_numpy(), counts["n"].to_numpy(),
+                               bootstrap_indices(len(counts), resamples, seed=0), level)
+    return {"accuracy": float(np.mean(predictions["label"] == predictions["pred"])), "interval": [low, high],
+            "level": level, "n_clips": int(len(predictions)), "n_speakers": int(len(counts))}
