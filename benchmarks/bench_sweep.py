@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 from emofuse.config.loading import load_config
-from emofuse.experiments.sweep import load_space, run_sweep
+from emofuse.experiments.sweep import run_sweep
+from emofuse.experiments.sweep_space import load_space
 from emofuse.features.cache import default_cache_dir
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,7 +14,8 @@ from emofuse.config.loading import config_from_dict, load_config
 from emofuse.experiments.compare import Variant, run_compare
 from emofuse.protocol.cross_corpus import evaluate_on_manifest, map_labels, parse_label_map
 from emofuse.protocol.cross_validation import run_cross_validation
-from emofuse.experiments.sweep import SearchSpace, run_sweep
+from emofuse.experiments.sweep import run_sweep
+from emofuse.experiments.sweep_space import SearchSpace
 from emofuse.inference.export import export_run
 from emofuse.reporting.html_report import render_report
 from emofuse.inference.predict import Predictor

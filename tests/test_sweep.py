@@ -153,7 +153,7 @@ def test_bad_space_key_is_named(tmp_path, files, params, named, capsys):
 
 
 def test_bad_space_file_is_named(tmp_path):
-    from emofuse.experiments.sweep import load_space
+    from emofuse.experiments.sweep_space import load_space
 
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump({"parms": {"train.lr": [0.1]}}))
@@ -175,7 +175,7 @@ def test_packaged_space_fits_the_mars_config():
     from pathlib import Path
 
     from emofuse.config.loading import load_config
-    from emofuse.experiments.sweep import check_space, load_space
+    from emofuse.experiments.sweep_space import check_space, load_space
 
     repo = Path(__file__).resolve().parents[1]
     space = load_space(repo / "configs" / "spaces" / "mars_grid.yaml")

@@ -33,32 +33,22 @@ trials still running elsewhere, so that every worker ends on the finished study.
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import json
 import logging
-import os
-import random
 import shutil
-import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from itertools import product
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from emofuse.config.loading import config_from_dict, dump_config, read_yaml_mapping
-from emofuse.config.overrides import set_dotted
+from emofuse.config.loading import dump_config
 from emofuse.config.schema import ExperimentConfig
 from emofuse.core.console import rounded
 from emofuse.core.registry import ConfigError
 from emofuse.core.runs import atomic_write_text, logging_to, write_json
+from emofuse.experiments.sweep_space import SearchSpace, _suggest, apply_params, check_space
+from emofuse.experiments.sweep_storage import _heartbeat, _params_key, _point, _storage, public_url, worker_id
 
 log = logging.getLogger(__name__)
 
@@ -68,173 +58,6 @@ FIXED_SECTIONS = ("name", "seed", "data", "features", "protocol")  # built once 
 HEARTBEAT_S = 60
 GRACE_HEARTBEATS = 3  # a RUNNING trial without a heartbeat for this many intervals belongs to a dead worker
 READY_TIMEOUT_S = 120
-
-
-class Range(BaseModel):
-    """A numeric range for TPE: integers when low, high (and step) are integers."""
-
-    model_config = ConfigDict(extra="forbid")
-    low: int | float
-    high: int | float
-    log: bool = False
-    step: int | float | None = Field(None, gt=0)
-
-    @model_validator(mode="after")
-    def _check(self) -> Range:
-        if self.high <= self.low:
-            raise ValueError(f"high ({self.high}) must be above low ({self.low})")
-        if self.log and self.low <= 0:
-            raise ValueError("a log range needs low > 0")
-        if self.log and self.step is not None:
-            raise ValueError("log and step cannot be combined")
-        return self
-
-    @property
-    def is_int(self) -> bool:
-        return all(isinstance(v, int) for v in (self.low, self.high)) and (self.step is None or isinstance(self.step, int))
-
-
-class SearchSpace(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    description: str = ""
-    params: dict[str, list[Any] | Range] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _check(self) -> SearchSpace:
-        for key, spec in self.params.items():
-            if isinstance(spec, list) and not spec:
-                raise ValueError(f"params.{key}: an empty list of values")
-        return self
-
-    def grid(self) -> list[dict[str, Any]]:
-        ranges = [k for k, v in self.params.items() if isinstance(v, Range)]
-        if ranges:
-            raise ConfigError(f"the grid sampler needs a list of values for every parameter; ranges given for {ranges} "
-                              f"(use --sampler tpe)")
-        keys = list(self.params)
-        return [dict(zip(keys, values)) for values in product(*(self.params[k] for k in keys))]
-
-
-def load_space(path: str | Path) -> SearchSpace:
-    return config_from_dict(read_yaml_mapping(path, "space file"), str(path), SearchSpace)
-
-
-def _has_key(tree: dict, dotted: str) -> bool:
-    node: Any = tree
-    for k in dotted.split("."):
-        if not isinstance(node, dict) or k not in node:
-            return False
-        node = node[k]
-    return True
-
-
-def apply_params(base: dict, params: dict[str, Any], source: str = "sweep") -> ExperimentConfig:
-    tree = copy.deepcopy(base)
-    for key, value in params.items():
-        set_dotted(tree, key, value)
-    return config_from_dict(tree, source)
-
-
-def check_space(space: SearchSpace, base: dict, source: str) -> None:
-    """Every key must exist in the resolved base config, be searchable and accept each of its values."""
-    for key, spec in space.params.items():
-        where = f"{source}: parameter '{key}'"
-        if key.split(".")[0] in FIXED_SECTIONS:
-            raise ConfigError(f"{where}: keys under {list(FIXED_SECTIONS)} are fixed for a sweep (features and folds "
-                              f"are built once); sweep separate configs instead")
-        if not _has_key(base, key):
-            raise ConfigError(f"{where} is not a key of the config (write it in the config first, e.g. "
-                              f"loss.params.gamma as {{audio: 1.0, visual: 1.0}} to search loss.params.gamma.audio)")
-        values = spec if isinstance(spec, list) else [spec.low, spec.high]
-        for value in values:
-            try:
-                apply_params(base, {key: value}, f"{source}: {key}={value!r}")
-            except ConfigError as err:
-                raise ConfigError(str(err)) from None
-
-
-def public_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:  # not an SQLAlchemy URL: keep only what follows any credentials
-        return url.split("@", 1)[-1] if "@" in url else url
-
-
-def _suggest(trial, space: SearchSpace) -> dict[str, Any]:
-    out = {}
-    for key, spec in space.params.items():
-        if isinstance(spec, list):
-            out[key] = trial.suggest_categorical(key, spec)
-        elif spec.is_int:
-            out[key] = trial.suggest_int(key, spec.low, spec.high, step=spec.step or 1, log=spec.log)
-        else:
-            out[key] = trial.suggest_float(key, spec.low, spec.high, step=spec.step, log=spec.log)
-    return out
-
-
-def _storage(url: str, heartbeat_s: int):
-    """An RDB storage with heartbeats: stale trials of killed workers are failed and re-enqueued (twice at most)."""
-    import inspect
-
-    from optuna import storages
-
-    if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):  # optuna >= 4.9
-        retry = {"heartbeat_stale_trial_callback": storages.RetryHeartbeatStaleTrialCallback(max_retry=2)}
-    else:
-        retry = {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=2)}
-    assert set(retry) <= set(inspect.signature(storages.RDBStorage).parameters)
-    from sqlalchemy.exc import SQLAlchemyError
-
-    for attempt in range(5):
-        try:
-            return storages.RDBStorage(url, heartbeat_interval=heartbeat_s, grace_period=GRACE_HEARTBEATS * heartbeat_s,
-                                       **retry)
-        except ImportError as err:
-            raise ConfigError(f"storage {public_url(url)}: its database driver is missing ({err}); for PostgreSQL: "
-                              f"pip install 'emofuse[postgres]'") from None
-        except SQLAlchemyError as err:
-            # Workers started together on an empty database race to create optuna's tables; the losers find
-            # them on the next try. Anything else (a wrong URL, no server) still fails after the last try.
-            if attempt == 4:
-                raise ConfigError(f"storage {public_url(url)}: {type(err).__name__}: {str(err).splitlines()[0]}") from None
-            time.sleep(0.5 + random.random())
-
-
-def _params_key(params: dict) -> str:
-    return json.dumps(params, sort_keys=True, default=str)
-
-
-def _point(trial) -> dict:
-    """A trial's parameters; an enqueued trial carries them as fixed params until it suggests them."""
-    return trial.system_attrs.get("fixed_params") or trial.params
-
-
-def worker_id() -> str:
-    """Names the process in each trial it runs (user attr ``worker``): which machine did what, who died."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@contextmanager
-def _heartbeat(storage, trial_id: int) -> Iterator[None]:
-    """Record the trial's heartbeat every interval while it runs, as optuna's own optimize loop does."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while True:
-            storage.record_heartbeat(trial_id)
-            if stop.wait(storage.get_heartbeat_interval()):
-                return
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def run_sweep(config: ExperimentConfig, space: SearchSpace, data_dir: Path, run_dir: Path, cache_dir: Path,

@@ -1,0 +1,98 @@
+"""What several command groups share: argument types, common arguments, the data and cache locations."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+
+def _port(text: str) -> int:
+    """A TCP port, checked here: out of range, the server would fail with a traceback after loading the run."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: a whole number from 1 to 65535") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range: 1 to 65535")
+    return port
+
+
+def _positive(text: str) -> float:
+    """A positive, finite number: NaN and infinity would get past the server's own check and fail later."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _at_least_zero(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid whole number {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _overrides_arg(p: argparse.ArgumentParser, help: str = "override a config value, e.g. --set train.epochs=5 (repeatable)") -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
+
+
+def _compared_methods_args(p: argparse.ArgumentParser, seeds: str) -> None:
+    """The arguments of the commands that run several configs and compare them with a reference (compare, robustness)."""
+    p.add_argument("configs", type=Path, nargs="+", help="experiment YAMLs, one method each, e.g. configs/ravdess_{ce,mars}.yaml")
+    p.add_argument("--out", type=Path, required=True, help="directory for the runs, tables and plots")
+    p.add_argument("--seeds", type=int, default=3, help=f"{seeds} (default 3)")
+    p.add_argument("--reference", default=None, help="config name the others are compared with (default: the first)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time, one thread each (default 1)")
+    _common_data_args(p)
+
+
+def _common_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=None,
+                   help="RAVDESS directory (Actor_XX audio under data.audio_dir; the visual table, OpenFace CSVs or "
+                        "videos at data.visual.path; default: the packaged sample, 6 actors), or for a manifest config "
+                        "(data.dataset: manifest) the manifest CSV (default: data.path)")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="feature cache directory (default: $EMOFUSE_CACHE or ~/.cache/emofuse)")
+    _overrides_arg(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _emi_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True,
+                   help="feature directory: labels.csv (id, split, one column per target) and <modality>/<id>.npy "
+                        "arrays (T, D), or one <modality>.npz per modality")
+    p.add_argument("--out", type=Path, required=True, help="run directory")
+    p.add_argument("--overwrite", action="store_true", help="delete --out first instead of resuming")
+    _overrides_arg(p)
+
+
+def _data_dir(arg: Path | None) -> Path:
+    if arg is not None:
+        return arg
+    from emofuse.data.sample import sample_dir
+
+    return sample_dir()
+
+
+def _with_data(config, arg: Path | None):
+    """(config, data location): a RAVDESS config's directory (--data, else the packaged sample), or a manifest config's
+    CSV (--data, recorded as data.path in the run's resolved config, else data.path)."""
+    if config.data.dataset != "manifest":
+        return config, _data_dir(arg)
+    from emofuse.datasets.build import manifest_path
+
+    path = manifest_path(config.data) if arg is None else arg
+    return config.model_copy(update={"data": config.data.model_copy(update={"path": str(path)})}), Path(path)
+
+
+def _cache_dir(arg: Path | None) -> Path:
+    from emofuse.features.cache import default_cache_dir
+
+    return arg if arg is not None else default_cache_dir()

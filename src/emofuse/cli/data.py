@@ -1,0 +1,124 @@
+"""Commands about data and parts: feature extraction, corpus manifests, the part registries, the touch fixture.
+
+Each command imports what it needs when it runs, so that `emofuse --help` and argument errors stay quick."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from emofuse.cli.common import _common_data_args, _with_data, _cache_dir
+from emofuse.core.registry import ConfigError
+
+
+def parser_extract(sub) -> None:
+    ex = sub.add_parser("extract", help="extract (and cache) the features a config needs",
+                        description="Extract audio features (and, for configs whose visual input is video, face clips "
+                                    "or face features) for every take in parallel into the cache, and check that "
+                                    "every take has its visual features. With --shard i/n only the "
+                                    "i-th of n disjoint shares of the takes: run shards 1..n on several machines (or "
+                                    "processes) with one shared --cache and together they fill it.")
+    ex.add_argument("config", type=Path, help="experiment YAML")
+    ex.add_argument("--shard", default=None, metavar="I/N",
+                    help="extract only shard I of N (1-based; takes are assigned by a hash of their id)")
+    _common_data_args(ex)
+
+
+def parser_manifest(sub) -> None:
+    mf = sub.add_parser("manifest", help="write a manifest CSV of a corpus folder to standard output",
+                        description="List the samples of a corpus laid out as it ships (ravdess, crema-d, tess, savee, emodb) "
+                                    "or as DIR/<label>/<file> (folder) as a manifest for data.dataset: manifest: id, speaker, "
+                                    "gender (where the corpus documents it), label (common vocabulary: neutral, calm, happy, "
+                                    "sad, angry, fearful, disgust, surprised), corpus_label (as the corpus writes it), audio, "
+                                    "video, and the corpus's own fields. Files that do not fit the naming scheme are listed "
+                                    "on standard error and left out.")
+    mf.add_argument("corpus", help="ravdess, crema-d, tess, savee, emodb or folder")
+    mf.add_argument("dir", type=Path, help="the corpus folder (searched at any depth)")
+    mf.add_argument("--relative-to", type=Path, default=None,
+                    help="write paths relative to this folder (where the manifest will be; default: absolute paths)")
+    mf.add_argument("--speaker-regex", default=None,
+                    help="find the speaker in each file name with this pattern (its group named speaker, else its first "
+                         "group); required for folder, overrides the corpus's own speaker ids otherwise")
+    mf.set_defaults(overrides=[])
+
+
+def parser_registry(sub) -> None:
+    show = sub.add_parser("registry", help="list the registered extractors, encoders, fusions and losses",
+                          description="List every registered part that a config can name.")
+    show.set_defaults(overrides=[])
+
+
+def parser_make_touch_fixture(sub) -> None:
+    tf = sub.add_parser("make-touch-fixture", help="write a synthetic social-touch manifest (8 x 8 pressure grids)",
+                        description="Write synthetic social-touch data: 8 x 8 pressure grids at 50 Hz for four gestures "
+                                    "(pat, stroke, press, tickle) by several people, one .npy of frames (T, 64) per sample "
+                                    "and a manifest with a touch_features column (for tests and demos; not real data).")
+    tf.add_argument("out_dir", type=Path, help="directory to write (manifest.csv, touch/)")
+    tf.add_argument("--speakers", type=int, default=6, help="people touching (default 6)")
+    tf.add_argument("--per-gesture", type=int, default=8, help="samples of each gesture per person (default 8)")
+    tf.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def cmd_extract(args) -> int:
+    from emofuse.config.loading import load_config
+    from emofuse.features.cache import FeatureCache
+    from emofuse.datasets.build import build_features
+
+    from emofuse.features.extract import parse_shard
+
+    config, data = _with_data(load_config(args.config, args.overrides), args.data)
+    shard = parse_shard(args.shard) if args.shard else None
+    fs = build_features(config.data, config.features, data, FeatureCache(_cache_dir(args.cache)),
+                        progress=not args.no_progress, shard=shard)
+    where = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+    print(f"{len(fs.meta)} takes ready{where}; feature dims {fs.input_dims}; {len(fs.skipped)} skipped")
+    return 0
+
+
+def cmd_manifest(args) -> int:
+    import re
+
+    from emofuse.data.corpora import CORPORA, write_manifest
+    from emofuse.core.errors import DataError
+
+    try:
+        regex = re.compile(args.speaker_regex) if args.speaker_regex else None
+    except re.error as err:
+        raise ConfigError(f"--speaker-regex {args.speaker_regex!r}: {err}") from None
+
+    listing = CORPORA.get(args.corpus)(args.dir, regex)
+    if not listing.rows:
+        raise DataError(args.dir, f"no file fits the {args.corpus} naming scheme ({len(listing.unrecognised)} media files "
+                                  f"found that do not)")
+    sys.stdout.write(write_manifest(listing, args.relative_to))
+    speakers = {r["speaker"] for r in listing.rows}
+    print(f"{len(listing.rows)} samples of {len(speakers)} speakers from {args.dir}", file=sys.stderr)
+    if listing.unrecognised:
+        shown = ", ".join(str(p) for p in listing.unrecognised[:5])
+        more = f" and {len(listing.unrecognised) - 5} more" if len(listing.unrecognised) > 5 else ""
+        print(f"left out {len(listing.unrecognised)} files that do not fit the {args.corpus} naming scheme: {shown}{more}",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_registry(args) -> int:
+    from emofuse.data.corpora import CORPORA
+    from emofuse.features import EXTRACTORS, VIDEO_EXTRACTORS
+    from emofuse.losses import LOSSES
+    from emofuse.models import ENCODERS, FUSIONS
+
+    for reg in (EXTRACTORS, VIDEO_EXTRACTORS, ENCODERS, FUSIONS, LOSSES, CORPORA):
+        print(f"{reg.kind}: {', '.join(reg.names())}")
+    return 0
+
+
+def cmd_make_touch_fixture(args) -> int:
+    from emofuse.data.touch_fixture import write_touch_fixture
+
+    manifest = write_touch_fixture(args.out_dir, args.speakers, args.per_gesture, args.seed)
+    print(f"synthetic touch data for {args.speakers} people in {manifest} (4 gestures x {args.per_gesture} samples each)")
+    return 0
+
+
+PARSERS = {"extract": parser_extract, "manifest": parser_manifest, "registry": parser_registry, "make-touch-fixture": parser_make_touch_fixture}
+COMMANDS = {"extract": cmd_extract, "manifest": cmd_manifest, "registry": cmd_registry, "make-touch-fixture": cmd_make_touch_fixture}

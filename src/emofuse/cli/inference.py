@@ -1,0 +1,268 @@
+"""Commands that use a finished run: predict (files or live input), the bundled models, export, cost, serve.
+
+Each command imports what it needs when it runs, so that `emofuse --help` and argument errors stay quick."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from emofuse.cli.common import _port, _positive, _at_least_zero
+from emofuse.core.registry import ConfigError
+
+
+def parser_predict(sub) -> None:
+    pr = sub.add_parser("predict", help="emotion probabilities for audio/video files with a finished `emofuse cv` run",
+                        description="Decode each FILE (mp4, flv, webm, mkv, wav, flac, mp3, ...), extract the features the "
+                                    "run's config names and predict with the ensemble of the run's fold models "
+                                    "(probabilities averaged over folds; --fold k for one). A modality that is missing "
+                                    "or unreadable is left out of the decision fusion and reported. --json prints a "
+                                    "list, one object per file: file, pred, probs, modality_probs, modalities, missing "
+                                    "(and error where no prediction could be made). Exit code 1 when a file got an error entry.")
+    pr.add_argument("paths", type=Path, nargs="*", metavar="[RUN_DIR] FILE",
+                    help="a run directory written by `emofuse cv` or `emofuse fit` (default: the bundled model, "
+                         "see `emofuse models`), then media files")
+    pr.add_argument("--model", default=None, metavar="NAME", help="a bundled model instead of a run directory")
+    pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pr.add_argument("--openface", type=Path, default=None, metavar="DIR",
+                    help="OpenFace per-frame CSVs named <file stem>.csv, for the visual branch")
+    pr.add_argument("--fold", type=int, default=None, help="use this fold's model only (default: all folds, averaged)")
+    speakers = pr.add_mutually_exclusive_group()
+    speakers.add_argument("--speaker", default=None, metavar="NAME",
+                          help="runs with features.speaker_norm: all FILEs are one speaker, normalised with their joint "
+                               "statistics (default: each file on its own, with a typical training speaker's)")
+    speakers.add_argument("--speakers", type=Path, default=None, metavar="CSV",
+                          help="like --speaker, with a CSV (columns file, speaker) naming each FILE's speaker")
+    pr.add_argument("--stream", type=Path, default=None, metavar="FILE",
+                    help="play FILE's audio as live input: every --hop seconds, one line with the prediction of the last "
+                         "--window seconds and its latency (--json: one object per line)")
+    pr.add_argument("--window", type=_positive, default=3.0, metavar="SECONDS", help="--stream: window length (default 3)")
+    pr.add_argument("--hop", type=_positive, default=1.0, metavar="SECONDS", help="--stream: seconds between windows (default 1)")
+    pr.add_argument("--chunk-ms", type=_positive, default=100.0, metavar="MS",
+                    help="--stream: the audio arrives in chunks this long (default 100)")
+    pr.add_argument("--fast", action="store_true",
+                    help="--stream: feed the chunks as fast as they are taken, not at the pace of the wall clock")
+    pr.set_defaults(overrides=[])
+
+
+def parser_models(sub) -> None:
+    md = sub.add_parser("models", help="the bundled models, ready to predict without training (with a card each)",
+                        description="List the models shipped with emofuse, or show one's card: training data and licence, "
+                                    "classes, features, cross-validated accuracy for a new speaker, cross-corpus check, "
+                                    "limits and the command that rebuilds it. `emofuse predict FILE` uses the default one.")
+    md.add_argument("name", nargs="?", default=None, help="a bundled model's name")
+
+
+def parser_export(sub) -> None:
+    xp = sub.add_parser("export", help="export a cv run's fold model to ONNX (or TorchScript), checked against PyTorch",
+                        description="Export the selected weights of one fold of an `emofuse cv` run: named inputs per "
+                                    "modality (plus <modality>_lengths for frame sequences), outputs probs (fused) and "
+                                    "probs_<modality>; batch and frame axes dynamic. The file is kept only if onnxruntime "
+                                    "(or TorchScript) reproduces PyTorch within --atol on random inputs; where ONNX cannot "
+                                    "express the model it falls back to TorchScript and says why. Writes the model and a "
+                                    "JSON description beside it (default: RUN_DIR/export/fold_K.onnx).")
+    xp.add_argument("run_dir", type=Path, help="run directory written by `emofuse cv`")
+    xp.add_argument("--fold", type=int, default=None, help="fold number (default: the lowest fold with best.pt)")
+    xp.add_argument("--out", type=Path, default=None, help="output file (default: RUN_DIR/export/fold_K.onnx or .pt)")
+    xp.add_argument("--format", dest="fmt", choices=["onnx", "torchscript"], default="onnx",
+                    help="onnx (default; TorchScript fallback) or torchscript")
+    xp.add_argument("--atol", type=float, default=1e-5, help="largest accepted |exported - PyTorch| (default 1e-5)")
+    xp.set_defaults(overrides=[])
+
+
+def parser_cost(sub) -> None:
+    co = sub.add_parser("cost", help="parameters, FLOPs and latency per sample of every registered method",
+                        description="One row per registered fusion (default parameters) and per loss-only variant of the "
+                                    "average fusion, in two settings: `ravdess` (the encoders of --config on its feature "
+                                    "dimensions) and `paper` (3D ResNeXt-50 on 30 face crops of 224x224 + the 1D CNN of "
+                                    "--cnn-config on 2.45 s of MFCC frames). FLOPs: ptflops (pytorch backend) "
+                                    "multiply-accumulates, reported as MACs and FLOPs = 2 x MACs. Latency: median of "
+                                    "--repeats forward passes at batch 1 after --warmup, with torch's thread count.")
+    co.add_argument("--json", action="store_true", help="print a JSON list of rows instead of a table")
+    co.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                    help="cpu: CPU latency only; cuda: CPU and CUDA (default: cuda when available)")
+    co.add_argument("--setting", choices=["ravdess", "paper", "all"], default="all", help="which setting(s) (default all)")
+    co.add_argument("--config", type=Path, default=Path("configs/ravdess_mars.yaml"),
+                    help="config of the ravdess setting (default configs/ravdess_mars.yaml)")
+    co.add_argument("--cnn-config", type=Path, default=Path("configs/ravdess_mars_cnn.yaml"),
+                    help="config whose audio encoder and features the paper setting uses (default configs/ravdess_mars_cnn.yaml)")
+    co.add_argument("--repeats", type=int, default=10, help="timed forward passes per method (default 10)")
+    co.add_argument("--warmup", type=int, default=2, help="untimed forward passes first (default 2)")
+    co.add_argument("--out", type=Path, default=None, help="also write the rows as JSON to this file")
+    co.set_defaults(overrides=[])
+
+
+def parser_serve(sub) -> None:
+    sv = sub.add_parser("serve", help="a local web page and JSON API to try a cv run on recordings",
+                        description="Serve a page to upload or record a recording and see the fused and per-modality "
+                                    "probabilities (with a timeline over sliding windows for long recordings), and "
+                                    "POST /api/predict (multipart field 'file'; the JSON of `emofuse predict --json` for "
+                                    "that file), GET /api/health, GET /api/model. Predictions run one at a time.")
+    sv.add_argument("run_dir", type=Path, nargs="?", default=None,
+                    help="run directory written by `emofuse cv` or `emofuse fit` (default: the bundled model)")
+    sv.add_argument("--model", default=None, metavar="NAME", help="a bundled model instead of a run directory")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=_port, default=8000, help="port, 1 to 65535 (default 8000)")
+    sv.add_argument("--max-upload-mb", type=_positive, default=100.0, help="largest accepted upload in MB (default 100)")
+    sv.add_argument("--max-queue", type=_at_least_zero, default=4,
+                    help="requests that may wait while one prediction runs; more get 503 (default 4)")
+    sv.set_defaults(overrides=[])
+
+
+def cmd_predict(args) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    from emofuse.data.corpora.base import VIDEO_SUFFIXES
+    from emofuse.inference.predict import Predictor
+    from emofuse.inference.printing import print_predictions
+    from emofuse.inference.speaker_groups import read_speaker_map
+
+    for handler in logging.getLogger().handlers:  # warnings to stderr: stdout is the JSON
+        if isinstance(handler, RichHandler):
+            handler.console = Console(stderr=True)
+    if args.stream is not None:
+        return predict_stream(args)
+    args.run_dir, args.files = run_and_files(args.paths, args.model)
+    predictor = Predictor(args.run_dir, fold=args.fold)
+    speakers = read_speaker_map(args.speakers) if args.speakers else args.speaker
+    entries = predictor.predict(args.files, args.openface, speakers)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    else:
+        print_predictions(entries, predictor.class_names)
+    if "visual" not in predictor.modalities and any(Path(f).suffix.lower() in VIDEO_SUFFIXES for f in args.files):
+        logging.getLogger("emofuse").info("this model has no visual branch: the picture of a video is not used")
+    return 1 if any("error" in e for e in entries) else 0
+
+
+def cmd_models(args) -> int:
+    from emofuse import zoo
+
+    if args.name is None:
+        for name in zoo.names():
+            c = zoo.card(name)
+            k0, k10 = c["estimates"]["k=0"]["accuracy"], c["estimates"]["k=10"]["accuracy"]
+            default = " (default)" if name == zoo.DEFAULT else ""
+            print(f"{name}{default}: {c['task']}, {len(c['classes'])} classes, {', '.join(c['modalities'])}; new speaker "
+                  f"{k0:.3f} from a file alone, {k10:.3f} with 10 of their clips; licence {c['training_data']['licence']}")
+        print("emofuse models NAME shows a model's card")
+        return 0
+    print(zoo.format_card(zoo.card(args.name)), end="")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from emofuse.inference.export import export_run
+
+    r = export_run(args.run_dir, fold=args.fold, out=args.out, fmt=args.fmt, atol=args.atol)
+    if r.fallback_reason:
+        print(f"exported TorchScript instead of ONNX: {r.fallback_reason}")
+    runtime = "onnxruntime" if r.format == "onnx" else "TorchScript"
+    print(f"fold {r.fold} exported as {r.format}: {r.path} (inputs {', '.join(r.inputs)}; outputs {', '.join(r.outputs)})")
+    print(f"check: {runtime} vs PyTorch on {r.checks} random batches, max |difference| {r.max_abs_diff:.2e} <= atol {r.atol:g}: OK")
+    return 0
+
+
+def cmd_cost(args) -> int:
+    import json
+
+    import torch
+
+    from emofuse.inference.cost import PAPER_GFLOPS, cost_table, devices_for, markdown_table, paper_setting, ravdess_setting
+    from emofuse.core.runs import write_json
+
+    devices = devices_for(args.device)
+    settings = []
+    if args.setting in ("ravdess", "all"):
+        settings.append(ravdess_setting(args.config))
+    if args.setting in ("paper", "all"):
+        settings.append(paper_setting(args.cnn_config))
+    rows = cost_table(settings, devices, repeats=args.repeats, warmup=args.warmup)
+    if args.out:
+        write_json(args.out, rows)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"torch threads: {torch.get_num_threads()}; latency: median of {args.repeats} runs after {args.warmup} warm-up, batch 1")
+    for s in settings:
+        print(f"{s.name}: {s.note}")
+    print(markdown_table(rows), end="")
+    paper = next((r for r in rows if r["setting"] == "paper" and r["method"] == "average" and "gmacs" in r), None)
+    if paper:
+        print(f"paper setting, average fusion: {paper['gmacs']:.2f} GMACs = {paper['gflops']:.2f} GFLOPs; "
+              f"the paper's Table II: {PAPER_GFLOPS} G")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from emofuse.serve import serve
+
+    if args.run_dir is not None and args.model is not None:
+        raise ConfigError(f"give a run directory ({args.run_dir}) or --model {args.model}, not both")
+    if args.run_dir is None:
+        from emofuse import zoo
+
+        args.run_dir = zoo.model_dir(args.model or zoo.DEFAULT)
+    serve(args.run_dir, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, max_queue=args.max_queue)
+    return 0
+
+
+def predict_stream(args) -> int:
+    """``predict --stream FILE``: the file played as a microphone would deliver it, one line per window."""
+    import json
+    from dataclasses import asdict
+
+    from emofuse.data.audio import load_audio
+    from emofuse.inference.predict import Predictor
+    from emofuse.inference.stream import audio_chunks
+
+    run_dir, files = run_and_files([*args.paths, args.stream], args.model)
+    if files != [args.stream]:
+        raise ConfigError(f"--stream plays one file; predict {', '.join(map(str, files[:-1]))} without --stream")
+    if args.openface or args.speaker or args.speakers:
+        raise ConfigError("--stream predicts each window from its audio alone: --openface, --speaker and --speakers do not apply")
+    predictor = Predictor(run_dir, fold=args.fold)
+
+    def chunks():  # decoded once stream() has accepted the run, whose extractor gives the rate
+        rate = predictor.extractor.sample_rate
+        yield from audio_chunks(load_audio(args.stream, rate), rate, args.chunk_ms / 1000, real_time=not args.fast)
+
+    windows = 0
+    for w in predictor.stream(chunks(), window_s=args.window, hop_s=args.hop):
+        if not windows:  # said once: the run's modalities that live input leaves out
+            for m, reason in w.missing.items():
+                print(f"{m} missing: {reason}", file=sys.stderr)
+        windows += 1
+        line = json.dumps(asdict(w)) if args.json else \
+            f"{w.start_s:7.2f}-{w.end_s:7.2f} s  {w.pred:<10} {w.probs[w.pred]:.2f}  latency {1000 * w.latency_s:.0f} ms"
+        print(line, flush=True)
+    if not windows:
+        print(f"{args.stream}: shorter than the {args.window:g} s window, nothing predicted", file=sys.stderr)
+    return 0 if windows else 1
+
+
+def run_and_files(paths: list[Path], model: str | None) -> tuple[Path, list[Path]]:
+    """``[RUN_DIR] FILE...``: a leading directory with a config.yaml is the run; else the bundled model (--model, or
+    the default one) answers."""
+    from emofuse import zoo
+
+    if not paths:
+        raise ConfigError("name the media files to predict (after a run directory, or alone for the bundled model)")
+    if paths[0].is_dir():
+        if not (paths[0] / "config.yaml").is_file():
+            raise ConfigError(f"{paths[0]}: no config.yaml; a directory before the files must be a run directory "
+                              f"written by `emofuse cv` or `emofuse fit`")
+        if model is not None:
+            raise ConfigError(f"give a run directory ({paths[0]}) or --model {model}, not both")
+        if len(paths) == 1:
+            raise ConfigError(f"{paths[0]} is a run directory; name the media files to predict after it")
+        return paths[0], paths[1:]
+    return zoo.model_dir(model or zoo.DEFAULT), paths
+
+
+PARSERS = {"predict": parser_predict, "models": parser_models, "export": parser_export, "cost": parser_cost, "serve": parser_serve}
+COMMANDS = {"predict": cmd_predict, "models": cmd_models, "export": cmd_export, "cost": cmd_cost, "serve": cmd_serve}
