@@ -178,13 +178,13 @@ def draw_plots(variants: list[Variant], per_run: pd.DataFrame, predictions_of: d
         class_names = [c[len("prob_"):] for c in predictions.columns if c.startswith("prob_")]
         made.append(plots.plot_confusion(predictions, class_names, v.label, out / "plots" / f"confusion_{v.label}.png"))
         fold_dirs = [f for d in run_dirs for f in sorted((d / "folds").glob("fold_*"))]
-        if v.config.loss.name == "mars":
+        loss = LOSSES.get(v.config.loss.name)
+        if loss.records_branch_weights:
             histories = pd.concat([pd.read_csv(f / "history.csv") for f in fold_dirs], ignore_index=True)
-            switch = LOSSES.validate_params("mars", v.config.loss.params).switch_epoch
-            made.append(plots.plot_branch_weights(histories, f"{v.label}: mean Mars weight per branch",
-                                                  out / "plots" / f"mars_weights_{v.label}.png",
-                                                  switch if isinstance(switch, int) else None))  # auto: per fold
-        if v.config.loss.name in ("cross_entropy", "mars") and v.config.model.fusion.name == "average":
+            made.append(plots.plot_branch_weights(histories, f"{v.label}: mean {v.config.loss.name.capitalize()} weight per branch",
+                                                  out / "plots" / f"{v.config.loss.name}_weights_{v.label}.png",
+                                                  loss.marked_epoch(v.config.loss.params)))
+        if loss.comparable_branch_losses and v.config.model.fusion.name == "average":
             loss_tables[v.label] = pd.concat([pd.read_csv(f / "train_losses.csv") for f in fold_dirs], ignore_index=True)
     if loss_tables:
         modalities = list(dict.fromkeys(m for v in variants for m in v.config.data.modalities))

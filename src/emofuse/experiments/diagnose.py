@@ -22,6 +22,7 @@ from emofuse.core.errors import DataError
 from emofuse.reporting import plots
 from emofuse.protocol.cartography import Dynamics
 from emofuse.metrics.intervals import t_interval
+from emofuse.losses import LOSSES
 from emofuse.core.runs import atomic_write_text, write_json
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def mars_setting(config: dict, modalities: list[str]) -> tuple[dict[str, float],
     """The run's gamma per branch and whether it normalises; gamma 1 (the paper's default) for other losses, whose
     weights then say what Mars would have given the clips."""
     loss = config.get("loss") or {}
-    params = (loss.get("params") or {}) if loss.get("name") == "mars" else {}
+    params = LOSSES.get(loss.get("name", "cross_entropy")).reweighting(loss.get("params"))
     gamma = params.get("gamma", 1.0)
     gammas = {m: float(gamma[m] if isinstance(gamma, dict) else gamma) for m in modalities}
     return gammas, bool(params.get("normalize", False))

@@ -25,7 +25,22 @@ class LossOutput:
 
 
 class Loss(nn.Module):
+    """What a loss records is said here, not by its name: plots, reports and diagnose ask these attributes."""
+
     trains_fused_head = False  # True: trains a fusion's own classifier (feature-level fusions need one such loss)
+    records_branch_weights = False  # True: its per-sample branch weights vary, and are plotted (train/weight/<m> columns)
+    comparable_branch_losses = False  # True: each branch trains on its own cross-entropy (compare's loss histograms)
+
+    @classmethod
+    def marked_epoch(cls, params: dict | None) -> int | None:
+        """The epoch a plot of this loss's branch weights marks (a staged loss's fixed switch); None: none."""
+        return None
+
+    @classmethod
+    def reweighting(cls, params: dict | None) -> dict:
+        """The per-sample reweighting this loss applies, as diagnose takes it (``gamma``, ``normalize``: Mars' weight
+        exp(-gamma (1 - p[y]))); {} for a loss without one (diagnose then shows the weights Mars would give)."""
+        return {}
 
     def __init__(self, params, modalities: list[str]):
         super().__init__()

@@ -9,5 +9,7 @@ from emofuse.losses.base import LOSSES, BranchReweightingLoss
 
 @LOSSES.register("cross_entropy")
 class BranchCrossEntropy(BranchReweightingLoss):
+    comparable_branch_losses = True
+
     def branch_weights(self, branch_logits, target, epoch):
         return {m: torch.ones_like(target, dtype=torch.float32) for m in branch_logits}

@@ -33,6 +33,18 @@ def mars_weight(prob_of_target: torch.Tensor, gamma: float) -> torch.Tensor:
 
 @LOSSES.register("mars")
 class MarsLoss(BranchReweightingLoss):
+    records_branch_weights = True
+    comparable_branch_losses = True
+
+    @classmethod
+    def marked_epoch(cls, params: dict | None) -> int | None:
+        switch = cls.Params.model_validate(params or {}).switch_epoch
+        return switch if isinstance(switch, int) else None  # auto: chosen per fold
+
+    @classmethod
+    def reweighting(cls, params: dict | None) -> dict:
+        return {k: v for k, v in (params or {}).items() if k in ("gamma", "normalize")}
+
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
         gamma: dict[str, NonNegativeFloat] | NonNegativeFloat = Field(1.0, description="one value, or one per modality")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.metrics import precision_recall_fscore_support
 
+from emofuse.losses import LOSSES
 from emofuse.reporting import plots
 from emofuse.reporting.html_report import figures
 from emofuse.reporting.html_report.files import read_csv, read_json, read_optional_json, read_text
@@ -41,11 +42,12 @@ def load_cv(run_dir: Path) -> dict:
             "Validation accuracy per epoch", figures.validation_curves(histories, {f["fold"]: f["best_epoch"] for f in folds}),
             "On each fold's validation actors (taken from its training actors); the dot is the epoch whose weights were tested."))
     weights = [h for h in histories.values() if any(c.startswith("train/weight/") for c in h.columns)]
-    if loss.get("name") == "mars" and weights:
+    kind = LOSSES.get(loss.get("name", "cross_entropy"))
+    if kind.records_branch_weights and weights:
         shown.append(figures.Figure(
             "Mars weight per branch", figures.plotted(plots.plot_branch_weights, pd.concat(weights, ignore_index=True),
                                                       f"{results['name']}: mean Mars weight per branch",
-                                                      switch_epoch=loss.get("params", {}).get("switch_epoch")),
+                                                      switch_epoch=kind.marked_epoch(loss.get("params"))),
             "Mean per-sample loss weight exp(-gamma_m (1 - p_m[y])) per epoch, mean ± std over folds."))
     if losses and all(f"ce_{m}" in losses[0].columns for m in modalities):
         shown.append(figures.Figure(
