@@ -118,7 +118,7 @@ def test_bad_declarations_name_the_modality(sensors, tmp_path):
         r"data\.sources\.physio: 'physio' is not one of data\.modalities": ["data.sources.physio={kind: features}"],
         r"'Touch' is not a modality name": ["data.modalities=[audio, Touch]"],
         r"'touch' is named twice": ["data.modalities=[audio, touch, touch]"],
-        r"a RAVDESS directory has audio and visual only, not \['touch'\]":
+        r"a RAVDESS directory has its audio and visual modalities and those computed from the audio .*not stored ones \['touch'\]":
             ["data.dataset=ravdess", "data.audio_source=media", "data.sources={}"],
         r"data\.sources\.touch.*kind: table needs path": ["data.sources.touch={kind: table}"],
         r"data\.sources\.touch.*belong to kind: table": ["data.sources.touch={prefix: touch_}"],
