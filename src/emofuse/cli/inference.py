@@ -116,7 +116,7 @@ def cmd_predict(args) -> int:
     from rich.console import Console
     from rich.logging import RichHandler
 
-    from emofuse.data.corpora.base import VIDEO_SUFFIXES
+    from emofuse.data.media import VIDEO_SUFFIXES
     from emofuse.inference.predict import Predictor
     from emofuse.inference.printing import print_predictions
     from emofuse.inference.speaker_groups import read_speaker_map

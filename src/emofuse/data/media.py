@@ -16,6 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from emofuse.core.errors import DataError
+from emofuse.data.ravdess import AUDIO_SUFFIXES as RAVDESS_AUDIO, VIDEO_SUFFIXES as RAVDESS_VIDEO
+
+AUDIO_SUFFIXES = (*RAVDESS_AUDIO, ".mp3", ".ogg", ".m4a", ".opus")  # the containers a corpus or a user's files come in
+VIDEO_SUFFIXES = (*RAVDESS_VIDEO, ".mpg", ".mpeg", ".wmv")
 
 
 class NoStream(DataError):

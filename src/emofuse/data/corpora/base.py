@@ -10,14 +10,13 @@ from pathlib import Path
 import pandas as pd
 
 from emofuse.core.errors import DataError
-from emofuse.data.ravdess import AUDIO_SUFFIXES as RAVDESS_AUDIO, VIDEO_SUFFIXES as RAVDESS_VIDEO, EMOTIONS
+from emofuse.data.media import AUDIO_SUFFIXES, VIDEO_SUFFIXES
+from emofuse.data.ravdess import EMOTIONS
 from emofuse.data.speakers import natural_key
 from emofuse.core.registry import Registry
 
 CORPORA: Registry = Registry("corpus layout")
 COMMON_EMOTIONS = EMOTIONS  # neutral, calm, happy, sad, angry, fearful, disgust, surprised: RAVDESS's names
-AUDIO_SUFFIXES = (*RAVDESS_AUDIO, ".mp3", ".ogg", ".m4a", ".opus")
-VIDEO_SUFFIXES = (*RAVDESS_VIDEO, ".mpg", ".mpeg", ".wmv")
 COLUMNS = ("id", "speaker", "gender", "label", "corpus_label", "audio", "video")
 SYNONYMS = {
     "neutral": "neutral", "neu": "neutral", "calm": "calm",
