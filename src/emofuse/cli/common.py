@@ -82,14 +82,10 @@ def _data_dir(arg: Path | None) -> Path:
 
 
 def _with_data(config, arg: Path | None):
-    """(config, data location): a RAVDESS config's directory (--data, else the packaged sample), or a manifest config's
-    CSV (--data, recorded as data.path in the run's resolved config, else data.path)."""
-    if config.data.dataset != "manifest":
-        return config, _data_dir(arg)
-    from emofuse.datasets.build import manifest_path
+    """(config, data location) as the Python API finds them (:func:`emofuse.api.locate_data`)."""
+    from emofuse.api import locate_data
 
-    path = manifest_path(config.data) if arg is None else arg
-    return config.model_copy(update={"data": config.data.model_copy(update={"path": str(path)})}), Path(path)
+    return locate_data(config, arg)
 
 
 def _cache_dir(arg: Path | None) -> Path:

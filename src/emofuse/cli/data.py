@@ -102,13 +102,10 @@ def cmd_manifest(args) -> int:
 
 
 def cmd_registry(args) -> int:
-    from emofuse.data.corpora import CORPORA
-    from emofuse.features import EXTRACTORS, VIDEO_EXTRACTORS
-    from emofuse.losses import LOSSES
-    from emofuse.models import ENCODERS, FUSIONS
+    from emofuse.api import list_parts
 
-    for reg in (EXTRACTORS, VIDEO_EXTRACTORS, ENCODERS, FUSIONS, LOSSES, CORPORA):
-        print(f"{reg.kind}: {', '.join(reg.names())}")
+    for kind, names in list_parts().items():
+        print(f"{kind}: {', '.join(names)}")
     return 0
 
 

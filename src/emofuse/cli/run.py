@@ -201,16 +201,12 @@ def cmd_fit(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from emofuse.config.loading import load_config
-    from emofuse.experiments.compare import Variant, run_compare
+    from emofuse.api import compare
 
-    located = [_with_data(load_config(path, args.overrides), args.data) for path in args.configs]
-    variants = [Variant(c.name, c) for c, _ in located]
-    s = run_compare(variants, located[0][1], args.out, _cache_dir(args.cache), seeds=args.seeds,
-                    reference=args.reference, progress=not args.no_progress, sources=[str(p) for p in args.configs],
-                    jobs=args.jobs)
+    s = compare(args.configs, args.out, data=args.data, seeds=args.seeds, overrides=args.overrides,
+                reference=args.reference, cache=args.cache, jobs=args.jobs, progress=not args.no_progress)
     print((args.out / "comparison.md").read_text(), end="")
-    print(f"{len(variants)} methods x {args.seeds} seeds in {s['seconds']:.0f} s; table in {args.out}/comparison.csv, "
+    print(f"{len(args.configs)} methods x {args.seeds} seeds in {s['seconds']:.0f} s; table in {args.out}/comparison.csv, "
           f"plots in {args.out}/plots")
     return 0
 

@@ -107,11 +107,12 @@ def _read_standardizers(fold_dir: Path, modalities: list[str]) -> dict:
 
 
 class Predictor:
-    def __init__(self, run_dir: str | Path, fold: int | None = None):
+    def __init__(self, run_dir: str | Path, fold: int | None = None, decimals: int | None = DECIMALS):
+        """``decimals``: probabilities rounded for byte-identical output (None: full precision, the Python API's)."""
         from emofuse.features import EXTRACTORS, VIDEO_EXTRACTORS
         from emofuse.models import create_model
 
-        self.run_dir = Path(run_dir)
+        self.run_dir, self.decimals = Path(run_dir), decimals
         if not (self.run_dir / "config.yaml").is_file():
             raise ConfigError(f"{self.run_dir}: no config.yaml; RUN_DIR must be a finished `emofuse cv` run directory")
         self.config: ExperimentConfig = load_config(self.run_dir / "config.yaml")
@@ -322,7 +323,8 @@ class Predictor:
         return mean(fused), {m: mean(ps) for m, ps in branch.items()}
 
     def _named(self, probs: np.ndarray) -> dict[str, float]:
-        return {c: round(float(p), DECIMALS) for c, p in zip(self.class_names, probs)}
+        return {c: float(p) if self.decimals is None else round(float(p), self.decimals)
+                for c, p in zip(self.class_names, probs)}
 
     def predict(self, files: list[str | Path], openface_dir: str | Path | None = None,
                 speakers: str | Mapping[str, str] | None = None, timings: dict | None = None) -> list[dict]:

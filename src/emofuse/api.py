@@ -1,0 +1,177 @@
+"""The Python front door: what the command line does, as functions (the CLI is a thin layer over them).
+
+    import emofuse
+    run = emofuse.load_run("runs/demo")                  # or emofuse.load_model() for the bundled default
+    for p in run.predict(["clip.wav", waveform]):        # paths, or 1-D float32 arrays at run.sample_rate
+        print(p.source, p.pred, p.probs, p.missing)
+    summary = emofuse.cross_validate("configs/ravdess_mars.yaml", data="../shared/data/ravdess", out="runs/mars")
+
+Every heavy import happens inside the function that needs it, so ``import emofuse`` stays instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One input's answer, probabilities at full precision (``emofuse predict --json`` rounds them to 6 decimals)."""
+
+    source: str  # the file, or "array[i]" for the i-th waveform given
+    pred: str | None  # None when nothing could be predicted (see error)
+    probs: dict[str, float]  # fused, per class
+    modality_probs: dict[str, dict[str, float]]  # each branch used, per class
+    modalities: list[str]  # the modalities the answer used
+    missing: dict[str, str]  # modality -> why it was left out
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # speaker statistics, warnings, faces found
+
+
+class Run:
+    """A trained model: a run directory of `emofuse cv` or `emofuse fit`, or a bundled model."""
+
+    def __init__(self, run_dir: str | Path, fold: int | None = None):
+        from emofuse.inference.predict import Predictor
+
+        self.predictor = Predictor(run_dir, fold=fold, decimals=None)
+        self.run_dir = self.predictor.run_dir
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.predictor.class_names
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.predictor.modalities)
+
+    @property
+    def sample_rate(self) -> int | None:
+        """The rate waveforms given to :meth:`predict` must have (the audio extractor's); None without audio."""
+        return self.predictor.extractor.sample_rate if self.predictor.extractor is not None else None
+
+    def predict(self, inputs: Sequence[str | Path | np.ndarray], speakers: str | dict[str, str] | None = None,
+                openface_dir: str | Path | None = None) -> list[Prediction]:
+        """Paths of media files and/or mono waveforms; files as `emofuse predict` reads them (``speakers``: one
+        speaker for all files, or file -> speaker), each waveform on its own through the audio branch."""
+        files = [(i, Path(x)) for i, x in enumerate(inputs) if not isinstance(x, np.ndarray)]
+        waves = [(i, np.asarray(x, dtype=np.float32)) for i, x in enumerate(inputs) if isinstance(x, np.ndarray)]
+        entries: dict[int, dict] = {}
+        if files:
+            predicted = self.predictor.predict([f for _, f in files], openface_dir, speakers)
+            entries.update({i: e for (i, _), e in zip(files, predicted)})
+        if waves:
+            names = [f"array[{i}]" for i, _ in waves]
+            predicted = self.predictor.predict_extracted(names, [self._from_waveform(w, n) for (_, w), n in zip(waves, names)])
+            entries.update({i: e for (i, _), e in zip(waves, predicted)})
+        return [_typed(entries[i]) for i in range(len(inputs))]
+
+    def _from_waveform(self, wave: np.ndarray, name: str) -> tuple[dict, dict, dict]:
+        """(features, missing, records) of a waveform: the audio branch and the modalities computed from audio."""
+        p, values, missing = self.predictor, {}, {}
+        for m in self.modalities:
+            extractor = p.extractor if m == "audio" and "audio" not in p.stored else p.speech.get(m)
+            if extractor is None:
+                missing[m] = p.stored.get(m, "not given: a waveform holds audio only")
+            else:
+                values[m] = p.audio_features(wave, name, {}, extractor)
+        return values, missing, {}
+
+    def stream(self, chunks: Iterable[np.ndarray], sample_rate: int | None = None, window_s: float = 3.0,
+               hop_s: float = 1.0) -> Iterator:
+        """Live audio on a sliding window (:meth:`emofuse.inference.predict.Predictor.stream`)."""
+        return self.predictor.stream(chunks, sample_rate, window_s, hop_s)
+
+
+def _typed(entry: dict) -> Prediction:
+    known = {"file", "pred", "probs", "modality_probs", "modalities", "missing", "error"}
+    return Prediction(source=entry["file"], pred=entry["pred"], probs=entry["probs"] or {},
+                      modality_probs=entry["modality_probs"], modalities=entry["modalities"], missing=entry["missing"],
+                      error=entry.get("error"), details={k: v for k, v in entry.items() if k not in known})
+
+
+def load_run(run_dir: str | Path, fold: int | None = None) -> Run:
+    """A run directory (the ensemble of its finished folds, or one ``fold``)."""
+    return Run(run_dir, fold)
+
+
+def load_model(name: str | None = None) -> Run:
+    """A bundled model by name (:func:`list_models`; default ``emofuse.zoo.DEFAULT``), trained and ready."""
+    from emofuse import zoo
+
+    return Run(zoo.model_dir(name or zoo.DEFAULT))
+
+
+def list_models() -> list[str]:
+    from emofuse import zoo
+
+    return zoo.names()
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None):
+    """A validated :class:`emofuse.config.schema.ExperimentConfig` (``extends`` followed; ``overrides`` as --set)."""
+    from emofuse.config.loading import load_config as load
+
+    return load(path, overrides)
+
+
+def locate_data(config, data: str | Path | None = None):
+    """(config, data location): a RAVDESS config's directory (``data``, else the packaged sample), or a manifest
+    config's CSV (``data``, recorded as data.path in the config, else data.path)."""
+    if config.data.dataset != "manifest":
+        from emofuse.data.sample import sample_dir
+
+        return config, Path(data) if data is not None else sample_dir()
+    from emofuse.datasets.build import manifest_path
+
+    path = manifest_path(config.data) if data is None else Path(data)
+    return config.model_copy(update={"data": config.data.model_copy(update={"path": str(path)})}), path
+
+
+def _config(config, overrides: list[str] | None):
+    return load_config(config, overrides) if isinstance(config, (str, Path)) else config
+
+
+def _cache(cache: str | Path | None) -> Path:
+    from emofuse.features.cache import default_cache_dir
+
+    return Path(cache) if cache is not None else default_cache_dir()
+
+
+def cross_validate(config, out: str | Path, data: str | Path | None = None, overrides: list[str] | None = None,
+                   cache: str | Path | None = None, folds: list[int] | None = None, progress: bool = False) -> dict:
+    """`emofuse cv`: speaker-independent cross-validation of a config (a path or a loaded config); resumable. Returns
+    the summary written to ``out/results.json``."""
+    from emofuse.protocol.cross_validation import run_cross_validation
+
+    config, data = locate_data(_config(config, overrides), data)
+    return run_cross_validation(config, data, Path(out), _cache(cache), progress=progress, only_folds=folds)
+
+
+def compare(configs: Sequence, out: str | Path, data: str | Path | None = None, seeds: int = 3,
+            overrides: list[str] | None = None, reference: str | None = None, cache: str | Path | None = None,
+            jobs: int = 1, progress: bool = False) -> dict:
+    """`emofuse compare`: several configs under the same folds and seeds, with intervals and paired tests over
+    speakers; the first is the reference unless ``reference`` names another."""
+    from emofuse.experiments.compare import Variant, run_compare
+
+    located = [locate_data(_config(c, overrides), data) for c in configs]
+    variants = [Variant(c.name, c) for c, _ in located]
+    sources = [str(c) for c in configs if isinstance(c, (str, Path))]
+    return run_compare(variants, located[0][1], Path(out), _cache(cache), seeds=seeds, reference=reference,
+                       progress=progress, sources=sources if len(sources) == len(configs) else None, jobs=jobs)
+
+
+def list_parts() -> dict[str, list[str]]:
+    """Every registered part a config can name, by kind (`emofuse registry`)."""
+    from emofuse.data.corpora import CORPORA
+    from emofuse.features import EXTRACTORS, VIDEO_EXTRACTORS
+    from emofuse.losses import LOSSES
+    from emofuse.models import ENCODERS, FUSIONS
+
+    return {reg.kind: reg.names() for reg in (EXTRACTORS, VIDEO_EXTRACTORS, ENCODERS, FUSIONS, LOSSES, CORPORA)}
