@@ -1,10 +1,13 @@
-"""What a user waits for: `emofuse predict FILE` from a cold start, and the warm real-time factor.
+"""What a user waits for: start-up of the command line, `emofuse predict FILE` from a cold start, the warm
+real-time factor.
 
     python benchmarks/bench_cold_start.py [--model ravdess-speech] [--file CLIP] [--repeats 5]
 
-Cold: a fresh Python process runs `emofuse predict FILE` with the bundled model (imports, loading the weights,
-decoding, features, prediction, printing), ``--repeats`` times; the median and range of the wall time. Warm: one
-loaded model predicts RAVDESS clips one call each; the real-time factor is compute seconds over audio seconds.
+Mistakes: fresh processes run `emofuse cv` with an unknown config key and with a --data that does not exist; both
+must be refused before anything heavy (torch) is imported. Cold: a fresh Python process runs `emofuse predict FILE`
+with the bundled model (imports, loading the weights, decoding, features, prediction, printing). Each ``--repeats``
+times; the median and range of the wall time. Warm: one loaded model predicts RAVDESS clips one call each; the
+real-time factor is compute seconds over audio seconds.
 """
 
 from __future__ import annotations
@@ -28,14 +31,22 @@ def main() -> None:
     parser.add_argument("--clips", type=Path, default=SHARED / "ravdess" / "audio16k" / "Actor_01")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    command = [sys.executable, "-m", "emofuse.cli", "predict", str(args.file), *(["--model", args.model] if args.model else [])]
-    walls = []
-    for _ in range(args.repeats):
-        started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        walls.append(time.perf_counter() - started)
-    print(f"cold `emofuse predict {args.file.name}`: median {statistics.median(walls):.2f} s "
-          f"(min {min(walls):.2f}, max {max(walls):.2f}, {args.repeats} runs)")
+    config = str(REPO / "configs" / "ravdess_mars.yaml")
+    commands = {
+        "`emofuse cv` with an unknown config key (refused)": (["cv", config, "--set", "train.no_such=1", "--out", "x"], 2),
+        "`emofuse cv` with a --data that does not exist (refused)": (["cv", config, "--data", "/no/such/dir", "--out", "x"], 2),
+        f"cold `emofuse predict {args.file.name}`": (["predict", str(args.file), *(["--model", args.model] if args.model else [])], 0),
+    }
+    for what, (argv, code) in commands.items():
+        walls = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "emofuse.cli", *argv], capture_output=True, text=True)
+            walls.append(time.perf_counter() - started)
+            if done.returncode != code:
+                raise SystemExit(f"{what}: exit code {done.returncode}, expected {code}: {done.stderr[-500:]}")
+        print(f"{what}: median {statistics.median(walls):.2f} s (min {min(walls):.2f}, max {max(walls):.2f}, "
+              f"{args.repeats} runs)")
 
     import soundfile as sf
     import torch

@@ -81,6 +81,18 @@ def _data_dir(arg: Path | None) -> Path:
     return sample_dir()
 
 
+def _located(args):
+    """(config, data location) of a command's CONFIG, --set and --data: a --data that does not exist is refused before
+    the config is loaded, and the config before anything heavy is imported, so that such mistakes answer at once."""
+    if args.data is not None and not Path(args.data).exists():
+        from emofuse.core.errors import DataError
+
+        raise DataError(args.data, "does not exist (--data)")
+    from emofuse.config.loading import load_config
+
+    return _with_data(load_config(args.config, args.overrides), args.data)
+
+
 def _with_data(config, arg: Path | None):
     """(config, data location) as the Python API finds them (:func:`emofuse.api.locate_data`)."""
     from emofuse.api import locate_data

@@ -8,7 +8,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from emofuse.cli.common import _compared_methods_args, _common_data_args, _with_data, _cache_dir
+from emofuse.cli.common import _compared_methods_args, _common_data_args, _located, _with_data, _cache_dir
 from emofuse.core.registry import ConfigError
 
 
@@ -163,15 +163,13 @@ def parser_evaluate(sub) -> None:
 
 
 def cmd_cv(args) -> int:
-    from emofuse.config.loading import load_config
+    config, data = _located(args)
+    from emofuse.datasets.build import build_features
+    from emofuse.features.cache import FeatureCache
     from emofuse.protocol.cross_validation import run_cross_validation
     from emofuse.reporting.report import print_cv_summary
-
-    from emofuse.features.cache import FeatureCache
-    from emofuse.datasets.build import build_features
     from emofuse.training import distributed
 
-    config, data = _with_data(load_config(args.config, args.overrides), args.data)
     with distributed.process_group():  # joins the torchrun job, if this is one
         if not distributed.is_main():
             logging.getLogger("emofuse").setLevel(logging.WARNING)  # rank 0 tells the story
@@ -189,10 +187,9 @@ def cmd_cv(args) -> int:
 
 
 def cmd_fit(args) -> int:
-    from emofuse.config.loading import load_config
+    config, data = _located(args)
     from emofuse.protocol.final_fit import fit_final
 
-    config, data = _with_data(load_config(args.config, args.overrides), args.data)
     result = fit_final(config, data, args.out, _cache_dir(args.cache), epoch=args.epoch, cv_run=args.epochs_from,
                        progress=not args.no_progress)
     print(f"trained on {len(result['train_actors'])} speakers ({result['n_train']} clips), epochs 0..{result['epoch']}; "
@@ -214,10 +211,9 @@ def cmd_compare(args) -> int:
 def cmd_sensitivity(args) -> int:
     import yaml
 
-    from emofuse.config.loading import load_config
+    config, data = _located(args)
     from emofuse.experiments.compare import run_sensitivity
 
-    config, data = _with_data(load_config(args.config, args.overrides), args.data)
     values = [yaml.safe_load(v) for v in args.values]
     table = run_sensitivity(config, args.param, values, data, args.out, _cache_dir(args.cache),
                             seeds=args.seeds, progress=not args.no_progress, jobs=args.jobs)
@@ -227,12 +223,11 @@ def cmd_sensitivity(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from emofuse.config.loading import load_config
+    config, data = _located(args)
     from emofuse.core.console import rounded
     from emofuse.experiments.sweep import run_sweep
     from emofuse.experiments.sweep_space import load_space
 
-    config, data = _with_data(load_config(args.config, args.overrides), args.data)
     space = load_space(args.space)
     if args.trials is not None and args.trials < 1:
         raise ConfigError("--trials must be at least 1")
