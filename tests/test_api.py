@@ -19,6 +19,7 @@ def examples() -> list[str]:
     return re.findall(r"```python\n(.*?)```", (REPO / "docs" / "api.md").read_text(), flags=re.S)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(examples())))
 def test_the_examples_in_docs_api_run(index, monkeypatch, capsys):
     monkeypatch.chdir(REPO)

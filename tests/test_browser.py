@@ -116,6 +116,7 @@ def api_predict(url: str, path: Path) -> dict:
     return response.json()
 
 
+@pytest.mark.slow
 @requires_crema
 def test_page_shows_the_apis_prediction_for_a_crema_d_clip(browser, server, artifacts):
     clip = CREMA / "1001_DFA_HAP_XX.flv"
@@ -137,6 +138,7 @@ def test_page_shows_the_apis_prediction_for_a_crema_d_clip(browser, server, arti
     browser.save_screenshot(str(artifacts / "serve_prediction.png"))
 
 
+@pytest.mark.slow
 @requires_crema
 def test_page_draws_a_timeline_for_a_long_recording(browser, server, artifacts, tmp_path):
     recording = long_recording(tmp_path / "six_clips.wav")
@@ -152,6 +154,7 @@ def test_page_draws_a_timeline_for_a_long_recording(browser, server, artifacts, 
     browser.save_screenshot(str(artifacts / "serve_timeline.png"))
 
 
+@pytest.mark.slow
 def test_page_records_from_the_microphone(browser, server):
     open_page(browser, server)
     browser.execute_script("document.body.dataset.state = ''")

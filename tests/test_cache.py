@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 
 from emofuse.features import EXTRACTORS
@@ -9,6 +10,7 @@ def files_of(root):
     return sorted((root / "audio16k").rglob("*.wav"))
 
 
+@pytest.mark.slow
 def test_second_run_reads_everything_from_the_cache(ravdess_fixture, tmp_path):
     cache = FeatureCache(tmp_path / "cache")
     extractor = EXTRACTORS.create("mfcc", {"n_mfcc": 13})
@@ -34,6 +36,7 @@ def test_cache_is_keyed_by_content_and_settings(ravdess_fixture, tmp_path):
     assert other.computed == 1  # other settings: a miss
 
 
+@pytest.mark.slow
 def test_interrupted_extraction_resumes_with_the_missing_files(ravdess_fixture, tmp_path):
     cache = FeatureCache(tmp_path / "cache")
     extractor = EXTRACTORS.create("egemaps", {})

@@ -30,6 +30,7 @@ def write_config(path, name, **parts):
     return path
 
 
+@pytest.mark.slow
 def test_compare_writes_the_table_runs_and_plots(ravdess_fixture, tmp_path):
     ce = write_config(tmp_path / "ce.yaml", "ce")
     mars = write_config(tmp_path / "mars.yaml", "mars", loss={"name": "mars", "params": {"switch_epoch": 1}})

@@ -70,6 +70,7 @@ def test_macs_agree_with_a_hand_count():
     assert by_hand <= macs <= 1.1 * by_hand  # ptflops adds one operation per element of BN, ReLU and pooling
 
 
+@pytest.mark.slow
 def test_paper_backbones_match_the_papers_figure():
     setting = paper_setting(REPO / "configs" / "ravdess_mars_cnn.yaml")
     assert setting.shapes["visual"] == (30, 3, 224, 224)

@@ -38,6 +38,7 @@ DDP_TINY = {
 }
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process(ravdess_fixture, tmp_path):
     config = tmp_path / "ddp.yaml"
     config.write_text(yaml.safe_dump(DDP_TINY))
@@ -114,6 +115,7 @@ def _mars_rank(rank: int, store: str, out: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_mars_normalises_by_the_global_batch_mean_over_two_gloo_processes(tmp_path):
     """Issue 22: each rank divides by the mean weight of the whole batch, not of its half."""
     torch.multiprocessing.spawn(_mars_rank, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2)

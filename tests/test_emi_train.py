@@ -42,6 +42,7 @@ def trained(tmp_path_factory):
     return data, out
 
 
+@pytest.mark.slow
 def test_full_recipe_recovers_the_planted_signal(trained):
     _, out = trained
     results = json.loads((out / "results.json").read_text())

@@ -62,6 +62,7 @@ def check_onnx_matches_pytorch(run, path, sequence_modality=None):
         np.testing.assert_allclose(alone, in_batch, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_mlp_run_exports_to_onnx(data, tmp_path, capsys):
     run = cv_run(data, tmp_path, "ravdess_ce_egemaps.yaml")
     capsys.readouterr()
@@ -75,6 +76,7 @@ def test_mlp_run_exports_to_onnx(data, tmp_path, capsys):
     check_onnx_matches_pytorch(run, path)
 
 
+@pytest.mark.slow
 def test_cnn1d_sequence_run_exports_with_dynamic_lengths(data, tmp_path):
     run = cv_run(data, tmp_path, "ravdess_ce_cnn.yaml")
     out = tmp_path / "model.onnx"
@@ -83,6 +85,7 @@ def test_cnn1d_sequence_run_exports_with_dynamic_lengths(data, tmp_path):
     check_onnx_matches_pytorch(run, out, sequence_modality="audio")
 
 
+@pytest.mark.slow
 def test_model_fusion_run_exports(data, tmp_path):
     run = cv_run(data, tmp_path, "ravdess_mmtm.yaml")
     assert main(["export", str(run)]) == 0
@@ -101,6 +104,7 @@ def test_torchscript_format_round_trips(data, tmp_path, capsys):
             torch.testing.assert_close(g, e, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_falls_back_to_torchscript_where_onnx_cannot_express_the_model(data, tmp_path, capsys):
     # compact bilinear pooling's FFTs: the ONNX graph does not load in onnxruntime (checked, not assumed)
     run = cv_run(data, tmp_path, "ravdess_cbp.yaml")

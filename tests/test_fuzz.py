@@ -7,6 +7,7 @@ escaped are kept as @example. Runs are derandomized and database-free, so CI see
 
 from __future__ import annotations
 
+import pytest
 import asyncio
 import csv
 import io
@@ -190,6 +191,7 @@ MANIFEST_CELLS = {
          training=False)  # RuntimeError: Could not determine home directory
 @example(content=f"speaker,label,audio\ns1,a,{'x' * 300}\n", suffix=".csv", file_columns=["audio"], key_columns=[],
          training=False)  # OSError: File name too long
+@pytest.mark.slow
 def test_manifests(content, suffix, file_columns, key_columns, training):
     """A manifest CSV of any bytes, or a near-valid one with cells replaced: a Manifest whose rows each name their
     problems, or a DataError."""
@@ -320,6 +322,7 @@ KEYS = st.one_of(st.deferred(lambda: st.sampled_from(config_keys())).flatmap(
     lambda key: with_one_changed(key.split("."), st.text(max_size=6)).map(".".join)), st.text(max_size=10))
 
 
+@pytest.mark.slow
 @fuzz(300)
 @given(overrides=st.lists(st.one_of(st.builds("{}={}".format, KEYS, YAML_VALUES), st.text(max_size=12)), max_size=3))
 @example(overrides=["seed=["])  # yaml ParserError
@@ -338,6 +341,7 @@ def config_files(draw) -> str:
     return yaml.safe_dump(tree)
 
 
+@pytest.mark.slow
 @fuzz(200)
 @given(content=st.one_of(st.binary(max_size=100), st.text(max_size=100), config_files()))
 @example(content=b"\x80")  # UnicodeDecodeError

@@ -45,6 +45,7 @@ def sample_manifest(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_manifest_gives_the_ravdess_readers_folds_and_accuracy(sample_manifest, cache, tmp_path, capsys):
     """`emofuse manifest ravdess` of the packaged sample, then `emofuse cv` on a manifest config of the same method."""
     assert main(["manifest", "ravdess", str(sample_dir())]) == 0
@@ -148,6 +149,7 @@ def feature_manifest(tmp_path_factory):
     return make_feature_manifest(tmp_path_factory.mktemp("features"), frames=6)
 
 
+@pytest.mark.slow
 def test_compare_sweep_predict_and_export_on_a_manifest_of_its_own_classes(feature_manifest, tmp_path):
     base = feature_manifest_config(feature_manifest, **{"model.encoders.audio": {"name": "cnn1d"}})
     ce = config_from_dict({**base, "name": "ce"})

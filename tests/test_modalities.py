@@ -159,6 +159,7 @@ def media_run(sensors, cache):
     return out
 
 
+@pytest.mark.slow
 def test_corrupted_touch_and_predict_and_serve_from_the_audio_branch(media_run):
     """Every test clip without touch: the branch gets the training mean and answers one class (chance exactly);
     predict and serve fuse what a file gives (audio) and report touch as missing."""

@@ -40,6 +40,7 @@ def test_no_tracked_face_is_a_clear_error(tmp_path):
         clip_vector_from_frames(path)
 
 
+@pytest.mark.slow
 def test_per_frame_folder_feeds_the_pipeline(ravdess_fixture, tmp_path):
     table = pd.read_csv(ravdess_fixture / "openface_au_clip_means.csv", dtype={"video_stem": str})
     rng = np.random.default_rng(0)

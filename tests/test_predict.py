@@ -56,6 +56,7 @@ def check_entry(entry, class_names):
     assert entry["pred"] == class_names[int(np.argmax(probs))]
 
 
+@pytest.mark.slow
 def test_each_fold_saves_its_standardisation(run_dir):
     for fold in (1, 2):
         state = json.loads((run_dir / "folds" / f"fold_{fold}" / "standardizer.json").read_text())
@@ -89,6 +90,7 @@ def probabilities(entries) -> list:
     return [(e["probs"], e["modality_probs"]) for e in entries]
 
 
+@pytest.mark.slow
 @requires_crema
 @requires_shared_data()
 def test_a_file_gets_the_same_answer_alone_and_in_any_batch(predictor):
@@ -101,6 +103,7 @@ def test_a_file_gets_the_same_answer_alone_and_in_any_batch(predictor):
     assert len({tuple(e["probs"].values()) for e in alone}) == len(files)  # the files are told apart
 
 
+@pytest.mark.slow
 @requires_crema
 def test_a_named_speaker_is_normalised_with_its_files(predictor, caplog):
     alone = predictor.predict(MP3)
@@ -121,6 +124,7 @@ def test_a_named_speaker_is_normalised_with_its_files(predictor, caplog):
     assert single["probs"] == alone[0]["probs"]
 
 
+@pytest.mark.slow
 @requires_crema
 def test_a_speaker_group_goes_through_the_runs_enrolment_estimator(run_dir, predictor):
     """predict's speaker groups use the estimator each fold chose (standardizer.json), as cv's held-out speakers did."""

@@ -41,6 +41,7 @@ def check_run_directory(out, n_clips, n_folds):
     return results
 
 
+@pytest.mark.slow
 def test_readme_main_job_on_the_packaged_sample(tmp_path):
     """The README's main job (Whisper audio features + AUs, Mars) on the packaged sample, shortened."""
     out = tmp_path / "demo"
@@ -50,6 +51,7 @@ def test_readme_main_job_on_the_packaged_sample(tmp_path):
     assert all(len(clips) == 10 for clips in results["enrolment_clips"].values())
 
 
+@pytest.mark.slow
 @requires_shared_data()
 def test_reduced_cv_on_all_1440_real_clips(tmp_path):
     out = tmp_path / "run"

@@ -124,6 +124,7 @@ def inductive_run(fixture_runs):
     return root / "inductive"
 
 
+@pytest.mark.slow
 def test_cv_report_holds_the_runs_numbers(cv_run, tmp_path, capsys):
     out = tmp_path / "cv.html"
     assert main(["report", str(cv_run), "--out", str(out)]) == 0
@@ -157,6 +158,7 @@ def test_cv_report_holds_the_runs_numbers(cv_run, tmp_path, capsys):
     assert render_report(cv_run) == html  # the same run gives the same file
 
 
+@pytest.mark.slow
 def test_cv_report_of_an_inductive_run_counts_the_enrolment_clips(inductive_run):
     results = json.loads((inductive_run / "results.json").read_text())
     enrolled = sum(len(clips) for clips in results["enrolment_clips"].values())
@@ -263,6 +265,7 @@ def test_a_new_kind_is_a_loader_and_a_template(cv_run, monkeypatch, tmp_path):
     assert "ablation check" in render_report(tmp_path)
 
 
+@pytest.mark.slow
 def test_bad_run_files_are_named_and_text_is_escaped(cv_run, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(cv_run, run)

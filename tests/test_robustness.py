@@ -130,6 +130,7 @@ def test_t_interval_over_folds():
     assert np.isnan(t_interval([0.8])[1])
 
 
+@pytest.mark.slow
 def test_robustness_command_writes_the_table_plot_and_separation(ravdess_fixture, tmp_path, capsys):
     import yaml
 

@@ -57,6 +57,7 @@ def test_candidates_are_validated_when_the_config_loads():
         load_config(REPO / "configs" / "ravdess_mars.yaml", ["selection={candidates: {a: {seed: 1}, b: {seed: 2}}}"])
 
 
+@pytest.mark.slow
 def test_selection_run_on_the_sample_and_predict_uses_the_deployed_candidate(tmp_path, capsys):
     config = load_config(REPO / "configs" / "ravdess_mars_egemaps.yaml", [
         "protocol.n_folds=2", "train.epochs=3", "train.early_stopping.min_epochs=0", "loss.params.switch_epoch=1",

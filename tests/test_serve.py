@@ -61,6 +61,7 @@ def assert_same_entry(api: dict, cli: dict, name: str) -> None:
         assert api["modality_probs"][m] == pytest.approx(cli["modality_probs"][m], abs=1e-6)
 
 
+@pytest.mark.slow
 @requires_crema
 def test_predict_answers_what_emofuse_predict_prints(client, run_dir, capsys):
     assert len(CLIPS) == 12  # six flv clips of one actor, six mp3 clips of another
@@ -276,6 +277,7 @@ def test_serve_command_binds_localhost_and_warns_otherwise(run_dir, monkeypatch,
     assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.20", "example.org"]))
 
 
+@pytest.mark.slow
 @requires_crema
 def test_live_server(run_dir, tmp_path):
     """The real process: uvicorn, a large upload refused with a readable 413, then a prediction as the CLI's."""

@@ -32,6 +32,7 @@ def test_bad_shard_is_named(text):
         parse_shard(text)
 
 
+@pytest.mark.slow
 def test_parallel_shards_and_a_full_run_fill_one_cache(tmp_path):
     data = make_ravdess_fixture(tmp_path / "ravdess", actors=range(1, 3))  # 32 takes: three processes start fast
     config = tmp_path / "tiny.yaml"

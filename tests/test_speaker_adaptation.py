@@ -150,6 +150,7 @@ def test_the_pool_applies_to_test_speakers_only():
     assert list(table.columns) == ["speaker", "role", "clip", "emotion"] and len(table) == 3 * 6
 
 
+@pytest.mark.slow
 def test_inductive_cv_records_its_enrolment_and_never_scores_it(tmp_path):
     """The issue's acceptance command, on the packaged sample (real RAVDESS clips, 30 per actor), reduced."""
     out = tmp_path / "run"
@@ -290,6 +291,7 @@ def test_train_draws_act_under_inductive_only():
     assert split(fs, "inductive", train_draws=True)[0].train_draws
 
 
+@pytest.mark.slow
 def test_inductive_cv_with_draws_records_the_estimator(tmp_path):
     config = load_config(REPO / "configs" / "ravdess_mars_egemaps.yaml", [
         "protocol.n_folds=2", "train.epochs=3", "train.early_stopping.min_epochs=0", "loss.params.switch_epoch=1",

@@ -42,6 +42,7 @@ def test_the_heads_learn_the_speaker_while_the_encoder_gradient_points_away():
     assert set(terms) == {"speaker_ce/audio", "speaker_acc/audio"}
 
 
+@pytest.mark.slow
 def test_a_cv_run_with_the_adversary_logs_its_speaker_terms(tmp_path):
     config = load_config(REPO / "configs" / "ravdess_mars_adversary.yaml", [
         "protocol.n_folds=2", "train.epochs=3", "train.early_stopping.min_epochs=0", "loss.params.switch_epoch=1",

@@ -51,6 +51,7 @@ def windows(predictor, wave, chunk_s=0.1, **kwargs):
     return [(w.start_s, w.end_s, w.probs, w.pred) for w in predictor.stream(audio_chunks(wave, RATE, chunk_s), **kwargs)]
 
 
+@pytest.mark.slow
 def test_windows_come_every_hop_once_a_window_is_in(predictor, speech):
     fed = []  # samples received by the stream when each chunk is taken
 
@@ -129,6 +130,7 @@ def test_runs_that_cannot_stream_are_refused_when_the_stream_starts(fitted, pred
         predictor.stream([])
 
 
+@pytest.mark.slow
 def test_predict_stream_command(fitted, predictor, speech, tmp_path, capsys):
     wav = tmp_path / "speech.wav"
     sf.write(wav, speech[:int(5.5 * RATE)], RATE, subtype="FLOAT")

@@ -34,6 +34,7 @@ def sweep_args(config, space, data, out, cache, *extra):
             "--cache", str(cache), "--no-progress", *extra]
 
 
+@pytest.mark.slow
 def test_grid_sweep_scores_validation_only_and_restarts(ravdess_fixture, tmp_path, files, monkeypatch):
     from emofuse.protocol import cross_validation as cv
     config, space = files
@@ -90,6 +91,7 @@ def test_grid_sweep_scores_validation_only_and_restarts(ravdess_fixture, tmp_pat
     assert again["test"] == summary["test"]
 
 
+@pytest.mark.slow
 def test_each_fold_chooses_by_its_own_validation_actors(ravdess_fixture, tmp_path, files, monkeypatch):
     """A planted configuration scores best on the validation actors of folds 2 and 3 (fold 1's test actors among
     them) and worst on fold 1's own: best on average over folds, it is the non-nested pick, but fold 1 never takes it."""
@@ -148,7 +150,7 @@ def test_restart_finishes_a_partial_grid(ravdess_fixture, tmp_path, files):
 def test_bad_space_key_is_named(tmp_path, files, params, named, capsys):
     config, space = files
     space.write_text(yaml.safe_dump({"params": params}))
-    assert main(sweep_args(config, space, tmp_path / "no_data", tmp_path / "out", tmp_path / "cache")) == 2
+    assert main(sweep_args(config, space, tmp_path, tmp_path / "out", tmp_path / "cache")) == 2
     assert named in capsys.readouterr().err
 
 
@@ -167,7 +169,7 @@ def test_bad_space_file_is_named(tmp_path):
 def test_grid_refuses_ranges(tmp_path, files, capsys):
     config, space = files
     space.write_text(yaml.safe_dump({"params": {"train.lr": {"low": 1e-4, "high": 1e-2, "log": True}}}))
-    assert main(sweep_args(config, space, tmp_path / "no_data", tmp_path / "out", tmp_path / "cache")) == 2
+    assert main(sweep_args(config, space, tmp_path, tmp_path / "out", tmp_path / "cache")) == 2
     assert "tpe" in capsys.readouterr().err
 
 

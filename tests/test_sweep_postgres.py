@@ -154,6 +154,7 @@ def test_a_killed_worker_loses_only_its_trial(files, tmp_path):
     assert (summary["n_complete"], summary["n_failed"], summary["n_running"]) == (len(GRID), 1, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning", "ignore:Heartbeat of storage")
 def test_stale_and_repeated_trials_on_sqlite(ravdess_fixture, tmp_path):
     """An abandoned RUNNING trial (its worker died) is failed once stale and its point rerun; a point enqueued

@@ -28,6 +28,7 @@ def words(text: str) -> str:
     return text.lower().strip(" .!?")
 
 
+@pytest.mark.slow
 def test_sample_clips_are_transcribed_and_embedded_by_sentence(transcript, tmp_path):
     clips = [KIDS_ANGRY, KIDS_NEUTRAL, DOGS]
     report = extract_features(clips, transcript, FeatureCache(tmp_path), workers=1, progress=False)

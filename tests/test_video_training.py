@@ -91,6 +91,7 @@ def test_face_features_give_hog_sequences_or_vectors():
     np.testing.assert_allclose(pooled, frames.mean(0), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_visual_branch_learns_from_face_clips(video_data, cache, tmp_path):
     """Trained on the six videos under two actor ids, the 3D ResNeXt recognises them under the test actors' ids."""
     out = tmp_path / "run"
@@ -118,6 +119,7 @@ def test_run_records_faces_and_caches_each_video_once(both_run, cache, video_dat
     assert isinstance(fs.features["visual"][0], np.memmap) and fs.input_dims["visual"] == 3
 
 
+@pytest.mark.slow
 def test_predict_uses_the_video_and_leaves_out_what_is_missing(both_run, capsys):
     predictor = Predictor(both_run)
     entries = predictor.predict(FLV + MP3[:1])
@@ -143,6 +145,7 @@ def test_a_video_without_a_face_is_reported(both_run, tmp_path):
     assert entry["modalities"] == ["audio"] and "a face in only 0 of 8 sampled frames" in entry["missing"]["visual"]
 
 
+@pytest.mark.slow
 def test_export_of_a_face_clip_model_matches_pytorch(both_run, tmp_path):
     import onnxruntime as ort
 

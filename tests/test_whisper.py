@@ -84,6 +84,7 @@ def test_plain_torch_encoder_matches_transformers(tiny, wave, context):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_bundled_weights_transcribe_ravdess_sentences(tiny):
     from faster_whisper import WhisperModel
 
@@ -150,6 +151,7 @@ def test_long_recordings_are_encoded_in_30_second_pieces(tiny):
     assert states.shape[1] == 1500 + math.ceil(16000 / 320)
 
 
+@pytest.mark.slow
 def test_cache_reused_across_layer_choices_not_across_contexts(tmp_path):
     cache = FeatureCache(tmp_path / "cache")
     files = sorted(SAMPLE.glob("Actor_01/*.flac"))[:3]
@@ -218,6 +220,7 @@ def test_hugging_face_directory_gives_the_same_states(tiny, wave, tmp_path):
     np.testing.assert_allclose(from_dir.compute(wave), tiny.compute(wave), atol=1e-4)
 
 
+@pytest.mark.slow
 @requires_shared_data()
 def test_cv_predict_and_export_with_whisper_features(tmp_path):
     """configs/ravdess_mars_whisper.yaml end to end on three real RAVDESS actors (two folds, three epochs): the run's
