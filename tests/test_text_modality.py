@@ -49,3 +49,38 @@ def test_a_computed_modality_needs_a_speech_extractor_and_stored_ones_need_a_man
         load_config(CONFIG, ["data.sources.text={kind: features, extractor: {name: transcript}}"])
     with pytest.raises(ConfigError, match="data.sources.text.extractor.params"):
         load_config(CONFIG, ["data.sources.text.extractor.params={beam_size: 0}"])
+
+
+def test_text_from_a_manifest_transcript_column(tmp_path):
+    """A manifest's column of what was said is embedded as the transcript extractor embeds speech; here the words
+    name the class, so the text branch learns it, and an empty cell is a problem on that row."""
+    import numpy as np
+
+    from emofuse.features import EXTRACTORS
+
+    words = {"happy": "what a wonderful day, I am so glad", "sad": "I miss her so much, everything is grey",
+             "angry": "get out of my way, I am furious", "neutral": "the train leaves at nine tomorrow"}
+    rows = []
+    rng = np.random.default_rng(0)
+    (tmp_path / "npy").mkdir()
+    for person in ["p1", "p2", "p3", "p4"]:
+        for label, text in words.items():
+            for j in range(3):
+                sample = f"{person}_{label}_{j}"
+                np.save(tmp_path / "npy" / f"{sample}.npy", rng.normal(0, 1, 8).astype(np.float32))
+                rows.append({"id": sample, "speaker": person, "label": label, "audio_features": f"npy/{sample}.npy",
+                             "transcript": text})
+    rows[-1]["transcript"] = ""
+    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
+    out = tmp_path / "run"
+    assert main(["cv", str(REPO / "configs" / "manifest_features.yaml"), "--data", str(tmp_path / "m.csv"),
+                 "--out", str(out), "--no-progress", "--set", "data.modalities=[audio, text]",
+                 "--set", "data.sources={text: {kind: transcript, column: transcript}}",
+                 "--set", "model.encoders={audio: {name: mlp}, text: {name: mlp}}",
+                 "--set", "loss.params.gamma={audio: 1.0, text: 1.0}", "--set", "protocol.n_folds=4",
+                 "--set", "data.on_incomplete=skip", "--set", "train.epochs=15"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["modality_accuracy_mean"]["text"] > 0.9  # the words name the class; chance 0.25
+    assert [s["take"] for s in results["skipped_takes"]] == ["p4_neutral_2"]
+    embedded = EXTRACTORS.create("transcript", {}).embed(words["sad"])
+    assert embedded.shape == (384,) and abs(float(np.linalg.norm(embedded)) - 1.0) < 1e-4

@@ -26,8 +26,10 @@ def check_parts(config: "ExperimentConfig") -> None:
     if extra:
         raise ValueError(f"model.encoders names modalities not in data.modalities: {extra}")
     EXTRACTORS.validate_params(config.features.audio.name, config.features.audio.params, "features.audio.params")
-    for modality, part in config.data.speech_sourced().items():
-        EXTRACTORS.validate_params(part.name, part.params, f"data.sources.{modality}.extractor.params")
+    for modality, source in config.data.sources.items():
+        if source.extractor is not None:
+            EXTRACTORS.validate_params(source.extractor.name, source.extractor.params,
+                                       f"data.sources.{modality}.extractor.params")
     check_visual_features(config.data, config.features)
     for modality, part in config.model.encoders.items():
         ENCODERS.validate_params(part.name, part.params, f"model.encoders.{modality}.params")

@@ -33,10 +33,11 @@ class ModalitySource(Strict):
     """Where a modality other than audio and visual comes from: stored per sample (a manifest), or computed from each
     sample's audio by an extractor (any corpus): e.g. ``text`` as the transcript's sentence embedding."""
 
-    kind: Literal["features", "table", "speech"] = Field(
+    kind: Literal["features", "table", "speech", "transcript"] = Field(
         "features", description="features: the manifest's <modality>_features column (.npy per sample, (D,) or (T, D)); "
                                 "table: columns of a CSV table with one row per sample; speech: computed from the "
-                                "sample's audio by extractor (a RAVDESS take's audio file, a manifest's audio column)"
+                                "sample's audio by extractor (a RAVDESS take's audio file, a manifest's audio column); "
+                                "transcript: what was said, a manifest column of text, embedded as extractor embeds"
     )
     path: str | None = Field(None, description="table: the CSV, relative to the manifest's folder")
     key: str = Field("id", description="table: the manifest column matched against the table's column of that name "
@@ -44,8 +45,9 @@ class ModalitySource(Strict):
     columns: list[str] | None = Field(None, min_length=1, description="table: the feature columns, by name")
     prefix: str | None = Field(None, min_length=1, description="table: the feature columns, every one whose name starts "
                                                                "with this")
-    extractor: Part | None = Field(None, description="speech: an audio feature extractor (default transcript: what "
-                                                     "was said, as a sentence embedding)")
+    column: str | None = Field(None, min_length=1, description="transcript: the manifest column holding the text")
+    extractor: Part | None = Field(None, description="speech: an audio feature extractor; transcript: the one whose "
+                                                     "sentence encoder embeds the text (default for both: transcript)")
 
     @model_validator(mode="after")
     def _check(self) -> "ModalitySource":
@@ -53,9 +55,11 @@ class ModalitySource(Strict):
             raise ValueError(f"path, key, columns and prefix belong to kind: table, not kind: {self.kind}")
         if self.kind == "table" and (self.path is None or (self.columns is None) == (self.prefix is None)):
             raise ValueError("kind: table needs path (the CSV) and one of columns (names) or prefix")
-        if self.kind != "speech" and self.extractor is not None:
-            raise ValueError(f"extractor belongs to kind: speech, not kind: {self.kind}")
-        if self.kind == "speech" and self.extractor is None:
+        if (self.column is not None) != (self.kind == "transcript"):
+            raise ValueError("kind: transcript needs column (the manifest's text column), and only it takes one")
+        if self.kind not in ("speech", "transcript") and self.extractor is not None:
+            raise ValueError(f"extractor belongs to kind: speech or transcript, not kind: {self.kind}")
+        if self.kind in ("speech", "transcript") and self.extractor is None:
             self.extractor = Part(name="transcript")
         return self
 
@@ -65,7 +69,8 @@ class ModalitySource(Strict):
 
     def describe(self, modality: str) -> str:
         return {"table": f"columns of {self.path}", "features": f"a manifest's {modality}_features column",
-                "speech": f"the audio, through {self.extractor.name if self.extractor else '?'}"}[self.kind]
+                "speech": f"the audio, through {self.extractor.name if self.extractor else '?'}",
+                "transcript": f"the manifest's {self.column} column (text)"}[self.kind]
 
 
 class LabelNoiseConfig(Strict):

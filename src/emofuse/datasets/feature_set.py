@@ -23,10 +23,10 @@ from emofuse.data.ravdess import EMOTIONS, find_audio_files, find_video_files, p
 from emofuse.features.base import EXTRACTORS
 from emofuse.features.cache import FeatureCache
 from emofuse.features.extract import in_shard
-from emofuse.datasets.sources import FeatureFiles, FeatureTable, MediaFiles, Problems
+from emofuse.datasets.sources import FeatureFiles, FeatureTable, MediaFiles, Problems, TextColumn
 from emofuse.features.visual.extractors import VIDEO_EXTRACTORS
 
-Source = MediaFiles | FeatureFiles | FeatureTable
+Source = MediaFiles | FeatureFiles | FeatureTable | TextColumn
 
 log = logging.getLogger(__name__)
 

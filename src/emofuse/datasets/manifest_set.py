@@ -26,7 +26,7 @@ from emofuse.features.base import EXTRACTORS
 from emofuse.features.cache import FeatureCache
 from emofuse.datasets.feature_set import FeatureSet, Source, announce_extraction, assemble, report_incomplete
 from emofuse.features.extract import in_shard
-from emofuse.datasets.sources import FeatureFiles, FeatureTable, MediaFiles
+from emofuse.datasets.sources import FeatureFiles, FeatureTable, MediaFiles, TextColumn
 from emofuse.features.visual.extractors import VIDEO_EXTRACTORS
 
 
@@ -44,6 +44,8 @@ def needed_columns(data: DataConfig) -> tuple[list[str], list[str]]:
             files.append(f"{m}_features")
         elif data.source(m).computed:
             files.append("audio")
+        elif data.source(m).kind == "transcript":
+            keys.append(data.source(m).column)
         elif data.source(m).key != "id":  # every row has its id
             keys.append(data.source(m).key)
     return list(dict.fromkeys(files)), keys
@@ -75,6 +77,11 @@ def _sources(manifest: Manifest, samples: list[str], data: DataConfig, features:
         elif m not in MEDIA_MODALITIES and data.source(m).computed:
             part = data.source(m).extractor
             sources[m] = MediaFiles(files("audio"), EXTRACTORS.create(part.name, part.params), what("audio"))
+        elif m not in MEDIA_MODALITIES and data.source(m).kind == "transcript":
+            source = data.source(m)
+            texts = manifest.rows.set_index("id")[source.column]
+            sources[m] = TextColumn({s: texts[s] for s in samples}, EXTRACTORS.create(source.extractor.name,
+                                    source.extractor.params), f"column '{source.column}'")
         elif m in MEDIA_MODALITIES or data.source(m).kind == "features":
             sources[m] = FeatureFiles(files(f"{m}_features"), what(f"{m}_features"), expected_dims.get(m))
         else:

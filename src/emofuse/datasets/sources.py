@@ -127,6 +127,27 @@ class FeatureTable:
         return loaded
 
 
+@dataclass
+class TextColumn:
+    """What was said, given as text (a manifest's transcript column), embedded by a text-embedding extractor's
+    ``embed`` (the ``transcript`` extractor's sentence encoder): the same vector as transcribing audio that says it."""
+
+    texts: dict[str, str]
+    encoder: Extractor
+    what: str
+
+    def load(self, cache: FeatureCache, workers: int, progress: bool, problems: Problems) -> Loaded:
+        loaded = Loaded()
+        for sample, text in self.texts.items():
+            text = text.strip() if isinstance(text, str) else ""
+            if not text:
+                problems[sample].append(f"{self.what}: no text")
+                continue
+            loaded.values[sample] = self.encoder.embed(text)
+            loaded.digests[sample] = hashlib.sha256(text.encode()).hexdigest()
+        return loaded
+
+
 def digest_path(path: Path) -> str:
     """A file's SHA-256, or for a folder one over its CSV files' names and digests."""
     if path.is_file():
