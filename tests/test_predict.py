@@ -244,6 +244,9 @@ def test_run_directory_problems_are_clear(run_dir, tmp_path, capsys):
     with pytest.raises(ConfigError, match=r"fold_2/standardizer.json does not exist: this run was made before"):
         Predictor(old)
     assert len(Predictor(old, fold=1).folds) == 1  # a fold that has it still works on its own
+    (old / "folds" / "fold_1" / "best.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="fold_1/best.pt: cannot load the fold's weights into the run's model"):
+        Predictor(old, fold=1)
     with pytest.raises(ConfigError, match="fold 7 is not a finished fold"):
         Predictor(run_dir, fold=7)
     assert main(["predict", str(tmp_path), str(tmp_path / "x.wav")]) == 2

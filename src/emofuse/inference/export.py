@@ -29,7 +29,7 @@ from torch import nn
 
 from emofuse.core.atomic import temporary_file
 from emofuse.core.registry import ConfigError, require_extra
-from emofuse.core.runs import deployed_run, finished_folds, write_json
+from emofuse.core.runs import write_json
 from emofuse.inference.run_record import run_data_record
 
 ATOL = 1e-5  # max |ONNX - PyTorch| over every output probability
@@ -109,42 +109,20 @@ def feature_dims(run_dir: Path, modalities: list[str]) -> dict[str, int]:
 
 
 def load_run_model(run_dir: str | Path, fold: int | None = None):
-    """(wrapper around the fold's selected model in eval mode, fold number, feature dims)."""
-    from emofuse.config.loading import load_config
-    from emofuse.features import EXTRACTORS, VIDEO_EXTRACTORS
-    from emofuse.models import create_model
+    """(wrapper around the fold's selected model in eval mode, fold number, feature dims): the fold as `emofuse predict`
+    loads it (inference/predict.Predictor, the one run loader), the lowest finished fold unless ``fold`` names one."""
+    from emofuse.inference.predict import Predictor
 
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"{run_dir}: no config.yaml; RUN_DIR must be an `emofuse cv` run directory")
-    config = load_config(run_dir / "config.yaml")
-    if config.selection is not None:  # a nested selection: the candidate most folds chose
-        run_dir = deployed_run(run_dir)
-        config = load_config(run_dir / "config.yaml")
-    k, directory = finished_folds(run_dir, fold)[0]
-    modalities = list(config.model.encoders)
-    dims = feature_dims(run_dir, modalities)
-    audio = config.features.audio
-    sequence = {m: False for m in modalities}  # AU tables give clip vectors
+    predictor = Predictor(run_dir, fold=fold)
+    member = predictor.folds[0]
+    modalities = list(predictor.config.model.encoders)
+    dims = feature_dims(predictor.run_dir, modalities)
+    sequence = {m: bool(predictor.sequence.get(m, False)) for m in modalities}
     frame_shapes, max_frames = {m: (d,) for m, d in dims.items()}, {}
-    if "audio" in sequence:
-        sequence["audio"] = bool(EXTRACTORS.create(audio.name, audio.params).sequence)
-    if "visual" in sequence and config.data.visual.kind == "video":
-        video = VIDEO_EXTRACTORS.create(config.features.visual.name, config.features.visual.params)
-        sequence["visual"] = bool(video.sequence)
-        if video.clips:
-            frame_shapes["visual"] = (dims["visual"], video.params.size, video.params.size)
-            max_frames["visual"] = video.params.frames
-    record = run_data_record(run_dir)
-    sequence.update({m: bool(s) for m, s in record.get("sequence", {}).items() if m in sequence})  # .npy features
-    model = create_model(config.model, dims, sequence, len(record["class_names"]))
-    weights = directory / "best.pt"
-    try:
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    except Exception as err:  # noqa: BLE001  (unreadable, corrupt or mismatched checkpoints all end here)
-        reason = " ".join(str(err).split())[:300]
-        raise ConfigError(f"{weights}: cannot load the fold's weights into the run's model ({type(err).__name__}: {reason})") from None
-    return ExportWrapper(model.eval(), modalities, sequence, frame_shapes, max_frames), k, dims
+    if predictor.video is not None and predictor.video.clips:
+        size = predictor.video.params.size
+        frame_shapes["visual"], max_frames["visual"] = (dims["visual"], size, size), predictor.video.params.frames
+    return ExportWrapper(member.model, modalities, sequence, frame_shapes, max_frames), member.index, dims
 
 
 def _quiet():

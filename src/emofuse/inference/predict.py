@@ -137,8 +137,8 @@ class Predictor:
                  + list(self.speech.values())]
         self.media_rate = rates[0] if rates else None
         self.reads_media = self.media_rate is not None or self.video is not None
-        sequence = {"audio": bool(self.extractor and self.extractor.sequence), "visual": bool(self.video and self.video.sequence),
-                    **record.get("sequence", {})}
+        self.sequence = sequence = {"audio": bool(self.extractor and self.extractor.sequence),
+                                    "visual": bool(self.video and self.video.sequence), **record.get("sequence", {})}
         self.speaker_normalized = [m for m in self.modalities if not (m == "visual" and self.video and self.video.clips)]
         self.folds: list[FoldModel] = []
         for _, fold_dir in finished_folds(self.run_dir, fold):
@@ -150,8 +150,10 @@ class Predictor:
             model = create_model(self.config.model, {m: len(s.mean) for m, s in scalers.items()}, sequence, len(self.class_names))
             try:
                 model.load_state_dict(torch.load(fold_dir / "best.pt", map_location="cpu", weights_only=True))
-            except (OSError, RuntimeError) as err:
-                raise ConfigError(f"{fold_dir}/best.pt: cannot load the fold's weights ({err})") from None
+            except Exception as err:  # noqa: BLE001  (unreadable, corrupt or mismatched checkpoints all end here)
+                reason = " ".join(str(err).split())[:300]
+                raise ConfigError(f"{fold_dir}/best.pt: cannot load the fold's weights into the run's model "
+                                  f"({type(err).__name__}: {reason})") from None
             enrolment = {m: Enrolment.from_dict(state["enrolment"][m]) if "enrolment" in state else Enrolment()
                          for m in typical}  # runs from before the estimators: the group's own statistics
             self.folds.append(FoldModel(int(fold_dir.name[5:]), model.eval(), scalers, typical, enrolment))
