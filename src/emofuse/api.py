@@ -104,7 +104,7 @@ def load_model(name: str | None = None) -> Run:
     """A bundled model by name (:func:`list_models`; default ``emofuse.zoo.DEFAULT``), trained and ready."""
     from emofuse import zoo
 
-    return Run(zoo.model_dir(name or zoo.DEFAULT))
+    return Run(zoo.model_dir(name))
 
 
 def list_models() -> list[str]:
@@ -120,13 +120,18 @@ def load_config(path: str | Path, overrides: list[str] | None = None):
     return load(path, overrides)
 
 
+def directory_or_sample(data: str | Path | None) -> Path:
+    """A RAVDESS-style directory, or without one the packaged 6-actor sample."""
+    from emofuse.data.sample import sample_dir
+
+    return Path(data) if data is not None else sample_dir()
+
+
 def locate_data(config, data: str | Path | None = None):
     """(config, data location): a RAVDESS config's directory (``data``, else the packaged sample), or a manifest
     config's CSV (``data``, recorded as data.path in the config, else data.path)."""
     if config.data.dataset != "manifest":
-        from emofuse.data.sample import sample_dir
-
-        return config, Path(data) if data is not None else sample_dir()
+        return config, directory_or_sample(data)
     from emofuse.datasets.build import manifest_path
 
     path = manifest_path(config.data) if data is None else Path(data)

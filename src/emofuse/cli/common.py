@@ -6,6 +6,8 @@ import argparse
 import math
 from pathlib import Path
 
+from emofuse.api import locate_data
+
 
 def _port(text: str) -> int:
     """A TCP port, checked here: out of range, the server would fail with a traceback after loading the run."""
@@ -73,14 +75,6 @@ def _emi_data_args(p: argparse.ArgumentParser) -> None:
     _overrides_arg(p)
 
 
-def _data_dir(arg: Path | None) -> Path:
-    if arg is not None:
-        return arg
-    from emofuse.data.sample import sample_dir
-
-    return sample_dir()
-
-
 def _located(args):
     """(config, data location) of a command's CONFIG, --set and --data: a --data that does not exist is refused before
     the config is loaded, and the config before anything heavy is imported, so that such mistakes answer at once."""
@@ -90,14 +84,7 @@ def _located(args):
         raise DataError(args.data, "does not exist (--data)")
     from emofuse.config.loading import load_config
 
-    return _with_data(load_config(args.config, args.overrides), args.data)
-
-
-def _with_data(config, arg: Path | None):
-    """(config, data location) as the Python API finds them (:func:`emofuse.api.locate_data`)."""
-    from emofuse.api import locate_data
-
-    return locate_data(config, arg)
+    return locate_data(load_config(args.config, args.overrides), args.data)
 
 
 def _cache_dir(arg: Path | None) -> Path:

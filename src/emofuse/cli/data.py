@@ -7,7 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from emofuse.cli.common import _common_data_args, _with_data, _cache_dir
+from emofuse.api import locate_data
+from emofuse.cli.common import _common_data_args, _cache_dir
 from emofuse.core.registry import ConfigError
 
 
@@ -66,7 +67,7 @@ def cmd_extract(args) -> int:
 
     from emofuse.features.extract import parse_shard
 
-    config, data = _with_data(load_config(args.config, args.overrides), args.data)
+    config, data = locate_data(load_config(args.config, args.overrides), args.data)
     shard = parse_shard(args.shard) if args.shard else None
     fs = build_features(config.data, config.features, data, FeatureCache(_cache_dir(args.cache)),
                         progress=not args.no_progress, shard=shard)

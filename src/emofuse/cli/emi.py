@@ -7,7 +7,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from emofuse.cli.common import _overrides_arg, _common_data_args, _emi_data_args, _data_dir, _cache_dir
+from emofuse.api import directory_or_sample
+from emofuse.cli.common import _overrides_arg, _common_data_args, _emi_data_args, _cache_dir
 
 
 def parser_train(sub) -> None:
@@ -97,7 +98,7 @@ def cmd_emi_ravdess(args) -> int:
     from emofuse.tasks.emi.ravdess import folds_table, load_ravdess_source, run_ravdess_emi
 
     config = load_emi_config(args.config, args.overrides)
-    summary = run_ravdess_emi(config, load_ravdess_source(args.features), _data_dir(args.data), args.out, _cache_dir(args.cache),
+    summary = run_ravdess_emi(config, load_ravdess_source(args.features), directory_or_sample(args.data), args.out, _cache_dir(args.cache),
                               progress=not args.no_progress, only_folds=args.folds)
     print(folds_table(summary), end="")
     print(f"pooled test mean Pearson {summary['pooled_test_pearson_mean']:.4f}; results in {args.out}/results.json")

@@ -206,7 +206,7 @@ def cmd_serve(args) -> int:
     if args.run_dir is None:
         from emofuse import zoo
 
-        args.run_dir = zoo.model_dir(args.model or zoo.DEFAULT)
+        args.run_dir = zoo.model_dir(args.model)
     serve(args.run_dir, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, max_queue=args.max_queue)
     return 0
 
@@ -261,7 +261,7 @@ def run_and_files(paths: list[Path], model: str | None) -> tuple[Path, list[Path
         if len(paths) == 1:
             raise ConfigError(f"{paths[0]} is a run directory; name the media files to predict after it")
         return paths[0], paths[1:]
-    return zoo.model_dir(model or zoo.DEFAULT), paths
+    return zoo.model_dir(model), paths
 
 
 PARSERS = {"predict": parser_predict, "models": parser_models, "export": parser_export, "cost": parser_cost, "serve": parser_serve}

@@ -8,7 +8,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from emofuse.cli.common import _compared_methods_args, _common_data_args, _located, _with_data, _cache_dir
+from emofuse.api import locate_data
+from emofuse.cli.common import _compared_methods_args, _common_data_args, _located, _cache_dir
 from emofuse.core.registry import ConfigError
 
 
@@ -251,7 +252,7 @@ def cmd_robustness(args) -> int:
     from emofuse.experiments.robustness import load_levels, run_robustness
 
     levels = load_levels(args.configs, args.axis, args.values, args.overrides)
-    located = [_with_data(level.config, args.data) for level in levels]
+    located = [locate_data(level.config, args.data) for level in levels]
     levels = [replace(level, config=config) for level, (config, _) in zip(levels, located)]
     s = run_robustness(levels, args.axis, located[0][1], args.out, _cache_dir(args.cache), seeds=args.seeds,
                        reference=args.reference, progress=not args.no_progress, jobs=args.jobs,

@@ -45,6 +45,13 @@ from emofuse.training.trainer import Trainer
 log = logging.getLogger(__name__)
 
 
+def data_record(fs: FeatureSet, data_dir: Path) -> dict:
+    """What a run directory records of its data (data_fingerprint.json): what predict and export rebuild models from."""
+    return {"sha256": fs.fingerprint, "data_dir": str(data_dir), "n_takes": len(fs.meta), "skipped_takes": fs.skipped,
+            "feature_dims": fs.input_dims, "face_detection": fs.face_report, "class_names": list(fs.class_names),
+            "sequence": fs.sequence}
+
+
 def prepare_inputs(fs: FeatureSet, config: ExperimentConfig, enrolment_pool: EnrolmentPool | None = None) -> SpeakerInputs:
     return SpeakerInputs(fs, config.features, config.seed, enrolment_pool)
 
@@ -248,9 +255,7 @@ def _run(config, data_dir, run_dir, cache, progress, only_folds, enrolment_pool=
     log.info("run %s: config %s, data %s", run_dir, config.name, data_dir)
 
     fs = build_features(config.data, config.features, data_dir, cache, progress)
-    record_fingerprint(run_dir, {"sha256": fs.fingerprint, "data_dir": str(data_dir), "n_takes": len(fs.meta),
-                                 "skipped_takes": fs.skipped, "feature_dims": fs.input_dims, "face_detection": fs.face_report,
-                                 "class_names": list(fs.class_names), "sequence": fs.sequence})
+    record_fingerprint(run_dir, data_record(fs, data_dir))
     if fs.face_report:
         r = fs.face_report
         log.info("faces: %d of %d analysed frames without a face; %d of %d sampled frames left out of their clips",

@@ -24,7 +24,7 @@ import torch
 
 from emofuse.config.loading import dump_config, load_config
 from emofuse.config.schema import ExperimentConfig
-from emofuse.protocol.cross_validation import fold_standardizers, prepare_inputs, train_fold
+from emofuse.protocol.cross_validation import data_record, fold_standardizers, prepare_inputs, train_fold
 from emofuse.protocol.folds import Fold
 from emofuse.features.cache import FeatureCache
 from emofuse.datasets.build import build_features
@@ -64,10 +64,7 @@ def fit_final(config: ExperimentConfig, data_dir: Path, out: Path, cache_dir: Pa
         started = time.perf_counter()
         start_run(out, dump_config(config))
         fs = build_features(config.data, config.features, data_dir, FeatureCache(cache_dir), progress)
-        record_fingerprint(out, {"sha256": fs.fingerprint, "data_dir": str(data_dir), "n_takes": len(fs.meta),
-                                 "skipped_takes": fs.skipped, "feature_dims": fs.input_dims,
-                                 "face_detection": fs.face_report, "class_names": list(fs.class_names),
-                                 "sequence": fs.sequence})
+        record_fingerprint(out, data_record(fs, data_dir))
         speakers = tuple(sorted(pd.unique(fs.meta["actor"])))
         fold = Fold(0, (), (), speakers)
         inputs = prepare_inputs(fs, config)

@@ -9,40 +9,34 @@ records fewer clips, or none? The estimate stays nested: nothing is chosen here.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from emofuse.config.loading import load_config
 from emofuse.metrics.classification import predict
 from emofuse.protocol.cross_validation import prepare_inputs
 from emofuse.protocol.folds import dataset_folds
 from emofuse.metrics.statistics import bootstrap_indices, ratio_interval, speaker_counts
 from emofuse.features.cache import FeatureCache
+from emofuse.inference.predict import Predictor
 from emofuse.datasets.build import build_features
-from emofuse.datasets.normalize import Standardizer
-from emofuse.models import create_model
 from emofuse.training.batches import TensorData
 
 
 def predictions_at_k(run: Path, k: int, data: Path, cache: Path) -> pd.DataFrame:
     """One row per scored test clip of the run's folds (fold, actor, label, pred) with k enrolment clips per speaker."""
-    config = load_config(Path(run) / "config.yaml")
+    predictor = Predictor(run)  # the fold models and their input statistics, loaded as predict loads them
+    config = predictor.config
     fs = build_features(config.data, config.features, data, FeatureCache(cache), progress=False)
     features = config.features.model_copy(update={"speaker_norm": "inductive", "adapt_clips": k})
     inputs = prepare_inputs(fs, config.model_copy(update={"features": features}))
+    members = {member.index: member for member in predictor.folds}
     tables = []
     for fold in dataset_folds(fs.meta, config.protocol.n_folds, config.protocol.val_fraction, config.seed):
-        fold_dir = Path(run) / "folds" / f"fold_{fold.index}"
-        state = json.loads((fold_dir / "standardizer.json").read_text())
-        scalers = {m: Standardizer.from_dict(s) for m, s in state["inputs"].items()}
+        member = members[fold.index]
         rows, values = inputs.split(fold)[2]
-        model = create_model(config.model, fs.input_dims, fs.sequence, len(fs.class_names))
-        model.load_state_dict(torch.load(fold_dir / "best.pt", weights_only=True))
-        preds = predict(model.eval(), TensorData({m: scalers[m].transform(v) for m, v in values.items()},
+        preds = predict(member.model, TensorData({m: member.scalers[m].transform(v) for m, v in values.items()},
                                                  fs.meta["label"].to_numpy()[rows]), config.train.eval_batch_size)
         meta = fs.meta.iloc[rows]
         tables.append(pd.DataFrame({"seed": config.seed, "clip": meta["clip"].to_numpy(), "fold": fold.index,

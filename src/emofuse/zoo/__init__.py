@@ -29,8 +29,9 @@ def names() -> list[str]:
     return sorted(p.name for p in _root().iterdir() if (p / "card.json").is_file())
 
 
-def model_dir(name: str) -> Path:
-    """The directory of bundled model ``name``; an unknown name lists the known ones."""
+def model_dir(name: str | None = None) -> Path:
+    """The directory of bundled model ``name`` (None: the default one); an unknown name lists the known ones."""
+    name = name or DEFAULT
     path = _root() / name
     if not (path / "card.json").is_file():
         raise ConfigError(f"no bundled model '{name}' (bundled: {', '.join(names()) or 'none'}); "
