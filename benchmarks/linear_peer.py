@@ -3,7 +3,8 @@
 For a config, prints the test accuracy of scikit-learn logistic regressions trained on each fold's training
 actors: audio only, visual only, concatenation (one model on both feature vectors) and late average (the mean of
 the two unimodal models' probabilities). The regularisation C of each model is chosen per fold on that fold's
-validation actors (the same actors the neural models select their epoch on); the test actors are scored once.
+validation actors (the same actors the neural models select their epoch on), and with ``protocol.refit`` the model
+is fitted again on training and validation actors; the test actors are scored once.
 Clip-level features only (frame sequences are averaged over time first).
 
     python benchmarks/linear_peer.py configs/ravdess_mars_whisper.yaml --data ../shared/data/ravdess
@@ -23,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from emofuse.config.loading import load_config
-from emofuse.protocol.cross_validation import prepare_inputs
+from emofuse.protocol.cross_validation import prepare_inputs, refit_fold
 from emofuse.protocol.folds import actor_folds
 from emofuse.features.cache import FeatureCache, default_cache_dir
 from emofuse.datasets.feature_set import build_ravdess_features
@@ -51,36 +52,49 @@ def fit_select(train_x, train_y, val_x, val_y, seed: int) -> LogisticRegression:
     return best
 
 
+def fold_matrices(inputs, fold, labels: np.ndarray, modalities: list[str]) -> tuple[dict, dict]:
+    """Per modality and part (train / val / test), clip vectors standardised with the training part's statistics;
+    and the labels per part. Enrolment clips are never scored."""
+    parts = dict(zip(("train", "val", "test"), inputs.split(fold)))
+    x = {}
+    for m in modalities:
+        matrix = {part: clip_matrix(values[m]) for part, (_, values) in parts.items()}
+        scaler = StandardScaler().fit(matrix["train"])
+        x[m] = {part: scaler.transform(v) for part, v in matrix.items()}
+    if len(modalities) > 1:
+        x["concatenation"] = {part: np.hstack([x[m][part] for m in modalities]) for part in parts}
+    return x, {part: labels[idx] for part, (idx, _) in parts.items()}
+
+
 def run(config_path: Path, data_dir: Path, cache: Path, overrides: list[str]) -> dict:
+    """With ``protocol.refit`` (as the neural runs do), C is chosen on the validation actors and the model with it is
+    fitted again on the training and validation actors."""
     config = load_config(config_path, overrides)
     fs = build_ravdess_features(data_dir, config.data, config.features, FeatureCache(cache), progress=False)
     labels, actors = fs.meta["label"].to_numpy(), fs.meta["actor"].to_numpy()
     modalities = list(config.data.modalities)
-    rows = {name: [] for name in (*modalities, "concatenation", "late_average")}
+    models = [*modalities, "concatenation"] if len(modalities) > 1 else modalities
+    rows = {name: [] for name in (*models, "late_average")}
     inputs = prepare_inputs(fs, config)
     for fold in actor_folds(np.unique(actors), config.protocol.n_folds, config.protocol.val_fraction, config.seed):
-        parts = dict(zip(("train", "val", "test"), inputs.split(fold)))  # enrolment clips are never scored
-        x = {}
-        for m in modalities:
-            matrix = {part: clip_matrix(values[m]) for part, (_, values) in parts.items()}
-            scaler = StandardScaler().fit(matrix["train"])
-            x[m] = {part: scaler.transform(v) for part, v in matrix.items()}
-        y = {part: labels[idx] for part, (idx, _) in parts.items()}
+        x, y = fold_matrices(inputs, fold, labels, modalities)
+        final_x, final_y = fold_matrices(inputs, refit_fold(fold), labels, modalities) if config.protocol.refit else (x, y)
         probs = {}
-        for m in modalities:
-            model = fit_select(x[m]["train"], y["train"], x[m]["val"], y["val"], config.seed)
-            probs[m] = model.predict_proba(x[m]["test"])
-            rows[m].append(float((probs[m].argmax(1) == y["test"]).mean()))
+        for name in models:
+            model = fit_select(x[name]["train"], y["train"], x[name]["val"], y["val"], config.seed)
+            if config.protocol.refit:
+                model = LogisticRegression(C=model.C, max_iter=3000, random_state=config.seed).fit(
+                    final_x[name]["train"], final_y["train"])
+            probs[name] = model.predict_proba(final_x[name]["test"])
+            rows[name].append(float((probs[name].argmax(1) == final_y["test"]).mean()))
         if len(modalities) > 1:
-            joined = {part: np.hstack([x[m][part] for m in modalities]) for part in ("train", "val", "test")}
-            model = fit_select(joined["train"], y["train"], joined["val"], y["val"], config.seed)
-            rows["concatenation"].append(float((model.predict(joined["test"]) == y["test"]).mean()))
             late = np.mean([probs[m] for m in modalities], axis=0)
-            rows["late_average"].append(float((late.argmax(1) == y["test"]).mean()))
+            rows["late_average"].append(float((late.argmax(1) == final_y["test"]).mean()))
     summary = {name: {"folds": accs, "mean": float(np.mean(accs)), "std": float(np.std(accs, ddof=1))}
                for name, accs in rows.items() if accs}
     return {"config": str(config_path), "features": config.features.audio.model_dump(mode="json"),
-            "speaker_norm": config.features.speaker_norm, "adapt_clips": config.features.adapt_clips, "accuracy": summary}
+            "speaker_norm": config.features.speaker_norm, "adapt_clips": config.features.adapt_clips,
+            "refit": config.protocol.refit, "accuracy": summary}
 
 
 def main() -> None:

@@ -329,6 +329,9 @@ class TrainConfig(Strict):
 class ProtocolConfig(Strict):
     n_folds: int = Field(6, ge=2, description="contiguous groups of the sorted actor ids (24 actors: 1-4, 5-8, ...)")
     val_fraction: float = Field(0.2, gt=0, lt=1, description="share of each fold's training actors held out for model selection")
+    refit: bool = Field(False, description="after the epoch is selected on the validation actors, train again on the "
+                                          "training and validation actors up to that epoch and score those weights, "
+                                          "as a final fit trains the deployed model (protocol/cross_validation.py)")
 
 
 class SelectionConfig(Strict):

@@ -3,7 +3,9 @@
 Per fold: features are standardised with statistics of the training actors (optionally after
 per-speaker normalisation, ``protocol/enrolment.py``), the model is trained on the training actors,
 the epoch is selected on the validation actors, and the selected weights are scored once on the test
-actors (less their enrolment clips under inductive normalisation).
+actors (less their enrolment clips under inductive normalisation). With ``protocol.refit`` the fold is then trained
+again up to the selected epoch on its training and validation actors (statistics of those actors too), as the
+deployed model of a final fit learns from every speaker, and that model is scored instead.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from emofuse.datasets.corruption import SPLITS, FoldCorruption, plants_corruptio
 from emofuse.protocol.cartography import dynamics_recorders
 from emofuse.metrics.classification import ClassificationEvaluator, classification_metrics, fold_figures, predict
 from emofuse.protocol.enrolment import EnrolmentPool, SpeakerInputs, enrolment_record
+from emofuse.data.speakers import natural_key
 from emofuse.protocol.folds import Fold, dataset_folds
 from emofuse.protocol.selection import run_selection
 from emofuse.features.cache import FeatureCache
@@ -152,9 +155,22 @@ def last_epoch_train_losses(model, fold_dir: Path, fs: FeatureSet, train: Tensor
     return table
 
 
+def refit_fold(fold: Fold) -> Fold:
+    """The fold with its validation actors moved into training (``protocol.refit``): nothing left to select on."""
+    return Fold(fold.index, fold.test_actors, (), tuple(sorted((*fold.train_actors, *fold.val_actors), key=natural_key)))
+
+
 def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, fold_dir: Path) -> dict:
     started = time.perf_counter()
     model, fit, data = train_fold(config, fs, inputs, fold, fold_dir)
+    val_meta = fs.meta.iloc[data.val_rows].reset_index(drop=True)
+    val_table = predictions_table(val_meta, predict(model, data.val, config.train.eval_batch_size), fs.class_names, fold.index)
+    scored_fold, scored_dir, state = fold, fold_dir, fit.best_state
+    if config.protocol.refit:  # the selected epoch, retrained on every speaker outside the test fold
+        scored_fold, scored_dir = refit_fold(fold), fold_dir / "refit"
+        scored_dir.mkdir(exist_ok=True)
+        model, refit, data = train_fold(config, fs, inputs, scored_fold, scored_dir, final_epoch=fit.best_epoch)
+        state = refit.best_state
     preds = predict(model, data.test, config.train.eval_batch_size)
     metrics = classification_metrics(preds, len(fs.class_names))
     test_meta = fs.meta.iloc[data.test_rows].reset_index(drop=True)
@@ -176,22 +192,23 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
         "seconds": time.perf_counter() - started,
         **(data.corruption.summary() if data.corruption is not None else {}),
     }
+    if config.protocol.refit:
+        result["refit"] = {"train_actors": list(scored_fold.train_actors), "epoch": fit.best_epoch, "n_train": len(data.train)}
     if inputs.normalized:  # how a speaker's enrolment clips became their statistics (chosen per fold under auto)
-        result["enrolment_estimator"] = {m: {"name": e.name, **e.to_dict()} for m, e in inputs.fold_statistics(fold)[1].items()}
+        result["enrolment_estimator"] = {m: {"name": e.name, **e.to_dict()}
+                                         for m, e in inputs.fold_statistics(scored_fold)[1].items()}
     if inputs.inductive:  # the clips a held-out speaker enrolled with, never scored
         enrolment = inputs.enrolment_table(fold)
         atomic_write_text(fold_dir / "enrolment.csv", enrolment.to_csv(index=False))
         result["enrolment_clips"] = enrolment_record(enrolment)
     pd.DataFrame(fit.history).to_csv(fold_dir / "history.csv", index=False)
-    torch.save(fit.best_state, fold_dir / "best.pt")
-    write_json(fold_dir / "standardizer.json", fold_standardizers(inputs, data.scalers, fold))
+    torch.save(state, fold_dir / "best.pt")
+    write_json(fold_dir / "standardizer.json", fold_standardizers(inputs, data.scalers, scored_fold))
     atomic_write_text(fold_dir / "predictions.csv", table.to_csv(index=False))
-    val_meta = fs.meta.iloc[data.val_rows].reset_index(drop=True)
-    val_table = predictions_table(val_meta, predict(model, data.val, config.train.eval_batch_size), fs.class_names, fold.index)
     atomic_write_text(fold_dir / "val_predictions.csv", val_table.to_csv(index=False))
     if data.corruption is not None and data.corruption.label_config is not None:
         atomic_write_text(fold_dir / "flipped.csv", data.corruption.flipped_table().to_csv(index=False))
-    losses = last_epoch_train_losses(model, fold_dir, fs, data.train, fold, config.train.eval_batch_size)
+    losses = last_epoch_train_losses(model, scored_dir, fs, data.train, scored_fold, config.train.eval_batch_size)
     atomic_write_text(fold_dir / "train_losses.csv", losses.to_csv(index=False))
     write_json(fold_dir / "result.json", result)  # written last: its presence marks the fold done
     return result
@@ -299,5 +316,7 @@ def _follow_cross_validation(config, data_dir, cache, only_folds: list[int] | No
         if only_folds and fold.index not in only_folds:
             continue
         if not distributed.from_main(None):  # rank 0 finds no finished result for this fold: train it together
-            train_fold(config, fs, inputs, fold, None)
+            fit = train_fold(config, fs, inputs, fold, None)[1]
+            if config.protocol.refit:
+                train_fold(config, fs, inputs, refit_fold(fold), None, final_epoch=fit.best_epoch)
     return {}

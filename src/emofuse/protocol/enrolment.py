@@ -142,7 +142,7 @@ class SpeakerInputs:
         if self.inductive and self.k > 0:
             self.enrolment = {"val": draw_enrolment(fs.meta, self.k, seed),
                               "test": draw_enrolment(fs.meta, self.k, seed, pool)}
-        self._fold_stats: dict[int, tuple[dict[str, Standardizer], dict[str, Enrolment]]] = {}
+        self._fold_stats: dict[Fold, tuple[dict[str, Standardizer], dict[str, Enrolment]]] = {}
 
     @property
     def inductive(self) -> bool:
@@ -154,15 +154,15 @@ class SpeakerInputs:
 
     def fold_statistics(self, fold: Fold) -> tuple[dict[str, Standardizer], dict[str, Enrolment]]:
         """Per speaker-normalised modality: the fold's typical training speaker and its enrolment estimator."""
-        if fold.index not in self._fold_stats:
+        if fold not in self._fold_stats:
             train = np.flatnonzero(np.isin(self.speakers, fold.train_actors))
             val = np.flatnonzero(np.isin(self.speakers, fold.val_actors)) if len(fold.val_actors) else train
             typical, estimators = {}, {}
             for m in self.normalized:
                 typical[m] = typical_speaker(select_rows(self.raw[m], train), self.speakers[train])
                 estimators[m] = self._estimator(m, val, typical[m])
-            self._fold_stats[fold.index] = typical, estimators
-        return self._fold_stats[fold.index]
+            self._fold_stats[fold] = typical, estimators
+        return self._fold_stats[fold]
 
     def _estimator(self, m: str, val: np.ndarray, typical: Standardizer) -> Enrolment:
         setting = self.config.enrolment

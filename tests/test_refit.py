@@ -1,0 +1,61 @@
+"""protocol.refit: the epoch is selected on the validation actors, then the fold is trained again on training and
+validation actors up to that epoch, and those weights (with statistics of the same actors) are scored."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from emofuse.config.loading import load_config
+from emofuse.data.sample import sample_dir
+from emofuse.protocol.cross_validation import refit_fold, run_cross_validation
+from emofuse.protocol.enrolment import SpeakerInputs
+from emofuse.protocol.folds import Fold
+from emofuse.config.schema import FeaturesConfig
+
+from conftest import REPO
+from test_speaker_adaptation import feature_set
+
+
+def test_the_refit_fold_trains_on_validation_actors_and_tests_the_same():
+    fold = Fold(2, test_actors=(5, 6), val_actors=(10, 3), train_actors=(1, 2, 4))
+    refit = refit_fold(fold)
+    assert refit.test_actors == (5, 6) and refit.val_actors == () and refit.train_actors == (1, 2, 3, 4, 10)
+    refit.check_disjoint()
+
+
+def test_a_refit_fold_has_its_own_typical_speaker():
+    """Speaker statistics are cached per fold, not per fold number: the refit's typical speaker includes the
+    validation actors it trains on."""
+    fs = feature_set()
+    inputs = SpeakerInputs(fs, FeaturesConfig(speaker_norm="inductive", adapt_clips=4, enrolment="mean"), seed=0)
+    fold = Fold(1, test_actors=(1, 2), val_actors=(3,), train_actors=(4, 5, 6))
+    selection, refit = inputs.fold_statistics(fold)[0]["audio"], inputs.fold_statistics(refit_fold(fold))[0]["audio"]
+    assert not torch.allclose(torch.as_tensor(selection.mean), torch.as_tensor(refit.mean))
+
+
+@pytest.mark.slow
+def test_a_refit_run_scores_the_weights_trained_on_every_actor_outside_the_test_fold(tmp_path):
+    config = load_config(REPO / "configs" / "ravdess_mars_egemaps.yaml", [
+        "protocol.n_folds=2", "train.epochs=4", "train.early_stopping.min_epochs=0", "loss.params.switch_epoch=1",
+        "features.workers=1", "features.speaker_norm=inductive", "features.adapt_clips=5", "protocol.refit=true"])
+    out = tmp_path / "run"
+    result = run_cross_validation(config, sample_dir(), out, tmp_path / "cache", progress=False)
+    for fold in result["folds"]:
+        fold_dir = out / "folds" / f"fold_{fold['fold']}"
+        refit = fold["refit"]
+        assert sorted(refit["train_actors"]) == sorted(fold["train_actors"] + fold["val_actors"])
+        assert refit["epoch"] == fold["best_epoch"] and refit["n_train"] == 30 * len(refit["train_actors"])
+        last = torch.load(fold_dir / "refit" / "last.pt", weights_only=False)
+        assert last["epoch"] == fold["best_epoch"] and last["finished"]
+        scored = torch.load(fold_dir / "best.pt", weights_only=False)
+        assert all(torch.equal(scored[k], v) for k, v in last["model"].items())  # no EMA: the last refit epoch
+        selected = torch.load(fold_dir / "last.pt", weights_only=False)["best_state"]
+        assert not all(torch.equal(scored[k], v) for k, v in selected.items())
+        state = json.loads((fold_dir / "standardizer.json").read_text())
+        assert state["enrolment"].keys() == fold["enrolment_estimator"].keys()
+        val = pd.read_csv(fold_dir / "val_predictions.csv")  # the selection model's, on actors the refit trained on
+        assert set(val["actor"]) == set(fold["val_actors"])
+    again = run_cross_validation(config, sample_dir(), out, tmp_path / "cache", progress=False)  # resumes: nothing to do
+    assert again["pooled_accuracy"] == result["pooled_accuracy"]
