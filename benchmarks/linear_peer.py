@@ -54,8 +54,9 @@ def fit_select(train_x, train_y, val_x, val_y, seed: int) -> LogisticRegression:
 
 def fold_matrices(inputs, fold, labels: np.ndarray, modalities: list[str]) -> tuple[dict, dict]:
     """Per modality and part (train / val / test), clip vectors standardised with the training part's statistics;
-    and the labels per part. Enrolment clips are never scored."""
-    parts = dict(zip(("train", "val", "test"), inputs.split(fold)))
+    and the labels per part (a part without clips, such as a refit's validation, is left out). Enrolment clips are
+    never scored."""
+    parts = {part: split for part, split in zip(("train", "val", "test"), inputs.split(fold)) if len(split[0])}
     x = {}
     for m in modalities:
         matrix = {part: clip_matrix(values[m]) for part, (_, values) in parts.items()}

@@ -2,6 +2,7 @@
 validation actors up to that epoch, and those weights (with statistics of the same actors) are scored."""
 
 import json
+import sys
 
 import pandas as pd
 import pytest
@@ -59,3 +60,15 @@ def test_a_refit_run_scores_the_weights_trained_on_every_actor_outside_the_test_
         assert set(val["actor"]) == set(fold["val_actors"])
     again = run_cross_validation(config, sample_dir(), out, tmp_path / "cache", progress=False)  # resumes: nothing to do
     assert again["pooled_accuracy"] == result["pooled_accuracy"]
+
+
+def test_the_linear_peer_refits_on_training_and_validation_speakers():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import linear_peer
+
+    fs = feature_set()
+    inputs = SpeakerInputs(fs, FeaturesConfig(speaker_norm="inductive", adapt_clips=4, enrolment="mean"), seed=0)
+    fold = Fold(1, test_actors=(1, 2), val_actors=(3,), train_actors=(4, 5, 6))
+    x, y = linear_peer.fold_matrices(inputs, refit_fold(fold), fs.meta["label"].to_numpy(), ["audio", "visual"])
+    assert set(x["audio"]) == {"train", "test"} and len(y["train"]) == 4 * 16 and len(y["test"]) == 2 * (16 - 4)
+    assert x["concatenation"]["train"].shape == (4 * 16, 4 + 3)
