@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from emofuse.config.loading import load_config
-from emofuse.protocol.cross_validation import prepare_inputs, refit_fold
+from emofuse.protocol.cross_validation import prepare_inputs, scored_fold
 from emofuse.protocol.folds import actor_folds
 from emofuse.features.cache import FeatureCache, default_cache_dir
 from emofuse.datasets.feature_set import build_ravdess_features
@@ -79,7 +79,7 @@ def run(config_path: Path, data_dir: Path, cache: Path, overrides: list[str]) ->
     inputs = prepare_inputs(fs, config)
     for fold in actor_folds(np.unique(actors), config.protocol.n_folds, config.protocol.val_fraction, config.seed):
         x, y = fold_matrices(inputs, fold, labels, modalities)
-        final_x, final_y = fold_matrices(inputs, refit_fold(fold), labels, modalities) if config.protocol.refit else (x, y)
+        final_x, final_y = fold_matrices(inputs, scored_fold(config, fold), labels, modalities) if config.protocol.refit else (x, y)
         probs = {}
         for name in models:
             model = fit_select(x[name]["train"], y["train"], x[name]["val"], y["val"], config.seed)

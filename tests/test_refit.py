@@ -12,6 +12,7 @@ from emofuse.config.loading import load_config
 from emofuse.data.sample import sample_dir
 from emofuse.protocol.cross_validation import refit_fold, run_cross_validation
 from emofuse.protocol.enrolment import SpeakerInputs
+from emofuse.protocol.rescore import predictions_at_k
 from emofuse.protocol.folds import Fold
 from emofuse.config.schema import FeaturesConfig
 
@@ -60,6 +61,12 @@ def test_a_refit_run_scores_the_weights_trained_on_every_actor_outside_the_test_
         assert set(val["actor"]) == set(fold["val_actors"])
     again = run_cross_validation(config, sample_dir(), out, tmp_path / "cache", progress=False)  # resumes: nothing to do
     assert again["pooled_accuracy"] == result["pooled_accuracy"]
+    # rescored at the run's own k, the fold models see the test speakers as the run did (the refit's statistics)
+    predictions = pd.read_csv(out / "predictions.csv", dtype={"clip": str})
+    rescored = predictions_at_k(out, 5, sample_dir(), tmp_path / "cache").astype({"clip": str})
+    names = [c[len("prob_"):] for c in predictions.columns if c.startswith("prob_")]
+    rescored["pred"] = [names[i] for i in rescored["pred"]]
+    assert rescored.set_index("clip")["pred"].to_dict() == predictions.set_index("clip")["pred"].to_dict()
 
 
 def test_the_linear_peer_refits_on_training_and_validation_speakers():

@@ -160,16 +160,22 @@ def refit_fold(fold: Fold) -> Fold:
     return Fold(fold.index, fold.test_actors, (), tuple(sorted((*fold.train_actors, *fold.val_actors), key=natural_key)))
 
 
+def scored_fold(config: ExperimentConfig, fold: Fold) -> Fold:
+    """The fold whose model is scored, and whose speakers give the test speakers' statistics: the refit's under
+    ``protocol.refit``, else the fold itself."""
+    return refit_fold(fold) if config.protocol.refit else fold
+
+
 def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, fold_dir: Path) -> dict:
     started = time.perf_counter()
     model, fit, data = train_fold(config, fs, inputs, fold, fold_dir)
     val_meta = fs.meta.iloc[data.val_rows].reset_index(drop=True)
     val_table = predictions_table(val_meta, predict(model, data.val, config.train.eval_batch_size), fs.class_names, fold.index)
-    scored_fold, scored_dir, state = fold, fold_dir, fit.best_state
+    scored, scored_dir, state = scored_fold(config, fold), fold_dir, fit.best_state
     if config.protocol.refit:  # the selected epoch, retrained on every speaker outside the test fold
-        scored_fold, scored_dir = refit_fold(fold), fold_dir / "refit"
+        scored_dir = fold_dir / "refit"
         scored_dir.mkdir(exist_ok=True)
-        model, refit, data = train_fold(config, fs, inputs, scored_fold, scored_dir, final_epoch=fit.best_epoch)
+        model, refit, data = train_fold(config, fs, inputs, scored, scored_dir, final_epoch=fit.best_epoch)
         state = refit.best_state
     preds = predict(model, data.test, config.train.eval_batch_size)
     metrics = classification_metrics(preds, len(fs.class_names))
@@ -193,22 +199,22 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
         **(data.corruption.summary() if data.corruption is not None else {}),
     }
     if config.protocol.refit:
-        result["refit"] = {"train_actors": list(scored_fold.train_actors), "epoch": fit.best_epoch, "n_train": len(data.train)}
+        result["refit"] = {"train_actors": list(scored.train_actors), "epoch": fit.best_epoch, "n_train": len(data.train)}
     if inputs.normalized:  # how a speaker's enrolment clips became their statistics (chosen per fold under auto)
         result["enrolment_estimator"] = {m: {"name": e.name, **e.to_dict()}
-                                         for m, e in inputs.fold_statistics(scored_fold)[1].items()}
+                                         for m, e in inputs.fold_statistics(scored)[1].items()}
     if inputs.inductive:  # the clips a held-out speaker enrolled with, never scored
         enrolment = inputs.enrolment_table(fold)
         atomic_write_text(fold_dir / "enrolment.csv", enrolment.to_csv(index=False))
         result["enrolment_clips"] = enrolment_record(enrolment)
     pd.DataFrame(fit.history).to_csv(fold_dir / "history.csv", index=False)
     torch.save(state, fold_dir / "best.pt")
-    write_json(fold_dir / "standardizer.json", fold_standardizers(inputs, data.scalers, scored_fold))
+    write_json(fold_dir / "standardizer.json", fold_standardizers(inputs, data.scalers, scored))
     atomic_write_text(fold_dir / "predictions.csv", table.to_csv(index=False))
     atomic_write_text(fold_dir / "val_predictions.csv", val_table.to_csv(index=False))
     if data.corruption is not None and data.corruption.label_config is not None:
         atomic_write_text(fold_dir / "flipped.csv", data.corruption.flipped_table().to_csv(index=False))
-    losses = last_epoch_train_losses(model, scored_dir, fs, data.train, scored_fold, config.train.eval_batch_size)
+    losses = last_epoch_train_losses(model, scored_dir, fs, data.train, scored, config.train.eval_batch_size)
     atomic_write_text(fold_dir / "train_losses.csv", losses.to_csv(index=False))
     write_json(fold_dir / "result.json", result)  # written last: its presence marks the fold done
     return result
@@ -318,5 +324,5 @@ def _follow_cross_validation(config, data_dir, cache, only_folds: list[int] | No
         if not distributed.from_main(None):  # rank 0 finds no finished result for this fold: train it together
             fit = train_fold(config, fs, inputs, fold, None)[1]
             if config.protocol.refit:
-                train_fold(config, fs, inputs, refit_fold(fold), None, final_epoch=fit.best_epoch)
+                train_fold(config, fs, inputs, scored_fold(config, fold), None, final_epoch=fit.best_epoch)
     return {}

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from emofuse.metrics.classification import predict
-from emofuse.protocol.cross_validation import prepare_inputs
+from emofuse.protocol.cross_validation import prepare_inputs, scored_fold
 from emofuse.protocol.folds import dataset_folds
 from emofuse.metrics.statistics import bootstrap_indices, ratio_interval, speaker_counts
 from emofuse.features.cache import FeatureCache
@@ -35,7 +35,7 @@ def predictions_at_k(run: Path, k: int, data: Path, cache: Path) -> pd.DataFrame
     tables = []
     for fold in dataset_folds(fs.meta, config.protocol.n_folds, config.protocol.val_fraction, config.seed):
         member = members[fold.index]
-        rows, values = inputs.split(fold)[2]
+        rows, values = inputs.split(scored_fold(config, fold))[2]  # held-out speakers' statistics as the run had them
         preds = predict(member.model, TensorData({m: member.scalers[m].transform(v) for m, v in values.items()},
                                                  fs.meta["label"].to_numpy()[rows]), config.train.eval_batch_size)
         meta = fs.meta.iloc[rows]
