@@ -39,7 +39,6 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +52,7 @@ from emofuse.data.media import BadMedia
 from emofuse.data.media_check import check_media
 from emofuse.datasets.normalize import Enrolment, SpeakerSummary, Standardizer
 from emofuse.core.registry import ConfigError
+from emofuse.core.threads import thread_budget
 from emofuse.core.runs import deployed_run, finished_folds
 from emofuse.inference import stream
 from emofuse.inference.run_record import run_data_record
@@ -67,19 +67,6 @@ PRECOMPUTED = ("not computed: the model's {m} branch was trained on precomputed 
 LIVE_AUDIO_ONLY = "not streamed: live input is audio only"
 OPENFACE_HINT = ("not given: the model's visual branch takes OpenFace action-unit clip means; pass --openface DIR "
                  "holding OpenFace's per-frame CSV of each file as <file stem>.csv")
-
-
-@contextmanager
-def one_thread_unless(parallel: bool):
-    """One clip's features through small networks: a second thread has nothing to split and only adds its wake-up
-    (tens of milliseconds per layer when the cores are busy); a 3D CNN on face clips keeps torch's threads."""
-    before = torch.get_num_threads()
-    if not parallel:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class Missing(Exception):
@@ -309,7 +296,8 @@ class Predictor:
     def forward(self, raw: dict[str, np.ndarray], stats: dict[str, SpeakerSummary]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """One file's fused and per-branch probabilities, averaged over the folds; ``stats``: speaker statistics per
         modality (a modality without them gets each fold's typical training speaker)."""
-        with one_thread_unless(self.video is not None and self.video.clips):
+        # one clip through small networks: one thread; a 3D CNN on face clips is worth several (core/threads.py)
+        with thread_budget(self.video is not None and self.video.clips):
             return self._forward_folds(raw, stats)
 
     def _forward_folds(self, raw: dict[str, np.ndarray], stats: dict[str, SpeakerSummary]) -> tuple[np.ndarray, dict[str, np.ndarray]]:

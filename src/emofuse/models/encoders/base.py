@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emofuse.core.registry import Registry
+from emofuse.core.registry import Part, Registry
 
 ENCODERS: Registry["Encoder"] = Registry("encoder")
 
@@ -19,6 +19,7 @@ State = tuple[torch.Tensor, "torch.Tensor | None"]
 
 
 class Encoder(nn.Module):
+    compute_bound = False  # every step large enough to pay for several threads (a 3D CNN over frames); core/threads.py
     out_dim: int
     stages: nn.ModuleList
     stage_dims: list[int]  # channels C after each stage
@@ -35,3 +36,8 @@ class Encoder(nn.Module):
         for stage in self.stages:
             h, lengths = stage(h, lengths)
         return self.pool(h, lengths)
+
+
+def compute_bound(encoders: dict[str, Part]) -> bool:
+    """Whether a model with these encoders is worth several threads: one of them is :attr:`Encoder.compute_bound`."""
+    return any(ENCODERS.get(part.name).compute_bound for part in encoders.values())

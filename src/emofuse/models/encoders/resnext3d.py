@@ -103,6 +103,7 @@ class Layer(nn.Module):
 
 @ENCODERS.register("resnext3d")
 class ResNeXt3DEncoder(Encoder):
+    compute_bound = True
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
         blocks: list[int] = Field(default_factory=lambda: [3, 4, 6, 3], min_length=1, description="blocks per layer")
