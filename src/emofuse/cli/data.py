@@ -27,14 +27,23 @@ def parser_extract(sub) -> None:
 
 def parser_manifest(sub) -> None:
     mf = sub.add_parser("manifest", help="write a manifest CSV of a corpus folder to standard output",
-                        description="List the samples of a corpus laid out as it ships (ravdess, crema-d, tess, savee, emodb) "
-                                    "or as DIR/<label>/<file> (folder) as a manifest for data.dataset: manifest: id, speaker, "
-                                    "gender (where the corpus documents it), label (common vocabulary: neutral, calm, happy, "
-                                    "sad, angry, fearful, disgust, surprised), corpus_label (as the corpus writes it), audio, "
-                                    "video, and the corpus's own fields. Files that do not fit the naming scheme are listed "
-                                    "on standard error and left out.")
-    mf.add_argument("corpus", help="ravdess, crema-d, tess, savee, emodb or folder")
-    mf.add_argument("dir", type=Path, help="the corpus folder (searched at any depth)")
+                        description="List the samples of a corpus laid out as it ships (ravdess, crema-d, tess, savee, "
+                                    "emodb, nemo) or as DIR/<label>/<file> (folder) as a manifest for data.dataset: "
+                                    "manifest: id, speaker, gender (where the corpus documents it), label (common "
+                                    "vocabulary: neutral, calm, happy, sad, angry, fearful, disgust, surprised), corpus_label "
+                                    "(as the corpus writes it), audio, video, and the corpus's own fields (nemo: corpus, "
+                                    "transcript, normalized_text, age). emobox reads EmoBox partition files (JSON lines) "
+                                    "instead of a folder and finds each clip by its file stem under --audio-root; several "
+                                    "*_test_fold_K files add a fold column (each clip's test fold), which fixes the "
+                                    "protocol's folds. Files that do not fit the naming scheme, and listed samples whose file "
+                                    "is missing, are reported on standard error and left out. Examples: emofuse manifest nemo "
+                                    "../shared/data/nemo > nemo.csv; emofuse manifest emobox ravdess_test_fold_*.jsonl "
+                                    "--audio-root ../shared/data/ravdess/audio16k > ravdess_folds.csv")
+    mf.add_argument("corpus", help="ravdess, crema-d, tess, savee, emodb, nemo, folder, or emobox")
+    mf.add_argument("dir", type=Path, nargs="+", metavar="DIR",
+                    help="the corpus folder (searched at any depth); for emobox, one or more partition files (.jsonl)")
+    mf.add_argument("--audio-root", type=Path, default=None,
+                    help="emobox only (required there): the folder holding the corpus's audio, searched at any depth")
     mf.add_argument("--relative-to", type=Path, default=None,
                     help="write paths relative to this folder (where the manifest will be; default: absolute paths)")
     mf.add_argument("--speaker-regex", default=None,
@@ -87,18 +96,30 @@ def cmd_manifest(args) -> int:
     except re.error as err:
         raise ConfigError(f"--speaker-regex {args.speaker_regex!r}: {err}") from None
 
-    listing = CORPORA.get(args.corpus)(args.dir, regex)
+    if args.corpus == "emobox":
+        from emofuse.data.corpora.emobox import emobox
+
+        if args.audio_root is None:
+            raise ConfigError("emobox needs --audio-root: the folder holding the corpus's audio files")
+        listing, source = emobox(args.dir, args.audio_root, regex), args.audio_root
+    else:
+        if args.audio_root is not None:
+            raise ConfigError("--audio-root is for emobox partition files; a corpus folder holds its own audio")
+        if len(args.dir) != 1:
+            raise ConfigError(f"{args.corpus} reads one corpus folder ({len(args.dir)} given)")
+        listing, source = CORPORA.get(args.corpus)(args.dir[0], regex), args.dir[0]
     if not listing.rows:
-        raise DataError(args.dir, f"no file fits the {args.corpus} naming scheme ({len(listing.unrecognised)} media files "
-                                  f"found that do not)")
+        missing = f", {len(listing.missing)} listed samples without their file" if listing.missing else ""
+        raise DataError(source, f"no file fits the {args.corpus} naming scheme ({len(listing.unrecognised)} media files "
+                                f"found that do not{missing})")
     sys.stdout.write(write_manifest(listing, args.relative_to))
     speakers = {r["speaker"] for r in listing.rows}
-    print(f"{len(listing.rows)} samples of {len(speakers)} speakers from {args.dir}", file=sys.stderr)
-    if listing.unrecognised:
-        shown = ", ".join(str(p) for p in listing.unrecognised[:5])
-        more = f" and {len(listing.unrecognised) - 5} more" if len(listing.unrecognised) > 5 else ""
-        print(f"left out {len(listing.unrecognised)} files that do not fit the {args.corpus} naming scheme: {shown}{more}",
-              file=sys.stderr)
+    print(f"{len(listing.rows)} samples of {len(speakers)} speakers from {source}", file=sys.stderr)
+    for found, what in ((listing.unrecognised, f"files that do not fit the {args.corpus} naming scheme"),
+                        (listing.missing, "listed samples whose file is missing")):
+        if found:
+            more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+            print(f"left out {len(found)} {what}: {', '.join(map(str, found[:5]))}{more}", file=sys.stderr)
     return 0
 
 

@@ -17,7 +17,7 @@ from emofuse.core.registry import Registry
 
 CORPORA: Registry = Registry("corpus layout")
 COMMON_EMOTIONS = EMOTIONS  # neutral, calm, happy, sad, angry, fearful, disgust, surprised: RAVDESS's names
-COLUMNS = ("id", "speaker", "gender", "label", "corpus_label", "audio", "video")
+COLUMNS = ("id", "corpus", "speaker", "gender", "label", "corpus_label", "audio", "video")
 SYNONYMS = {
     "neutral": "neutral", "neu": "neutral", "calm": "calm",
     "happy": "happy", "happiness": "happy", "joy": "happy", "hap": "happy",
@@ -38,10 +38,12 @@ def common_label(name: str) -> str:
 
 @dataclass
 class Listing:
-    """The rows found under a corpus folder and the files that did not fit its naming scheme."""
+    """The rows found under a corpus folder, the files that did not fit its naming scheme, and the entries of the
+    corpus's own list of samples (a metadata table, a partition file) whose file is not there."""
 
     rows: list[dict] = field(default_factory=list)
     unrecognised: list[Path] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # "where: what", e.g. "data.tsv line 12: samples/x.wav"
 
 
 def media_files(root: Path) -> list[Path]:
@@ -63,6 +65,17 @@ def media_files(root: Path) -> list[Path]:
 
 def is_audio(path: Path) -> bool:
     return path.suffix.lower() in AUDIO_SUFFIXES
+
+
+def audio_by_stem(root: Path, prefer: tuple[str, ...] = (".wav", ".flac")) -> dict[str, list[Path]]:
+    """The audio files under ``root`` by stem, the ``prefer`` suffixes first: how a corpus's own list of samples
+    (a metadata table, a partition file) finds its files, whatever format a copy was converted to."""
+    found: dict[str, list[Path]] = {}
+    for path in media_files(root):
+        if is_audio(path):
+            found.setdefault(path.stem, []).append(path)
+    rank = {suffix: i for i, suffix in enumerate(prefer)}
+    return {stem: sorted(paths, key=lambda p: (rank.get(p.suffix.lower(), len(rank)), str(p))) for stem, paths in found.items()}
 
 
 def pair_media(files: dict[str, list[Path]], prefer_audio: tuple[str, ...] = (".wav", ".flac")) -> dict[str, dict]:
