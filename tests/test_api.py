@@ -11,6 +11,7 @@ import soundfile as sf
 import emofuse
 from conftest import REPO
 from emofuse.cli import main
+from emofuse.core.registry import ConfigError
 
 CLIP = REPO / "src" / "emofuse" / "sample" / "ravdess" / "audio16k" / "Actor_01" / "03-01-05-02-01-01-01.flac"
 
@@ -58,3 +59,29 @@ def test_the_cli_registry_is_list_parts(capsys):
     for kind, names in emofuse.list_parts().items():
         assert f"{kind}: {', '.join(names)}" in printed
     assert "load_run" in emofuse.__all__
+
+
+def test_one_input_gives_one_prediction_and_a_string_is_one_path():
+    """Before: predict("clip.wav") iterated over the string's characters and answered "file does not exist" 54 times."""
+    model = emofuse.load_model()
+    (listed,) = model.predict([CLIP])
+    alone = model.predict(str(CLIP))
+    assert isinstance(alone, emofuse.Prediction) and alone.source == listed.source and alone.probs == listed.probs
+    assert model.predict(CLIP).probs == listed.probs  # a Path
+
+
+def test_a_waveform_at_another_rate_comes_with_its_rate():
+    """A (waveform, sample_rate) pair is resampled to the model's rate; stereo is mixed down."""
+    from emofuse.data.media import resample
+
+    model = emofuse.load_model()
+    wave, rate = sf.read(CLIP, dtype="float32")
+    at_48k = resample(wave, rate, 48000)
+    direct = model.predict(wave)
+    paired = model.predict((at_48k, 48000))
+    assert paired.pred == direct.pred
+    np.testing.assert_allclose([paired.probs[c] for c in model.classes], [direct.probs[c] for c in model.classes], atol=0.02)
+    stereo = model.predict([(np.stack([wave, wave], axis=1), rate)])[0]
+    np.testing.assert_allclose([stereo.probs[c] for c in model.classes], [direct.probs[c] for c in model.classes], atol=1e-6)
+    with pytest.raises(ConfigError, match="sample rate"):
+        model.predict([(wave, "16k")])

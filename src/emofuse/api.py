@@ -2,8 +2,9 @@
 
     import emofuse
     run = emofuse.load_run("runs/demo")                  # or emofuse.load_model() for the bundled default
-    for p in run.predict(["clip.wav", waveform]):        # paths, or 1-D float32 arrays at run.sample_rate
+    for p in run.predict(["clip.wav", waveform]):        # paths, 1-D float32 arrays at run.sample_rate, (array, rate)
         print(p.source, p.pred, p.probs, p.missing)
+    print(run.predict("clip.wav").pred)                  # one input, one Prediction
     summary = emofuse.cross_validate("configs/ravdess_mars.yaml", data="../shared/data/ravdess", out="runs/mars")
 
 Every heavy import happens inside the function that needs it, so ``import emofuse`` stays instant.
@@ -55,10 +56,15 @@ class Run:
         """The rate waveforms given to :meth:`predict` must have (the audio extractor's); None without audio."""
         return self.predictor.extractor.sample_rate if self.predictor.extractor is not None else None
 
-    def predict(self, inputs: Sequence[str | Path | np.ndarray], speakers: str | dict[str, str] | None = None,
-                openface_dir: str | Path | None = None) -> list[Prediction]:
-        """Paths of media files and/or mono waveforms; files as `emofuse predict` reads them (``speakers``: one
-        speaker for all files, or file -> speaker), each waveform on its own through the audio branch."""
+    def predict(self, inputs: Input | Sequence[Input], speakers: str | dict[str, str] | None = None,
+                openface_dir: str | Path | None = None) -> Prediction | list[Prediction]:
+        """One input gives one :class:`Prediction`, a list of inputs a list. An input is a media file's path (read as
+        `emofuse predict` reads it; ``speakers``: one speaker for all files, or file -> speaker), a mono waveform at
+        :attr:`sample_rate`, or a ``(waveform, sample_rate)`` pair (mono, or (samples, channels); resampled); each
+        waveform goes on its own through the audio branch."""
+        if _is_single(inputs):
+            return self.predict([inputs], speakers, openface_dir)[0]
+        inputs = [_waveform_at(x, i, self.sample_rate) if isinstance(x, tuple) else x for i, x in enumerate(inputs)]
         files = [(i, Path(x)) for i, x in enumerate(inputs) if not isinstance(x, np.ndarray)]
         waves = [(i, np.asarray(x, dtype=np.float32)) for i, x in enumerate(inputs) if isinstance(x, np.ndarray)]
         entries: dict[int, dict] = {}
@@ -86,6 +92,33 @@ class Run:
                hop_s: float = 1.0) -> Iterator:
         """Live audio on a sliding window (:meth:`emofuse.inference.predict.Predictor.stream`)."""
         return self.predictor.stream(chunks, sample_rate, window_s, hop_s)
+
+
+Input = str | Path | np.ndarray | tuple[np.ndarray, int]
+
+
+def _is_pair(x) -> bool:
+    return isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], np.ndarray) and isinstance(x[1], (int, np.integer))
+
+
+def _is_single(inputs) -> bool:
+    """A path, a waveform or a (waveform, rate) pair, not a list of them: a string is one path, never its characters."""
+    return isinstance(inputs, (str, Path, np.ndarray)) or _is_pair(inputs)
+
+
+def _waveform_at(pair, index: int, sample_rate: int | None) -> np.ndarray:
+    """A (waveform, sample_rate) pair as a mono waveform at the model's rate."""
+    from emofuse.core.registry import ConfigError
+    from emofuse.data.media import to_mono_at_rate
+
+    if not _is_pair(pair):
+        raise ConfigError(f"input {index}: a tuple must be (waveform array, sample rate in Hz), got {pair!r:.80}")
+    if sample_rate is None:
+        raise ConfigError(f"input {index}: this model has no audio branch to take a waveform")
+    wave, rate = np.asarray(pair[0], dtype=np.float32), int(pair[1])
+    if wave.ndim not in (1, 2):
+        raise ConfigError(f"input {index}: a waveform is (samples,) or (samples, channels), got shape {wave.shape}")
+    return to_mono_at_rate(f"array[{index}]", wave.reshape(len(wave), -1), rate, sample_rate)
 
 
 def _typed(entry: dict) -> Prediction:

@@ -332,6 +332,9 @@ class ProtocolConfig(Strict):
     refit: bool = Field(False, description="after the epoch is selected on the validation actors, train again on the "
                                           "training and validation actors up to that epoch and score those weights, "
                                           "as a final fit trains the deployed model (protocol/cross_validation.py)")
+    linear_peer: bool = Field(True, description="also fit logistic regressions on each fold's inputs (per modality, "
+                                                "concatenated, late average) and report the network beside them "
+                                                "(protocol/linear_peer.py); false: not (very large data)")
 
 
 class SelectionConfig(Strict):

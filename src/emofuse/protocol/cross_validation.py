@@ -29,6 +29,7 @@ from emofuse.metrics.classification import ClassificationEvaluator, classificati
 from emofuse.protocol.enrolment import EnrolmentPool, SpeakerInputs, enrolment_record
 from emofuse.data.speakers import natural_key
 from emofuse.protocol.folds import Fold, dataset_folds
+from emofuse.protocol.linear_peer import PEER_PREDICTIONS, fit_peer, peer_summary
 from emofuse.protocol.selection import run_selection
 from emofuse.features.cache import FeatureCache
 from emofuse.datasets.feature_set import FeatureSet
@@ -113,15 +114,30 @@ def training_draws(inputs: SpeakerInputs, fold: Fold, scalers: dict[str, Standar
     return draw
 
 
+def fold_corruption(config: ExperimentConfig, fs: FeatureSet, fold: Fold) -> FoldCorruption | None:
+    """The corruption the config plants in this fold (the same for the refit, which shares its test actors)."""
+    if not plants_corruption(config.data):
+        return None
+    return FoldCorruption(config.data, fs.meta, fs.class_names, config.seed, fold.index, fold.test_actors)
+
+
+def peer_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold) -> tuple[dict, pd.DataFrame]:
+    """The fold's linear peer (protocol/linear_peer.py) on the fold's data as its network sees it, built afresh (a
+    trained fold's data holds its last epoch's enrolment draw): C chosen on the fold, scored by the fold that is."""
+    selection = fold_data(fs, inputs, fold, fold_corruption(config, fs, fold))
+    scored = scored_fold(config, fold)
+    final = fold_data(fs, inputs, scored, fold_corruption(config, fs, scored)) if scored != fold else selection
+    test_meta = fs.meta.iloc[final.test_rows].reset_index(drop=True)
+    return fit_peer(selection, final, fs.class_names, test_meta, fold.index)
+
+
 def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, fold_dir: Path | None,
                epoch_callbacks=None, final_epoch: int | None = None):
     """Train one fold, select on its validation actors; returns (model with selected weights, fit result, fold data).
     With ``final_epoch`` (a final fit, protocol/final_fit.py) nothing is validated: that epoch's weights are kept."""
     seed = config.seed * 1000 + fold.index
     seed_everything(seed)
-    corruption = (FoldCorruption(config.data, fs.meta, fs.class_names, config.seed, fold.index, fold.test_actors)
-                  if plants_corruption(config.data) else None)
-    data = fold_data(fs, inputs, fold, corruption)
+    data = fold_data(fs, inputs, fold, fold_corruption(config, fs, fold))
     n_classes = len(fs.class_names)
     model = create_model(config.model, fs.input_dims, fs.sequence, n_classes, pretrained=True)
     loss = LOSSES.create(config.loss.name, config.loss.params, modalities=list(config.data.modalities))
@@ -216,6 +232,9 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
         atomic_write_text(fold_dir / "flipped.csv", data.corruption.flipped_table().to_csv(index=False))
     losses = last_epoch_train_losses(model, scored_dir, fs, data.train, scored, config.train.eval_batch_size)
     atomic_write_text(fold_dir / "train_losses.csv", losses.to_csv(index=False))
+    if config.protocol.linear_peer:
+        result["linear_peer"], peer_table = peer_fold(config, fs, inputs, fold)
+        atomic_write_text(fold_dir / PEER_PREDICTIONS, peer_table.to_csv(index=False))
     write_json(fold_dir / "result.json", result)  # written last: its presence marks the fold done
     return result
 
@@ -306,6 +325,10 @@ def _run(config, data_dir, run_dir, cache, progress, only_folds, enrolment_pool=
         tables.append(pd.read_csv(fold_dir / "predictions.csv", dtype={"clip": str, "take": str, "actor": str}))
     predictions = pd.concat(tables, ignore_index=True)
     summary = summarize(config, fs, results, predictions)
+    peer = (peer_summary([run_dir / "folds" / f"fold_{r['fold']}" for r in results], results, predictions, config.seed)
+            if config.protocol.linear_peer else None)
+    if peer is not None:
+        summary["linear_peer"] = peer
     summary["seconds"] = time.perf_counter() - started
     atomic_write_text(run_dir / "predictions.csv", predictions.to_csv(index=False))
     write_json(run_dir / "results.json", summary)
