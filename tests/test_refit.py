@@ -2,7 +2,6 @@
 validation actors up to that epoch, and those weights (with statistics of the same actors) are scored."""
 
 import json
-import sys
 
 import pandas as pd
 import pytest
@@ -10,7 +9,7 @@ import torch
 
 from emofuse.config.loading import load_config
 from emofuse.data.sample import sample_dir
-from emofuse.protocol.cross_validation import refit_fold, run_cross_validation
+from emofuse.protocol.cross_validation import peer_fold, refit_fold, run_cross_validation
 from emofuse.protocol.enrolment import SpeakerInputs
 from emofuse.protocol.rescore import predictions_at_k
 from emofuse.protocol.folds import Fold
@@ -70,12 +69,13 @@ def test_a_refit_run_scores_the_weights_trained_on_every_actor_outside_the_test_
 
 
 def test_the_linear_peer_refits_on_training_and_validation_speakers():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import linear_peer
-
+    """C is chosen on the validation speakers; with protocol.refit the peer is fitted again on training and
+    validation speakers and scores the test speakers less their enrolment clips."""
     fs = feature_set()
     inputs = SpeakerInputs(fs, FeaturesConfig(speaker_norm="inductive", adapt_clips=4, enrolment="mean"), seed=0)
     fold = Fold(1, test_actors=(1, 2), val_actors=(3,), train_actors=(4, 5, 6))
-    x, y = linear_peer.fold_matrices(inputs, refit_fold(fold), fs.meta["label"].to_numpy(), ["audio", "visual"])
-    assert set(x["audio"]) == {"train", "test"} and len(y["train"]) == 4 * 16 and len(y["test"]) == 2 * (16 - 4)
-    assert x["concatenation"]["train"].shape == (4 * 16, 4 + 3)
+    for refit, n_train in (("true", 4 * 16), ("false", 3 * 16)):
+        config = load_config(REPO / "configs" / "ravdess_mars_egemaps.yaml", [f"protocol.refit={refit}"])
+        record, table = peer_fold(config, fs, inputs, fold)
+        assert record["n_train"] == n_train and len(table) == 2 * (16 - 4)
+        assert set(record["chosen_C"]) == {"audio", "visual", "concatenation"}

@@ -25,6 +25,8 @@ def parser_cv(sub) -> None:
     cv.add_argument("--out", type=Path, required=True, help="run directory")
     cv.add_argument("--folds", type=int, nargs="+", default=None, help="run only these fold numbers (1-based)")
     cv.add_argument("--overwrite", action="store_true", help="delete --out first instead of resuming")
+    cv.add_argument("--no-linear-peer", dest="overrides", action="append_const", const="protocol.linear_peer=false",
+                    default=[], help="do not fit the linear peer beside the network (as --set protocol.linear_peer=false)")
     _common_data_args(cv)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from emofuse.metrics.classification import fold_figures
+from emofuse.protocol.linear_peer import peer_summary
 from emofuse.core.runs import atomic_write_text, write_json
 
 
@@ -61,6 +62,9 @@ def write_nested_run(run_dir: Path, name: str, chosen_dirs: dict[int, tuple[str,
         tables.append(table.assign(candidate=candidate))
     predictions = pd.concat(tables, ignore_index=True)
     summary = {"name": name, "nested": True, "folds": folds, **fold_figures(folds, predictions), **extra}
+    peer = peer_summary([fold_dir for _, fold_dir in (chosen_dirs[k] for k in sorted(chosen_dirs))], folds, predictions)
+    if peer is not None:  # each fold's peer is its chosen configuration's
+        summary["linear_peer"] = peer
     atomic_write_text(run_dir / "predictions.csv", predictions.to_csv(index=False))
     write_json(run_dir / "results.json", summary)
     return summary

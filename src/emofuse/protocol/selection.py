@@ -24,6 +24,7 @@ import pandas as pd
 from emofuse.config.loading import dump_config
 from emofuse.config.schema import ExperimentConfig, candidate_config
 from emofuse.metrics.classification import ClassificationEvaluator, fold_figures
+from emofuse.protocol.linear_peer import peer_summary
 from emofuse.protocol.nested import choose_per_fold, link_fold, fold_predictions
 from emofuse.core.runs import atomic_write_text, start_run, write_json
 
@@ -48,7 +49,7 @@ def run_selection(config: ExperimentConfig, run_dir: Path, run_candidate: Candid
     by_fold = {name: {r["fold"]: r for r in s["folds"]} for name, s in summaries.items()}
     val = {name: {k: float(r["val_at_best"][monitor]) for k, r in results.items()} for name, results in by_fold.items()}
     chosen = choose_per_fold(val, mode)
-    folds, tables = [], []
+    folds, tables, fold_dirs = [], [], []
     for k, best in chosen.items():
         log.info("fold %d: candidate %s (validation %s %s)", k, best, monitor,
                  ", ".join(f"{n} {v[k]:.4f}" for n, v in val.items()))
@@ -57,10 +58,13 @@ def run_selection(config: ExperimentConfig, run_dir: Path, run_candidate: Candid
         folds.append({**by_fold[best][k], "candidate": best, "candidate_val": {n: v[k] for n, v in val.items()},
                       "candidate_test_accuracy": {name: by_fold[name][k]["accuracy"] for name in names}})
         tables.append(fold_predictions(fold_dir).assign(candidate=best))
+        fold_dirs.append(fold_dir)
     predictions = pd.concat(tables, ignore_index=True)
     deployed = deployed_candidate(list(chosen.values()), names)
+    peer = peer_summary(fold_dirs, folds, predictions, config.seed) if config.protocol.linear_peer else None
     summary = {
-        **summaries[deployed],
+        **{key: value for key, value in summaries[deployed].items() if key != "linear_peer"},
+        **({"linear_peer": peer} if peer is not None else {}),  # the peer of each fold's chosen candidate
         "name": config.name,
         "folds": folds,
         **fold_figures(folds, predictions),

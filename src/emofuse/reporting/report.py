@@ -29,7 +29,25 @@ def print_cv_summary(summary: dict, run_dir: Path) -> None:
     console.print(table)
     norm = summary["speaker_norm"] + (f" (k={summary['adapt_clips']})" if "adapt_clips" in summary else "")
     console.print(f"{summary['n_clips']} test clips; speaker_norm={norm}; results in {run_dir}/results.json")
+    for line in peer_lines(summary.get("linear_peer")):
+        console.print(line, style="bold red" if line.startswith("warning") else None, markup=False, soft_wrap=True)
     if "selection" in summary:  # protocol/selection.py: a nested choice among candidates
         chosen = ", ".join(f"fold {k}: {name}" for k, name in summary["selection"]["chosen"].items())
         console.print(f"candidates chosen per fold on its validation speakers (nested): {chosen}; predict and export "
                       f"use {summary['deployed_candidate']}")
+
+
+def peer_lines(peer: dict | None) -> list[str]:
+    """What a cv run says of its linear peer (protocol/linear_peer.py): the peer's pooled accuracy, the network's
+    minus it with its interval and, when the network is below its peer, a warning. None (no peer): nothing."""
+    if peer is None:
+        return []
+    d = peer["network_minus_peer"]
+    joint = peer["joint"]
+    lines = [f"linear peer ({joint if joint == 'concatenation' else joint + ' only'}): {peer[joint]['pooled_accuracy']:.4f}; "
+             f"network - peer: {d['difference']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] "
+             f"({d['level'] * 100:.0f} % cluster bootstrap over test speakers)"]
+    if peer["below_peer"]:
+        lines.append(f"warning: the network is {-d['difference'] * 100:.1f} points below its linear peer, a logistic "
+                     "regression on the same inputs")
+    return lines
