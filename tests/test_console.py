@@ -258,7 +258,7 @@ def test_argument_mistakes_are_one_line_errors(argv, message, capsys):
 
 
 def test_help_texts_are_plain(capsys):
-    for argv in [[], *([name] for name in COMMANDS)]:
+    for argv in [[], ["fixtures"], *(name.split() for name in COMMANDS)]:
         with pytest.raises(SystemExit):
             main([*argv, "--help"])
         out = capsys.readouterr().out

@@ -132,7 +132,7 @@ def write_config(tmp_path, edit):
         (lambda t: t["model"].update(fusion="sum"), "'model.fusion'"),
         (lambda t: t["data"].update(modalities=["visual", "text"]), "model.vad_modality 'audio' is not in data.modalities"),
         (lambda t: t["model"].update(vad=False), "loss.vad > 0 regularises the VAD latent, but model.vad is false"),
-        (lambda t: t["train"]["early_stopping"].update(monitor="accuracy"), "train.early_stopping.monitor 'accuracy'"),
+        (lambda t: t["train"]["early_stopping"].update(monitor="accuracy"), "train.early_stopping.monitor: 'accuracy'"),
         (lambda t: t["data"].update(targets=["Joy", "Joy"]), "named more than once: ['Joy']"),
     ],
 )
@@ -150,7 +150,7 @@ def test_cli_reports_an_unknown_config_key(tmp_path, capsys):
 
 
 def test_cli_help_for_the_emi_commands(capsys):
-    for command in ("train", "evaluate", "make-emi-fixture", "ablation", "emi-ravdess"):
+    for command in (["train"], ["evaluate"], ["fixtures", "emi"], ["ablation"], ["emi-ravdess"]):
         with pytest.raises(SystemExit) as info:
-            main([command, "--help"])
+            main([*command, "--help"])
         assert info.value.code == 0 and "usage: emofuse" in capsys.readouterr().out

@@ -136,9 +136,9 @@ def test_training_on_generated_grids_tells_gestures_apart_for_new_people(tmp_pat
 def test_make_touch_fixture_command(tmp_path, capsys):
     from emofuse.cli import main
 
-    assert main(["make-touch-fixture", str(tmp_path / "touch"), "--speakers", "2", "--per-gesture", "1"]) == 0
+    assert main(["fixtures", "touch", str(tmp_path / "touch"), "--speakers", "2", "--per-gesture", "1"]) == 0
     assert len(pd.read_csv(tmp_path / "touch" / "manifest.csv")) == 2 * len(GESTURES)
-    assert main(["make-touch-fixture", str(tmp_path / "one"), "--speakers", "1"]) == 2
+    assert main(["fixtures", "touch", str(tmp_path / "one"), "--speakers", "1"]) == 2
     assert "needs 2 people at least" in capsys.readouterr().err
 
 
@@ -150,7 +150,7 @@ def test_cv_on_generated_pressure_grids_through_a_manifest(tmp_path):
 
     from emofuse.cli import main
 
-    assert main(["make-touch-fixture", str(tmp_path / "touch")]) == 0
+    assert main(["fixtures", "touch", str(tmp_path / "touch")]) == 0
     out = tmp_path / "cv"
     assert main(["cv", str(REPO / "configs" / "manifest_touch.yaml"), "--data", str(tmp_path / "touch" / "manifest.csv"),
                  "--out", str(out), "--no-progress"]) == 0

@@ -1,5 +1,6 @@
-"""The ``emofuse`` command line: the parser, assembled from the command groups (``run``, ``inference``, ``data``, ``emi``,
-``report``: one module each, each command importing its heavy dependencies only when it runs), and ``main``."""
+"""The ``emofuse`` command line: the parser, assembled from the commands the group modules declare (``run``,
+``inference``, ``data``, ``emi``, ``report``: one module each, each command importing its heavy dependencies only when
+it runs; ``commands.py`` holds the declarations), and ``main``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import logging
 import sys
 
 from emofuse import __version__
-from emofuse.cli import data, emi, inference, report, run
+from emofuse.cli import data, emi, inference, report, run  # noqa: F401  (their @command declarations register them)
+from emofuse.cli.commands import COMMANDS, add_commands, listing
 from emofuse.core.registry import ConfigError, did_you_mean
 
 
@@ -24,20 +26,21 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="emofuse", description="The emofuse command line: emofuse COMMAND --help tells a command's "
-                                                 "arguments.")
+                                                 "arguments.",
+                     epilog=listing(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on the console")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in ORDER:
-        PARSERS[name](sub)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of the commands below")
+    add_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from rich.console import Console
     from rich.logging import RichHandler
 
-    console = RichHandler(show_path=False)
+    console = RichHandler(console=Console(stderr=True), show_path=False)  # stdout carries only the result
     console.setLevel(logging.DEBUG if args.verbose else logging.INFO)
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[console])
@@ -45,12 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     from emofuse.core.errors import DataError
 
     try:
-        return COMMANDS[args.command](args)
+        return args.handler(args)
     except (ConfigError, DataError) as err:
         print(f"emofuse: error: {err}", file=sys.stderr)
         return 2
 
-
-ORDER = ["cv", "compare", "sensitivity", "robustness", "diagnose", "extract", "train", "fit", "evaluate", "make-emi-fixture", "make-touch-fixture", "ablation", "emi-ravdess", "sweep", "predict", "models", "export", "cost", "report", "serve", "manifest", "registry"]  # as `emofuse --help` lists them
-PARSERS = {**run.PARSERS, **inference.PARSERS, **data.PARSERS, **emi.PARSERS, **report.PARSERS}
-COMMANDS = {**run.COMMANDS, **inference.COMMANDS, **data.COMMANDS, **emi.COMMANDS, **report.COMMANDS}

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from emofuse.api import locate_data
+from emofuse.core.registry import ConfigError
 
 
 def _port(text: str) -> int:
@@ -41,13 +42,24 @@ def _at_least_zero(text: str) -> int:
     return value
 
 
+def _config(text: str) -> Path:
+    """A CONFIG argument: a YAML file, or the name of a shipped one (`emofuse configs` lists them)."""
+    from emofuse.config.recipes import resolve_config
+
+    try:
+        return resolve_config(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _overrides_arg(p: argparse.ArgumentParser, help: str = "override a config value, e.g. --set train.epochs=5 (repeatable)") -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
 def _compared_methods_args(p: argparse.ArgumentParser, seeds: str) -> None:
     """The arguments of the commands that run several configs and compare them with a reference (compare, robustness)."""
-    p.add_argument("configs", type=Path, nargs="+", help="experiment YAMLs, one method each, e.g. configs/ravdess_{ce,mars}.yaml")
+    p.add_argument("configs", type=_config, nargs="+",
+                   help="experiment YAMLs or shipped config names, one method each, e.g. ravdess_ce ravdess_mars")
     p.add_argument("--out", type=Path, required=True, help="directory for the runs, tables and plots")
     p.add_argument("--seeds", type=int, default=3, help=f"{seeds} (default 3)")
     p.add_argument("--reference", default=None, help="config name the others are compared with (default: the first)")

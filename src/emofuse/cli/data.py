@@ -8,37 +8,19 @@ import sys
 from pathlib import Path
 
 from emofuse.api import locate_data
-from emofuse.cli.common import _common_data_args, _cache_dir
+from emofuse.cli.commands import command
+from emofuse.cli.common import _common_data_args, _cache_dir, _config
 from emofuse.core.registry import ConfigError
 
 
-def parser_extract(sub) -> None:
-    ex = sub.add_parser("extract", help="extract (and cache) the features a config needs",
-                        description="Extract audio features (and, for configs whose visual input is video, face clips "
-                                    "or face features) for every take in parallel into the cache, and check that "
-                                    "every take has its visual features. With --shard i/n only the "
-                                    "i-th of n disjoint shares of the takes: run shards 1..n on several machines (or "
-                                    "processes) with one shared --cache and together they fill it.")
-    ex.add_argument("config", type=Path, help="experiment YAML")
+def parser_extract(ex) -> None:
+    ex.add_argument("config", type=_config, help="experiment YAML or shipped config name")
     ex.add_argument("--shard", default=None, metavar="I/N",
                     help="extract only shard I of N (1-based; takes are assigned by a hash of their id)")
     _common_data_args(ex)
 
 
-def parser_manifest(sub) -> None:
-    mf = sub.add_parser("manifest", help="write a manifest CSV of a corpus folder to standard output",
-                        description="List the samples of a corpus laid out as it ships (ravdess, crema-d, tess, savee, "
-                                    "emodb, nemo) or as DIR/<label>/<file> (folder) as a manifest for data.dataset: "
-                                    "manifest: id, speaker, gender (where the corpus documents it), label (common "
-                                    "vocabulary: neutral, calm, happy, sad, angry, fearful, disgust, surprised), corpus_label "
-                                    "(as the corpus writes it), audio, video, and the corpus's own fields (nemo: corpus, "
-                                    "transcript, normalized_text, age). emobox reads EmoBox partition files (JSON lines) "
-                                    "instead of a folder and finds each clip by its file stem under --audio-root; several "
-                                    "*_test_fold_K files add a fold column (each clip's test fold), which fixes the "
-                                    "protocol's folds. Files that do not fit the naming scheme, and listed samples whose file "
-                                    "is missing, are reported on standard error and left out. Examples: emofuse manifest nemo "
-                                    "../shared/data/nemo > nemo.csv; emofuse manifest emobox ravdess_test_fold_*.jsonl "
-                                    "--audio-root ../shared/data/ravdess/audio16k > ravdess_folds.csv")
+def parser_manifest(mf) -> None:
     mf.add_argument("corpus", help="ravdess, crema-d, tess, savee, emodb, nemo, folder, or emobox")
     mf.add_argument("dir", type=Path, nargs="+", metavar="DIR",
                     help="the corpus folder (searched at any depth); for emobox, one or more partition files (.jsonl)")
@@ -52,23 +34,23 @@ def parser_manifest(sub) -> None:
     mf.set_defaults(overrides=[])
 
 
-def parser_registry(sub) -> None:
-    show = sub.add_parser("registry", help="list the registered extractors, encoders, fusions and losses",
-                          description="List every registered part that a config can name.")
+def parser_registry(show) -> None:
     show.set_defaults(overrides=[])
 
 
-def parser_make_touch_fixture(sub) -> None:
-    tf = sub.add_parser("make-touch-fixture", help="write a synthetic social-touch manifest (8 x 8 pressure grids)",
-                        description="Write synthetic social-touch data: 8 x 8 pressure grids at 50 Hz for four gestures "
-                                    "(pat, stroke, press, tickle) by several people, one .npy of frames (T, 64) per sample "
-                                    "and a manifest with a touch_features column (for tests and demos; not real data).")
+def parser_make_touch_fixture(tf) -> None:
     tf.add_argument("out_dir", type=Path, help="directory to write (manifest.csv, touch/)")
     tf.add_argument("--speakers", type=int, default=6, help="people touching (default 6)")
     tf.add_argument("--per-gesture", type=int, default=8, help="samples of each gesture per person (default 8)")
     tf.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
+@command("extract", "data", parser_extract, help="extract (and cache) the features a config needs",
+         description="Extract audio features (and, for configs whose visual input is video, face clips "
+                     "or face features) for every take in parallel into the cache, and check that "
+                     "every take has its visual features. With --shard i/n only the "
+                     "i-th of n disjoint shares of the takes: run shards 1..n on several machines (or "
+                     "processes) with one shared --cache and together they fill it.")
 def cmd_extract(args) -> int:
     from emofuse.config.loading import load_config
     from emofuse.features.cache import FeatureCache
@@ -85,6 +67,19 @@ def cmd_extract(args) -> int:
     return 0
 
 
+@command("manifest", "data", parser_manifest, help="write a manifest CSV of a corpus folder to standard output",
+         description="List the samples of a corpus laid out as it ships (ravdess, crema-d, tess, savee, "
+                     "emodb, nemo) or as DIR/<label>/<file> (folder) as a manifest for data.dataset: "
+                     "manifest: id, speaker, gender (where the corpus documents it), label (common "
+                     "vocabulary: neutral, calm, happy, sad, angry, fearful, disgust, surprised), corpus_label "
+                     "(as the corpus writes it), audio, video, and the corpus's own fields (nemo: corpus, "
+                     "transcript, normalized_text, age). emobox reads EmoBox partition files (JSON lines) "
+                     "instead of a folder and finds each clip by its file stem under --audio-root; several "
+                     "*_test_fold_K files add a fold column (each clip's test fold), which fixes the "
+                     "protocol's folds. Files that do not fit the naming scheme, and listed samples whose file "
+                     "is missing, are reported on standard error and left out. Examples: emofuse manifest nemo "
+                     "../shared/data/nemo > nemo.csv; emofuse manifest emobox ravdess_test_fold_*.jsonl "
+                     "--audio-root ../shared/data/ravdess/audio16k > ravdess_folds.csv")
 def cmd_manifest(args) -> int:
     import re
 
@@ -112,6 +107,12 @@ def cmd_manifest(args) -> int:
         missing = f", {len(listing.missing)} listed samples without their file" if listing.missing else ""
         raise DataError(source, f"no file fits the {args.corpus} naming scheme ({len(listing.unrecognised)} media files "
                                 f"found that do not{missing})")
+    labels = {r["label"] for r in listing.rows}
+    if len(labels) == 1 and args.corpus == "folder":
+        (label,) = labels
+        raise DataError(source, f"every sample got the label {label!r}: the folder layout takes each file's label from "
+                                f"the folder holding it (DIR/<label>/<file>, one folder per emotion); point DIR at the "
+                                f"folder that holds the label folders")
     sys.stdout.write(write_manifest(listing, args.relative_to))
     speakers = {r["speaker"] for r in listing.rows}
     print(f"{len(listing.rows)} samples of {len(speakers)} speakers from {source}", file=sys.stderr)
@@ -123,6 +124,8 @@ def cmd_manifest(args) -> int:
     return 0
 
 
+@command("registry", "data", parser_registry, help="list the registered extractors, encoders, fusions and losses",
+         description="List every registered part that a config can name.")
 def cmd_registry(args) -> int:
     from emofuse.api import list_parts
 
@@ -131,13 +134,34 @@ def cmd_registry(args) -> int:
     return 0
 
 
+def parser_configs(cf) -> None:
+    cf.set_defaults(overrides=[])
+
+
+@command("configs", "data", parser_configs, help="list the shipped configs (recipes) with their purpose",
+         description="List the experiment configs shipped with emofuse, one line each: its name and what it is for "
+                     "(the file's first comment line). Any command's CONFIG takes such a name, e.g. "
+                     "emofuse cv ravdess_mars --out runs/mars; a path to a YAML file works as well.")
+def cmd_configs(args) -> int:
+    from emofuse.config.recipes import recipes, recipes_dir
+
+    shipped = recipes()
+    width = max(len(r.name) for r in shipped)
+    for r in shipped:
+        print(f"{r.name:<{width}}  {r.purpose}")
+    print(f"{len(shipped)} configs in {recipes_dir()}", file=sys.stderr)
+    return 0
+
+
+@command("fixtures touch", "data", parser_make_touch_fixture,
+         help="write a synthetic social-touch manifest (8 x 8 pressure grids)",
+         description="Write synthetic social-touch data: 8 x 8 pressure grids at 50 Hz for four gestures "
+                     "(pat, stroke, press, tickle) by several people, one .npy of frames (T, 64) per sample "
+                     "and a manifest with a touch_features column (for tests and demos; not real data).",
+         aliases=("make-touch-fixture",))
 def cmd_make_touch_fixture(args) -> int:
     from emofuse.data.touch_fixture import write_touch_fixture
 
     manifest = write_touch_fixture(args.out_dir, args.speakers, args.per_gesture, args.seed)
     print(f"synthetic touch data for {args.speakers} people in {manifest} (4 gestures x {args.per_gesture} samples each)")
     return 0
-
-
-PARSERS = {"extract": parser_extract, "manifest": parser_manifest, "registry": parser_registry, "make-touch-fixture": parser_make_touch_fixture}
-COMMANDS = {"extract": cmd_extract, "manifest": cmd_manifest, "registry": cmd_registry, "make-touch-fixture": cmd_make_touch_fixture}

@@ -8,43 +8,25 @@ import shutil
 from pathlib import Path
 
 from emofuse.api import directory_or_sample
-from emofuse.cli.common import _overrides_arg, _common_data_args, _emi_data_args, _cache_dir
+from emofuse.cli.commands import command
+from emofuse.cli.common import _overrides_arg, _common_data_args, _emi_data_args, _cache_dir, _config
 
 
-def parser_train(sub) -> None:
-    tr = sub.add_parser("train", help="EMI regression: train one config on a feature directory",
-                        description="Train CONFIG (an EMI config, e.g. configs/emi_hume.yaml) on the train rows of a feature "
-                                    "directory, select the epoch on its val rows and predict its test rows. Writes "
-                                    "results.json (val and test mean and per-target Pearson), test_predictions.csv (id + "
-                                    "one column per target), val_predictions.csv, the resolved config, versions, data "
-                                    "fingerprint, history.csv, best.pt and a log to --out. Rerunning with the same --out "
-                                    "resumes an interrupted run.")
-    tr.add_argument("config", type=Path, help="EMI YAML, e.g. configs/emi_hume.yaml")
+def parser_train(tr) -> None:
+    tr.add_argument("config", type=_config, help="EMI YAML or shipped config name, e.g. emi_hume")
     _emi_data_args(tr)
 
 
-def parser_ablation(sub) -> None:
-    ab = sub.add_parser("ablation", help="EMI regression: run several configs and tabulate them",
-                        description="Train every CONFIG on the same feature directory (each in OUT/<config name>, "
-                                    "finished runs are read back) and write the table to OUT/ablation.md and "
-                                    "OUT/ablation.csv, e.g. emofuse ablation configs/emi_ablation/*.yaml --data D --out O.")
-    ab.add_argument("configs", type=Path, nargs="+", help="EMI YAMLs, one table row each, in this order")
+def parser_ablation(ab) -> None:
+    ab.add_argument("configs", type=_config, nargs="+", help="EMI YAMLs, one table row each, in this order")
     ab.add_argument("--data", type=Path, required=True, help="feature directory (labels.csv + one folder or .npz per modality)")
     ab.add_argument("--out", type=Path, required=True, help="directory for the runs and the table")
     _overrides_arg(ab, "override a value in every config, e.g. --set train.epochs=10 (repeatable)")
 
 
-def parser_emi_ravdess(sub) -> None:
-    rv = sub.add_parser("emi-ravdess", help="EMI real-data check: the recipe on RAVDESS intensities, 6 folds by actor",
-                        description="Run an EMI config on RAVDESS with continuous targets (per non-neutral emotion: 0.5 "
-                                    "normal, 1.0 strong intensity, else 0), speaker-independent folds by actor with "
-                                    "validation actors from the training actors. Audio/visual features, speaker "
-                                    "normalisation and folds come from the data, features and protocol sections of the "
-                                    "YAML given with --features (e.g. configs/emi_ravdess_features.yaml). Writes "
-                                    "the fold feature directories, one `emofuse train` run per fold, results.json, "
-                                    "predictions.csv and folds.md to --out.")
-    rv.add_argument("config", type=Path, help="EMI YAML, e.g. configs/emi_ravdess.yaml")
-    rv.add_argument("--features", type=Path, required=True,
+def parser_emi_ravdess(rv) -> None:
+    rv.add_argument("config", type=_config, help="EMI YAML or shipped config name, e.g. emi_ravdess")
+    rv.add_argument("--features", type=_config, required=True,
                     help="YAML whose data, features and protocol sections are used (other sections are ignored), "
                          "e.g. configs/emi_ravdess_features.yaml or a RAVDESS classification config")
     rv.add_argument("--out", type=Path, required=True, help="run directory")
@@ -52,11 +34,7 @@ def parser_emi_ravdess(sub) -> None:
     _common_data_args(rv)
 
 
-def parser_make_emi_fixture(sub) -> None:
-    fx = sub.add_parser("make-emi-fixture", help="write a synthetic Hume-Vidmimic2-shaped feature directory",
-                        description="Write a synthetic feature directory with 6 EMI targets and visual / audio / text "
-                                    "sequences of variable length that carry a planted signal (for tests and demos; "
-                                    "not real data).")
+def parser_make_emi_fixture(fx) -> None:
     fx.add_argument("out_dir", type=Path, help="directory to write (labels.csv, visual/, audio/, text/)")
     fx.add_argument("--n-train", type=int, default=240, help="training rows (default 240)")
     fx.add_argument("--n-val", type=int, default=80, help="validation rows (default 80)")
@@ -68,6 +46,13 @@ def parser_make_emi_fixture(sub) -> None:
                     help="one .npy per sample and modality (default) or one .npz per modality")
 
 
+@command("train", "emi", parser_train, help="EMI regression: train one config on a feature directory",
+         description="Train CONFIG (an EMI config, e.g. configs/emi_hume.yaml) on the train rows of a feature "
+                     "directory, select the epoch on its val rows and predict its test rows. Writes "
+                     "results.json (val and test mean and per-target Pearson), test_predictions.csv (id + "
+                     "one column per target), val_predictions.csv, the resolved config, versions, data "
+                     "fingerprint, history.csv, best.pt and a log to --out. Rerunning with the same --out "
+                     "resumes an interrupted run.")
 def cmd_train(args) -> int:
     from emofuse.tasks.emi.config import load_emi_config
     from emofuse.tasks.emi.experiment import run_emi
@@ -84,6 +69,10 @@ def cmd_train(args) -> int:
     return 0
 
 
+@command("ablation", "emi", parser_ablation, help="EMI regression: run several configs and tabulate them",
+         description="Train every CONFIG on the same feature directory (each in OUT/<config name>, "
+                     "finished runs are read back) and write the table to OUT/ablation.md and "
+                     "OUT/ablation.csv, e.g. emofuse ablation configs/emi_ablation/*.yaml --data D --out O.")
 def cmd_ablation(args) -> int:
     from emofuse.tasks.emi.ablation import markdown_table, run_ablation
 
@@ -93,6 +82,15 @@ def cmd_ablation(args) -> int:
     return 0
 
 
+@command("emi-ravdess", "emi", parser_emi_ravdess,
+         help="EMI real-data check: the recipe on RAVDESS intensities, 6 folds by actor",
+         description="Run an EMI config on RAVDESS with continuous targets (per non-neutral emotion: 0.5 "
+                     "normal, 1.0 strong intensity, else 0), speaker-independent folds by actor with "
+                     "validation actors from the training actors. Audio/visual features, speaker "
+                     "normalisation and folds come from the data, features and protocol sections of the "
+                     "YAML given with --features (e.g. configs/emi_ravdess_features.yaml). Writes "
+                     "the fold feature directories, one `emofuse train` run per fold, results.json, "
+                     "predictions.csv and folds.md to --out.")
 def cmd_emi_ravdess(args) -> int:
     from emofuse.tasks.emi.config import load_emi_config
     from emofuse.tasks.emi.ravdess import folds_table, load_ravdess_source, run_ravdess_emi
@@ -105,13 +103,15 @@ def cmd_emi_ravdess(args) -> int:
     return 0
 
 
+@command("fixtures emi", "data", parser_make_emi_fixture,
+         help="write a synthetic Hume-Vidmimic2-shaped feature directory",
+         description="Write a synthetic feature directory with 6 EMI targets and visual / audio / text "
+                     "sequences of variable length that carry a planted signal (for tests and demos; "
+                     "not real data).",
+         aliases=("make-emi-fixture",))
 def cmd_make_emi_fixture(args) -> int:
     from emofuse.tasks.emi.fixture import write_emi_fixture
 
     write_emi_fixture(args.out_dir, args.n_train, args.n_val, args.n_test, args.seed, args.blank_test_targets, args.fmt)
     print(f"synthetic EMI feature directory in {args.out_dir} ({args.n_train}/{args.n_val}/{args.n_test} train/val/test rows)")
     return 0
-
-
-PARSERS = {"train": parser_train, "ablation": parser_ablation, "emi-ravdess": parser_emi_ravdess, "make-emi-fixture": parser_make_emi_fixture}
-COMMANDS = {"train": cmd_train, "ablation": cmd_ablation, "emi-ravdess": cmd_emi_ravdess, "make-emi-fixture": cmd_make_emi_fixture}

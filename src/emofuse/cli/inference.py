@@ -8,18 +8,12 @@ import logging
 import sys
 from pathlib import Path
 
-from emofuse.cli.common import _port, _positive, _at_least_zero
+from emofuse.cli.commands import command
+from emofuse.cli.common import _port, _positive, _at_least_zero, _config
 from emofuse.core.registry import ConfigError
 
 
-def parser_predict(sub) -> None:
-    pr = sub.add_parser("predict", help="emotion probabilities for audio/video files with a finished `emofuse cv` run",
-                        description="Decode each FILE (mp4, flv, webm, mkv, wav, flac, mp3, ...), extract the features the "
-                                    "run's config names and predict with the ensemble of the run's fold models "
-                                    "(probabilities averaged over folds; --fold k for one). A modality that is missing "
-                                    "or unreadable is left out of the decision fusion and reported. --json prints a "
-                                    "list, one object per file: file, pred, probs, modality_probs, modalities, missing "
-                                    "(and error where no prediction could be made). Exit code 1 when a file got an error entry.")
+def parser_predict(pr) -> None:
     pr.add_argument("paths", type=Path, nargs="*", metavar="[RUN_DIR] FILE",
                     help="a run directory written by `emofuse cv` or `emofuse fit` (default: the bundled model, "
                          "see `emofuse models`), then media files")
@@ -46,22 +40,11 @@ def parser_predict(sub) -> None:
     pr.set_defaults(overrides=[])
 
 
-def parser_models(sub) -> None:
-    md = sub.add_parser("models", help="the bundled models, ready to predict without training (with a card each)",
-                        description="List the models shipped with emofuse, or show one's card: training data and licence, "
-                                    "classes, features, cross-validated accuracy for a new speaker, cross-corpus check, "
-                                    "limits and the command that rebuilds it. `emofuse predict FILE` uses the default one.")
+def parser_models(md) -> None:
     md.add_argument("name", nargs="?", default=None, help="a bundled model's name")
 
 
-def parser_export(sub) -> None:
-    xp = sub.add_parser("export", help="export a cv run's fold model to ONNX (or TorchScript), checked against PyTorch",
-                        description="Export the selected weights of one fold of an `emofuse cv` run: named inputs per "
-                                    "modality (plus <modality>_lengths for frame sequences), outputs probs (fused) and "
-                                    "probs_<modality>; batch and frame axes dynamic. The file is kept only if onnxruntime "
-                                    "(or TorchScript) reproduces PyTorch within --atol on random inputs; where ONNX cannot "
-                                    "express the model it falls back to TorchScript and says why. Writes the model and a "
-                                    "JSON description beside it (default: RUN_DIR/export/fold_K.onnx).")
+def parser_export(xp) -> None:
     xp.add_argument("run_dir", type=Path, help="run directory written by `emofuse cv`")
     xp.add_argument("--fold", type=int, default=None, help="fold number (default: the lowest fold with best.pt)")
     xp.add_argument("--out", type=Path, default=None, help="output file (default: RUN_DIR/export/fold_K.onnx or .pt)")
@@ -71,21 +54,14 @@ def parser_export(sub) -> None:
     xp.set_defaults(overrides=[])
 
 
-def parser_cost(sub) -> None:
-    co = sub.add_parser("cost", help="parameters, FLOPs and latency per sample of every registered method",
-                        description="One row per registered fusion (default parameters) and per loss-only variant of the "
-                                    "average fusion, in two settings: `ravdess` (the encoders of --config on its feature "
-                                    "dimensions) and `paper` (3D ResNeXt-50 on 30 face crops of 224x224 + the 1D CNN of "
-                                    "--cnn-config on 2.45 s of MFCC frames). FLOPs: ptflops (pytorch backend) "
-                                    "multiply-accumulates, reported as MACs and FLOPs = 2 x MACs. Latency: median of "
-                                    "--repeats forward passes at batch 1 after --warmup, with torch's thread count.")
+def parser_cost(co) -> None:
     co.add_argument("--json", action="store_true", help="print a JSON list of rows instead of a table")
     co.add_argument("--device", choices=["cpu", "cuda"], default=None,
                     help="cpu: CPU latency only; cuda: CPU and CUDA (default: cuda when available)")
     co.add_argument("--setting", choices=["ravdess", "paper", "all"], default="all", help="which setting(s) (default all)")
-    co.add_argument("--config", type=Path, default=Path("configs/ravdess_mars.yaml"),
-                    help="config of the ravdess setting (default configs/ravdess_mars.yaml)")
-    co.add_argument("--cnn-config", type=Path, default=Path("configs/ravdess_mars_cnn.yaml"),
+    co.add_argument("--config", type=_config, default="ravdess_mars",
+                    help="config of the ravdess setting (default: the shipped ravdess_mars)")
+    co.add_argument("--cnn-config", type=_config, default="ravdess_mars_cnn",
                     help="config whose audio encoder and features the paper setting uses (default configs/ravdess_mars_cnn.yaml)")
     co.add_argument("--repeats", type=int, default=10, help="timed forward passes per method (default 10)")
     co.add_argument("--warmup", type=int, default=2, help="untimed forward passes first (default 2)")
@@ -93,12 +69,7 @@ def parser_cost(sub) -> None:
     co.set_defaults(overrides=[])
 
 
-def parser_serve(sub) -> None:
-    sv = sub.add_parser("serve", help="a local web page and JSON API to try a cv run on recordings",
-                        description="Serve a page to upload or record a recording and see the fused and per-modality "
-                                    "probabilities (with a timeline over sliding windows for long recordings), and "
-                                    "POST /api/predict (multipart field 'file'; the JSON of `emofuse predict --json` for "
-                                    "that file), GET /api/health, GET /api/model. Predictions run one at a time.")
+def parser_serve(sv) -> None:
     sv.add_argument("run_dir", type=Path, nargs="?", default=None,
                     help="run directory written by `emofuse cv` or `emofuse fit` (default: the bundled model)")
     sv.add_argument("--model", default=None, metavar="NAME", help="a bundled model instead of a run directory")
@@ -110,20 +81,22 @@ def parser_serve(sub) -> None:
     sv.set_defaults(overrides=[])
 
 
+@command("predict", "predict", parser_predict,
+         help="emotion probabilities for audio/video files with a finished `emofuse cv` run",
+         description="Decode each FILE (mp4, flv, webm, mkv, wav, flac, mp3, ...), extract the features the "
+                     "run's config names and predict with the ensemble of the run's fold models "
+                     "(probabilities averaged over folds; --fold k for one). A modality that is missing "
+                     "or unreadable is left out of the decision fusion and reported. --json prints a "
+                     "list, one object per file: file, pred, probs, modality_probs, modalities, missing "
+                     "(and error where no prediction could be made). Exit code 1 when a file got an error entry.")
 def cmd_predict(args) -> int:
     import json
-
-    from rich.console import Console
-    from rich.logging import RichHandler
 
     from emofuse.data.media import VIDEO_SUFFIXES
     from emofuse.inference.predict import Predictor
     from emofuse.inference.printing import print_predictions
     from emofuse.inference.speaker_groups import read_speaker_map
 
-    for handler in logging.getLogger().handlers:  # warnings to stderr: stdout is the JSON
-        if isinstance(handler, RichHandler):
-            handler.console = Console(stderr=True)
     if args.stream is not None:
         return predict_stream(args)
     args.run_dir, args.files = run_and_files(args.paths, args.model)
@@ -139,6 +112,10 @@ def cmd_predict(args) -> int:
     return 1 if any("error" in e for e in entries) else 0
 
 
+@command("models", "predict", parser_models, help="the bundled models, ready to predict without training (with a card each)",
+         description="List the models shipped with emofuse, or show one's card: training data and licence, "
+                     "classes, features, cross-validated accuracy for a new speaker, cross-corpus check, "
+                     "limits and the command that rebuilds it. `emofuse predict FILE` uses the default one.")
 def cmd_models(args) -> int:
     from emofuse import zoo
 
@@ -155,6 +132,14 @@ def cmd_models(args) -> int:
     return 0
 
 
+@command("export", "predict", parser_export,
+         help="export a cv run's fold model to ONNX (or TorchScript), checked against PyTorch",
+         description="Export the selected weights of one fold of an `emofuse cv` run: named inputs per "
+                     "modality (plus <modality>_lengths for frame sequences), outputs probs (fused) and "
+                     "probs_<modality>; batch and frame axes dynamic. The file is kept only if onnxruntime "
+                     "(or TorchScript) reproduces PyTorch within --atol on random inputs; where ONNX cannot "
+                     "express the model it falls back to TorchScript and says why. Writes the model and a "
+                     "JSON description beside it (default: RUN_DIR/export/fold_K.onnx).")
 def cmd_export(args) -> int:
     from emofuse.inference.export import export_run
 
@@ -167,6 +152,13 @@ def cmd_export(args) -> int:
     return 0
 
 
+@command("cost", "predict", parser_cost, help="parameters, FLOPs and latency per sample of every registered method",
+         description="One row per registered fusion (default parameters) and per loss-only variant of the "
+                     "average fusion, in two settings: `ravdess` (the encoders of --config on its feature "
+                     "dimensions) and `paper` (3D ResNeXt-50 on 30 face crops of 224x224 + the 1D CNN of "
+                     "--cnn-config on 2.45 s of MFCC frames). FLOPs: ptflops (pytorch backend) "
+                     "multiply-accumulates, reported as MACs and FLOPs = 2 x MACs. Latency: median of "
+                     "--repeats forward passes at batch 1 after --warmup, with torch's thread count.")
 def cmd_cost(args) -> int:
     import json
 
@@ -198,6 +190,11 @@ def cmd_cost(args) -> int:
     return 0
 
 
+@command("serve", "predict", parser_serve, help="a local web page and JSON API to try a cv run on recordings",
+         description="Serve a page to upload or record a recording and see the fused and per-modality "
+                     "probabilities (with a timeline over sliding windows for long recordings), and "
+                     "POST /api/predict (multipart field 'file'; the JSON of `emofuse predict --json` for "
+                     "that file), GET /api/health, GET /api/model. Predictions run one at a time.")
 def cmd_serve(args) -> int:
     from emofuse.serve import serve
 
@@ -262,7 +259,3 @@ def run_and_files(paths: list[Path], model: str | None) -> tuple[Path, list[Path
             raise ConfigError(f"{paths[0]} is a run directory; name the media files to predict after it")
         return paths[0], paths[1:]
     return zoo.model_dir(model), paths
-
-
-PARSERS = {"predict": parser_predict, "models": parser_models, "export": parser_export, "cost": parser_cost, "serve": parser_serve}
-COMMANDS = {"predict": cmd_predict, "models": cmd_models, "export": cmd_export, "cost": cmd_cost, "serve": cmd_serve}

@@ -9,19 +9,13 @@ import shutil
 from pathlib import Path
 
 from emofuse.api import locate_data
-from emofuse.cli.common import _compared_methods_args, _common_data_args, _located, _cache_dir
+from emofuse.cli.commands import command
+from emofuse.cli.common import _compared_methods_args, _common_data_args, _located, _cache_dir, _config
 from emofuse.core.registry import ConfigError
 
 
-def parser_cv(sub) -> None:
-    cv = sub.add_parser("cv", help="speaker-independent cross-validation of one config",
-                        description="Train and test CONFIG on every actor fold; writes results.json, "
-                                    "predictions.csv, the resolved config, versions, data fingerprint and a log to --out. "
-                                    "Rerunning with the same --out resumes where it stopped. Under torchrun "
-                                    "(torchrun --nproc-per-node N -m emofuse cv ...) each fold's model is trained "
-                                    "with DistributedDataParallel over the N processes (gloo on CPU, nccl on CUDA); "
-                                    "rank 0 writes the run directory.")
-    cv.add_argument("config", type=Path, help="experiment YAML, e.g. configs/ravdess_mars.yaml")
+def parser_cv(cv) -> None:
+    cv.add_argument("config", type=_config, help="experiment YAML or shipped config name, e.g. ravdess_mars")
     cv.add_argument("--out", type=Path, required=True, help="run directory")
     cv.add_argument("--folds", type=int, nargs="+", default=None, help="run only these fold numbers (1-based)")
     cv.add_argument("--overwrite", action="store_true", help="delete --out first instead of resuming")
@@ -30,14 +24,8 @@ def parser_cv(sub) -> None:
     _common_data_args(cv)
 
 
-def parser_fit(sub) -> None:
-    ft = sub.add_parser("fit", help="train one classification model on every speaker, for deployment",
-                        description="Train CONFIG on every speaker of --data (no speaker held out) up to the epoch that "
-                                    "a finished cross-validation of the same config selected (the median over its folds, "
-                                    "--epochs-from RUN), or --epoch N. --out is then a model directory that `emofuse "
-                                    "predict`, `serve` and `export` read like a cv run; its accuracy on new speakers is "
-                                    "estimated by the cv run, not by this one.")
-    ft.add_argument("config", type=Path, help="classification YAML, e.g. configs/ravdess_speech.yaml")
+def parser_fit(ft) -> None:
+    ft.add_argument("config", type=_config, help="classification YAML or shipped config name, e.g. ravdess_speech")
     ft.add_argument("--out", type=Path, required=True, help="model directory")
     epoch = ft.add_mutually_exclusive_group(required=True)
     epoch.add_argument("--epochs-from", type=Path, default=None, metavar="CV_RUN",
@@ -46,25 +34,12 @@ def parser_fit(sub) -> None:
     _common_data_args(ft)
 
 
-def parser_compare(sub) -> None:
-    cmp = sub.add_parser("compare", help="compare methods (configs) under the same folds and seeds",
-                         description="Cross-validate every CONFIG with seeds 0..N-1 (same folds and validation actors for "
-                                     "all; each run in OUT/<config name>/seed_<s>, resumable) and write OUT/comparison.csv, "
-                                     "OUT/comparison.md (accuracy and macro-F1 as mean ± std over folds x seeds, branch "
-                                     "accuracies, parameters, speaker-bootstrap intervals, sign-flip p-values over folds "
-                                     "and speakers against --reference; docs/statistics.md), OUT/runs.csv "
-                                     "(one row per seed and fold) and plots in OUT/plots (accuracy spread, a confusion "
-                                     "matrix per method, Mars weights per epoch, last-epoch training-loss histograms). "
-                                     "Every method trains under the strictest early-stopping minimum of them all.")
+def parser_compare(cmp) -> None:
     _compared_methods_args(cmp, seeds="seeds per method")
 
 
-def parser_sensitivity(sub) -> None:
-    sens = sub.add_parser("sensitivity", help="accuracy against one config value (e.g. Mars' switching epoch L)",
-                          description="Cross-validate CONFIG once per value of --param and write OUT/sensitivity.csv and "
-                                      "OUT/sensitivity.png: validation accuracy (what a search selects on) and test "
-                                      "accuracy (reported, never used for selection) per value.")
-    sens.add_argument("config", type=Path, help="experiment YAML, e.g. configs/ravdess_mars.yaml")
+def parser_sensitivity(sens) -> None:
+    sens.add_argument("config", type=_config, help="experiment YAML or shipped config name, e.g. ravdess_mars")
     sens.add_argument("--param", required=True, help="dotted config key, e.g. loss.params.switch_epoch or loss.params.gamma.audio")
     sens.add_argument("--values", nargs="+", required=True, help="values to try (parsed as YAML scalars)")
     sens.add_argument("--out", type=Path, required=True, help="run directory")
@@ -73,20 +48,9 @@ def parser_sensitivity(sub) -> None:
     _common_data_args(sens)
 
 
-def parser_sweep(sub) -> None:
-    sw = sub.add_parser("sweep", help="hyper-parameter search over a config (optuna: grid or TPE)",
-                        description="Search the config keys named in --space (lists of values: grid or categorical; "
-                                    "{low, high, log, step} ranges: TPE) on the speaker-independent folds of CONFIG. "
-                                    "A trial is scored by the mean over folds of the validation accuracy of the selected "
-                                    "epoch only; trials whose running mean falls below the median of earlier trials are "
-                                    "pruned (MedianPruner). After the search each fold takes the trial that scored best on its "
-                                    "own validation actors and is scored once with it (the nested estimate, OUT/nested); "
-                                    "the trial best on average over folds is scored on every fold in OUT/best, a "
-                                    "non-nested reference. Writes OUT/sweep.json and OUT/trials.csv. "
-                                    "The study is kept in --storage (default sqlite:///OUT/sweep.db): rerunning continues "
-                                    "it, and workers started on several machines with one --storage URL and --study share it.")
-    sw.add_argument("config", type=Path, help="experiment YAML, e.g. configs/ravdess_mars.yaml")
-    sw.add_argument("--space", type=Path, required=True, help="search space YAML, e.g. configs/spaces/mars_grid.yaml")
+def parser_sweep(sw) -> None:
+    sw.add_argument("config", type=_config, help="experiment YAML or shipped config name, e.g. ravdess_mars")
+    sw.add_argument("--space", type=_config, required=True, help="search space YAML or shipped name, e.g. spaces/mars_grid")
     sw.add_argument("--out", type=Path, required=True, help="run directory")
     sw.add_argument("--sampler", choices=["grid", "tpe"], default="grid",
                     help="grid: every combination of the listed values (default); tpe: optuna's TPE sampler")
@@ -104,47 +68,20 @@ def parser_sweep(sub) -> None:
     _common_data_args(sw)
 
 
-def parser_robustness(sub) -> None:
-    rb = sub.add_parser("robustness", help="accuracy of several methods against a corruption level (label or modality noise)",
-                        description="Cross-validate every CONFIG at every --values of the dotted config key --axis (e.g. "
-                                    "data.label_noise.rate, data.modality_noise.level), with seeds 0..N-1 (each run in "
-                                    "OUT/<config>__<axis>=<value>/seed_<s>, resumable), and write OUT/robustness.csv, "
-                                    "OUT/robustness.md (accuracy per method and level and the difference to --reference, "
-                                    "with speaker-bootstrap intervals and sign-flip p-values as in compare), "
-                                    "OUT/robustness.png and OUT/runs.csv. "
-                                    "On a label-noise axis also OUT/separation.csv: how well the Mars weight and the "
-                                    "training-dynamics coordinates single out the flipped clips. Other corruption keys "
-                                    "are given with --set, e.g. --set data.modality_noise.modality=audio.")
+def parser_robustness(rb) -> None:
     rb.add_argument("--axis", required=True, help="dotted config key, e.g. data.label_noise.rate")
     rb.add_argument("--values", nargs="+", required=True, help="levels (YAML scalars; .inf is an infinite SNR)")
     _compared_methods_args(rb, seeds="seeds per method and level")
 
 
-def parser_diagnose(sub) -> None:
-    dg = sub.add_parser("diagnose", help="noisy-versus-hard diagnostic of finished `emofuse cv` runs",
-                        description="From the training dynamics each fold recorded (folds/fold_k/dynamics.npz: p_m[y] of "
-                                    "every training clip per branch and epoch) write to --out: separation.csv / .md (with "
-                                    "planted label noise: AUROC and precision at the planted rate of the last epoch's Mars "
-                                    "weight and of the cartography coordinates for telling flipped from clean clips), "
-                                    "cartography.png (the map with flipped clips marked) and hardest_clips.csv / .md "
-                                    "(training clips every branch finds hardest, with their audio files).")
+def parser_diagnose(dg) -> None:
     dg.add_argument("run_dirs", type=Path, nargs="+", help="run directories of `emofuse cv` (e.g. the seeds of one method)")
     dg.add_argument("--out", type=Path, default=None, help="output directory (default: RUN_DIR/diagnosis of the first)")
     dg.add_argument("--top", type=int, default=20, help="hardest clips listed in hardest_clips.md (default 20)")
     dg.set_defaults(overrides=[])
 
 
-def parser_evaluate(sub) -> None:
-    ev = sub.add_parser("evaluate", help="score a finished run on other data: a cv run on another corpus's manifest, "
-                                         "an EMI run on a feature directory",
-                        description="An `emofuse cv` run: predict every row of the manifest --data with the run's fold "
-                                    "ensemble (cross-corpus), the classes both share mapped by name (--label-map for "
-                                    "others), and write predictions.csv, confusion.csv, confusion_shared.png and "
-                                    "evaluation.json (accuracy, UAR, macro-F1 deciding among all classes and among the "
-                                    "shared ones; unmapped labels; speakers normalised with training statistics) to "
-                                    "--out. An `emofuse train` (EMI) run: predict one split of a feature directory "
-                                    "with its selected weights (its feature standardisation included) and score it "
-                                    "where it has targets; writes <split>_predictions.csv and <split>.json to --out.")
+def parser_evaluate(ev) -> None:
     ev.add_argument("run_dir", type=Path, help="run directory written by `emofuse cv` or `emofuse train`")
     ev.add_argument("--data", type=Path, required=True,
                     help="cv run: a manifest CSV; EMI run: a feature directory (labels.csv + one folder or .npz per modality)")
@@ -165,6 +102,13 @@ def parser_evaluate(sub) -> None:
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+@command("cv", "run", parser_cv, help="speaker-independent cross-validation of one config",
+         description="Train and test CONFIG on every actor fold; writes results.json, "
+                     "predictions.csv, the resolved config, versions, data fingerprint and a log to --out. "
+                     "Rerunning with the same --out resumes where it stopped. Under torchrun "
+                     "(torchrun --nproc-per-node N -m emofuse cv ...) each fold's model is trained "
+                     "with DistributedDataParallel over the N processes (gloo on CPU, nccl on CUDA); "
+                     "rank 0 writes the run directory.")
 def cmd_cv(args) -> int:
     config, data = _located(args)
     from emofuse.datasets.build import build_features
@@ -189,6 +133,12 @@ def cmd_cv(args) -> int:
     return 0
 
 
+@command("fit", "run", parser_fit, help="train one classification model on every speaker, for deployment",
+         description="Train CONFIG on every speaker of --data (no speaker held out) up to the epoch that "
+                     "a finished cross-validation of the same config selected (the median over its folds, "
+                     "--epochs-from RUN), or --epoch N. --out is then a model directory that `emofuse "
+                     "predict`, `serve` and `export` read like a cv run; its accuracy on new speakers is "
+                     "estimated by the cv run, not by this one.")
 def cmd_fit(args) -> int:
     config, data = _located(args)
     from emofuse.protocol.final_fit import fit_final
@@ -200,6 +150,15 @@ def cmd_fit(args) -> int:
     return 0
 
 
+@command("compare", "run", parser_compare, help="compare methods (configs) under the same folds and seeds",
+         description="Cross-validate every CONFIG with seeds 0..N-1 (same folds and validation actors for "
+                     "all; each run in OUT/<config name>/seed_<s>, resumable) and write OUT/comparison.csv, "
+                     "OUT/comparison.md (accuracy and macro-F1 as mean ± std over folds x seeds, branch "
+                     "accuracies, parameters, speaker-bootstrap intervals, sign-flip p-values over folds "
+                     "and speakers against --reference; docs/statistics.md), OUT/runs.csv "
+                     "(one row per seed and fold) and plots in OUT/plots (accuracy spread, a confusion "
+                     "matrix per method, Mars weights per epoch, last-epoch training-loss histograms). "
+                     "Every method trains under the strictest early-stopping minimum of them all.")
 def cmd_compare(args) -> int:
     from emofuse.api import compare
 
@@ -211,6 +170,10 @@ def cmd_compare(args) -> int:
     return 0
 
 
+@command("sensitivity", "run", parser_sensitivity, help="accuracy against one config value (e.g. Mars' switching epoch L)",
+         description="Cross-validate CONFIG once per value of --param and write OUT/sensitivity.csv and "
+                     "OUT/sensitivity.png: validation accuracy (what a search selects on) and test "
+                     "accuracy (reported, never used for selection) per value.")
 def cmd_sensitivity(args) -> int:
     import yaml
 
@@ -225,6 +188,17 @@ def cmd_sensitivity(args) -> int:
     return 0
 
 
+@command("sweep", "run", parser_sweep, help="hyper-parameter search over a config (optuna: grid or TPE)",
+         description="Search the config keys named in --space (lists of values: grid or categorical; "
+                     "{low, high, log, step} ranges: TPE) on the speaker-independent folds of CONFIG. "
+                     "A trial is scored by the mean over folds of the validation accuracy of the selected "
+                     "epoch only; trials whose running mean falls below the median of earlier trials are "
+                     "pruned (MedianPruner). After the search each fold takes the trial that scored best on its "
+                     "own validation actors and is scored once with it (the nested estimate, OUT/nested); "
+                     "the trial best on average over folds is scored on every fold in OUT/best, a "
+                     "non-nested reference. Writes OUT/sweep.json and OUT/trials.csv. "
+                     "The study is kept in --storage (default sqlite:///OUT/sweep.db): rerunning continues "
+                     "it, and workers started on several machines with one --storage URL and --study share it.")
 def cmd_sweep(args) -> int:
     config, data = _located(args)
     from emofuse.core.console import rounded
@@ -248,6 +222,17 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+@command("robustness", "run", parser_robustness,
+         help="accuracy of several methods against a corruption level (label or modality noise)",
+         description="Cross-validate every CONFIG at every --values of the dotted config key --axis (e.g. "
+                     "data.label_noise.rate, data.modality_noise.level), with seeds 0..N-1 (each run in "
+                     "OUT/<config>__<axis>=<value>/seed_<s>, resumable), and write OUT/robustness.csv, "
+                     "OUT/robustness.md (accuracy per method and level and the difference to --reference, "
+                     "with speaker-bootstrap intervals and sign-flip p-values as in compare), "
+                     "OUT/robustness.png and OUT/runs.csv. "
+                     "On a label-noise axis also OUT/separation.csv: how well the Mars weight and the "
+                     "training-dynamics coordinates single out the flipped clips. Other corruption keys "
+                     "are given with --set, e.g. --set data.modality_noise.modality=audio.")
 def cmd_robustness(args) -> int:
     from dataclasses import replace
 
@@ -265,6 +250,13 @@ def cmd_robustness(args) -> int:
     return 0
 
 
+@command("diagnose", "run", parser_diagnose, help="noisy-versus-hard diagnostic of finished `emofuse cv` runs",
+         description="From the training dynamics each fold recorded (folds/fold_k/dynamics.npz: p_m[y] of "
+                     "every training clip per branch and epoch) write to --out: separation.csv / .md (with "
+                     "planted label noise: AUROC and precision at the planted rate of the last epoch's Mars "
+                     "weight and of the cartography coordinates for telling flipped from clean clips), "
+                     "cartography.png (the map with flipped clips marked) and hardest_clips.csv / .md "
+                     "(training clips every branch finds hardest, with their audio files).")
 def cmd_diagnose(args) -> int:
     from emofuse.experiments.diagnose import diagnose
 
@@ -277,6 +269,16 @@ def cmd_diagnose(args) -> int:
     return 0
 
 
+@command("evaluate", "run", parser_evaluate, help="score a finished run on other data: a cv run on another corpus's manifest, "
+              "an EMI run on a feature directory",
+         description="An `emofuse cv` run: predict every row of the manifest --data with the run's fold "
+                     "ensemble (cross-corpus), the classes both share mapped by name (--label-map for "
+                     "others), and write predictions.csv, confusion.csv, confusion_shared.png and "
+                     "evaluation.json (accuracy, UAR, macro-F1 deciding among all classes and among the "
+                     "shared ones; unmapped labels; speakers normalised with training statistics) to "
+                     "--out. An `emofuse train` (EMI) run: predict one split of a feature directory "
+                     "with its selected weights (its feature standardisation included) and score it "
+                     "where it has targets; writes <split>_predictions.csv and <split>.json to --out.")
 def cmd_evaluate(args) -> int:
     from emofuse.tasks.emi.experiment import evaluate_run
 
@@ -296,7 +298,3 @@ def cmd_evaluate(args) -> int:
     score = f"mean Pearson {result['pearson_mean']:.4f}" if result["scored"] else "no targets, not scored"
     print(f"{args.split}: {result['n']} rows, {score}; predictions in {out}/{args.split}_predictions.csv")
     return 0
-
-
-PARSERS = {"cv": parser_cv, "fit": parser_fit, "compare": parser_compare, "sensitivity": parser_sensitivity, "sweep": parser_sweep, "robustness": parser_robustness, "diagnose": parser_diagnose, "evaluate": parser_evaluate}
-COMMANDS = {"cv": cmd_cv, "fit": cmd_fit, "compare": cmd_compare, "sensitivity": cmd_sensitivity, "sweep": cmd_sweep, "robustness": cmd_robustness, "diagnose": cmd_diagnose, "evaluate": cmd_evaluate}
