@@ -124,6 +124,14 @@ def test_folder_layout_needs_and_uses_a_speaker_pattern(tmp_path):
     assert sorted(p.name for p in unrecognised) == ["loose.wav", "nospeaker.wav"]
 
 
+def test_a_folder_read_one_level_too_high_is_refused(tmp_path, capsys):
+    """Before: every row got the folder's name as its label and the command exited 0."""
+    root = touch(tmp_path / "corpus", "wav/spk1_a.wav", "wav/spk2_b.wav")
+    assert main(["manifest", "folder", str(root), "--speaker-regex", r"^(spk\d+)_"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "every sample got the label 'wav'" in out.err and "DIR/<label>/<file>" in out.err
+
+
 def test_common_vocabulary():
     assert [common_label(x) for x in ("Anger", "happiness", "fear", "Surprise", "disgusted", "boredom")] == \
         ["angry", "happy", "fearful", "surprised", "disgust", "boredom"]

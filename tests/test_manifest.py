@@ -137,6 +137,22 @@ def test_fewer_than_two_speakers(tmp_path):
     assert str(path) in str(info.value)
 
 
+def test_one_class_stops_before_extraction_and_a_folder_name_label_says_so(tmp_path, monkeypatch):
+    """Before: a one-class manifest was extracted in full and died in a torchmetrics traceback."""
+    table, path = sample_audio_manifest(tmp_path)
+    table.assign(label="audio").to_csv(path, index=False)  # every file is in audio/: the folder name as the label
+    monkeypatch.setattr("emofuse.datasets.manifest_set.extract_features",
+                        lambda *a, **k: pytest.fail("extraction started"), raising=False)
+    with pytest.raises(DataError, match=r"1 class \('audio'\) among the usable rows; training a classifier needs at "
+                                        r"least 2: every file lies in a folder named 'audio'") as info:
+        build(path, {}, tmp_path)
+    assert str(path) in str(info.value)
+    table.assign(label="happy").to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"1 class \('happy'\) among the usable rows; training a classifier needs at "
+                                        r"least 2$"):
+        build(path, {}, tmp_path)
+
+
 def test_feature_files_of_the_wrong_dimension(tmp_path):
     path = make_feature_manifest(tmp_path, frames=5)
     np.save(tmp_path / "features" / "spk2_neutral_1_a.npy", np.zeros((5, 7), np.float32))

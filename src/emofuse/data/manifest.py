@@ -181,7 +181,25 @@ def check_training_rows(manifest: Manifest) -> None:
                 for sample in group["id"]:
                     manifest.problems.setdefault(sample, []).append(
                         f"column '{column}': speaker {speaker!r} is in more than one {column} ({where})")
-    check_speakers(manifest.path, rows[~rows["id"].isin(manifest.problems)]["speaker"])
+    usable = rows[~rows["id"].isin(manifest.problems)]
+    check_speakers(manifest.path, usable["speaker"])
+    check_classes(manifest, usable)
+
+
+def check_classes(manifest: Manifest, usable: pd.DataFrame) -> None:
+    """A classifier needs two classes: one class stops here, before any extraction, with what the label looks like
+    (a folder layout read one level too high labels every file with the folder holding them all)."""
+    labels = sorted(set(usable["label"]))
+    if len(labels) >= 2:
+        return
+    found = repr(labels[0]) if labels else "none"
+    hint = ""
+    folders = {Path(f).parent.name for by_id in manifest.files.values() for f in by_id.values()}
+    if labels and folders == {labels[0]}:
+        hint = (f": every file lies in a folder named {labels[0]!r}, so the label looks like that folder's name, not an "
+                f"emotion; the folder layout is DIR/<label>/<file> (one folder per emotion)")
+    raise DataError(manifest.path, f"{len(labels)} class ({found}) among the usable rows; training a classifier needs "
+                                   f"at least 2{hint}")
 
 
 def labels_seen_once(rows: pd.DataFrame) -> dict[str, list[str]]:
