@@ -289,3 +289,18 @@ def test_live_server(run_dir, tmp_path):
         with TestClient(create_app(Predictor(run_dir))) as client:
             assert_same_entry(response.json(), upload(client, FLV).json(), FLV.name)
     assert "Uvicorn running on http://127.0.0.1" in (tmp_path / "serve.log").read_text()
+
+
+def test_every_endpoint_is_in_the_help_and_on_the_page(predictor, capsys):
+    """Before: /api/analyze, the timeline endpoint the page itself calls, was in neither."""
+    app = create_app(predictor, Settings())
+    endpoints = [(sorted(r.methods - {"HEAD"})[0], r.path) for r in app.routes if r.path.startswith("/api/")]
+    assert len(endpoints) >= 4
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    page = " ".join((Path(__file__).parents[1] / "src/emofuse/serve/static/index.html").read_text().split())
+    for method, path in endpoints:
+        assert f"{method} {path}" in help_text
+        assert f"<code>{method} {path}</code>" in page
+    assert "pip install 'emofuse[serve]'" in help_text
