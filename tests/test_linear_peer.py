@@ -1,8 +1,10 @@
 """The linear peer every cv run fits beside its network (protocol/linear_peer.py): logistic regressions on the fold's
 inputs as the network sees them, recorded in results.json and printed after the folds."""
 
+import io
 import json
 import sys
+from contextlib import redirect_stdout
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 from emofuse.cli import main
 from emofuse.data.sample import sample_dir
 from emofuse.protocol.linear_peer import fit_peer, pooled_inputs
+from emofuse.reporting.html_report import render_report
 from emofuse.reporting.report import peer_lines
 from emofuse.training.batches import TensorData
 
@@ -64,19 +67,20 @@ def test_the_console_warns_only_when_the_network_is_below_its_peer():
 
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
-    """configs/ravdess_mars_egemaps.yaml on the packaged sample, 3 folds of one epoch: a network far below its peer."""
+    """configs/ravdess_mars_egemaps.yaml on the packaged sample, 3 folds of one epoch (a network far below its peer):
+    (run directory, feature cache, what `emofuse cv` printed, its arguments)."""
     root = tmp_path_factory.mktemp("peer")
-    out = root / "run"
-    argv = ["cv", str(REPO / "configs" / "ravdess_mars_egemaps.yaml"), "--out", str(out), "--cache", str(root / "cache"),
-            "--no-progress", *TINY]
-    return out, root / "cache", argv
+    argv = ["cv", str(REPO / "configs" / "ravdess_mars_egemaps.yaml"), "--out", str(root / "run"), "--cache",
+            str(root / "cache"), "--no-progress", *TINY]
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        assert main(argv) == 0
+    return root / "run", root / "cache", printed.getvalue(), argv
 
 
 @pytest.mark.slow
-def test_cv_prints_and_records_the_peer_the_benchmark_computes(sample_run, capsys):
-    out, cache, argv = sample_run
-    assert main(argv) == 0
-    printed = capsys.readouterr().out
+def test_cv_prints_and_records_the_peer_the_benchmark_computes(sample_run):
+    out, cache, printed, _ = sample_run
     results = json.loads((out / "results.json").read_text())
     peer = results["linear_peer"]
     joint = peer["concatenation"]["pooled_accuracy"]
@@ -102,8 +106,19 @@ def test_cv_prints_and_records_the_peer_the_benchmark_computes(sample_run, capsy
 
 
 @pytest.mark.slow
+def test_the_html_report_shows_the_peer_and_the_warning(sample_run):
+    out = sample_run[0]
+    peer = json.loads((out / "results.json").read_text())["linear_peer"]
+    html = render_report(out)
+    d = peer["network_minus_peer"]
+    assert (f"<td class=\"num\">{d['difference']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}]</td>" in html)
+    assert f"<td class=\"num\">{peer['concatenation']['pooled_accuracy']:.4f}</td>" in html
+    assert "points below its\n  linear peer" in html
+
+
+@pytest.mark.slow
 def test_no_linear_peer_turns_it_off(sample_run, capsys):
-    out, cache, argv = sample_run
+    out, _, _, argv = sample_run
     argv = [*argv, "--no-linear-peer"]
     argv[argv.index("--out") + 1] = str(out.parent / "off")
     assert main(argv) == 0
