@@ -16,16 +16,16 @@ import copy
 import itertools
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from emofuse.config.schema import Passes, TrainConfig
+from emofuse.core.atomic import atomic_torch_save
 from emofuse.losses.base import LossOutput
 from emofuse.core.registry import ConfigError
 from emofuse.training import distributed
@@ -41,6 +41,39 @@ log = logging.getLogger(__name__)
 Evaluator = Callable[[nn.Module, TensorData], dict[str, float]]
 
 
+class EpochCallback(Protocol):
+    """Called after every epoch with its number and record (losses, validation metrics, seconds)."""
+
+    def __call__(self, epoch: int, record: dict) -> None: ...
+
+
+@runtime_checkable
+class SelectingEvaluator(Protocol):
+    """An evaluator that says which of its metrics selects the best epoch without train.early_stopping."""
+
+    selection_metric: tuple[str, str]  # (metric, "max" | "min")
+
+    def __call__(self, model: nn.Module, data: TensorData) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class StagedLoss(Protocol):
+    """A loss in stages (losses/base.py's Loss): where its last stage starts (None until it decides from validation
+    data), told the validation metrics after every epoch. Other losses have one stage from epoch 0."""
+
+    @property
+    def stage_start_epoch(self) -> int | None: ...
+
+    def end_epoch(self, epoch: int, val_metrics: dict[str, float]) -> None: ...
+
+
+@runtime_checkable
+class RedrawnEachEpoch(Protocol):
+    """Training rows whose inputs are drawn anew at the start of every epoch (training/batches.RedrawnData)."""
+
+    def start_epoch(self, epoch: int) -> None: ...
+
+
 @dataclass
 class FitResult:
     best_state: dict  # weights of the selected epoch (EMA weights when EMA is on)
@@ -52,16 +85,34 @@ class FitResult:
     steps_per_epoch: int = 0  # optimiser steps per epoch, passes over the training rows included
 
 
+@dataclass
+class _Run:
+    """What the steps of one fit share, and what its checkpoint saves."""
+
+    model: nn.Module
+    loss_fn: nn.Module
+    adversary: nn.Module | None
+    ddp: Any  # the DistributedDataParallel wrapper under torchrun, else None
+    trained: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    ema: Any  # torch.optim.swa_utils.AveragedModel, or None
+    ema_decay: float | None
+    stopper: EarlyStopping | None
+    tracker: BestTracker
+    shuffle_gen: torch.Generator
+    passes: int  # passes over the training rows per epoch
+    steps_per_epoch: int
+    scheduled_per_epoch: int
+    budget: dict
+    best_state: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -81,7 +132,7 @@ class Trainer:
         evaluate: Evaluator,
         checkpoint_dir: str | Path | None = None,
         seed: int = 0,
-        epoch_callbacks: list[Callable[[int, dict], None]] | None = None,
+        epoch_callbacks: list[EpochCallback] | None = None,
         adversary: nn.Module | None = None,
         final_epoch: int | None = None,
     ):
@@ -101,6 +152,28 @@ class Trainer:
         """``val`` None: a final fit (``final_epoch`` set), nothing to select on."""
         if (val is None) != (self.final_epoch is not None):
             raise ValueError("a fit without validation data needs final_epoch, and one with it must not have it")
+        run = self._prepare(model, loss_fn, train, val)
+        start_epoch = self._resume(run)
+        if start_epoch is None:  # the checkpoint of a finished fit
+            return self._result(run)
+        last_epoch = self.config.epochs - 1 if self.final_epoch is None else self.final_epoch
+        for epoch in range(start_epoch, last_epoch + 1):
+            started = time.perf_counter()
+            record = self._train_epoch(run, epoch, train)
+            stop = self._evaluate_epoch(run, epoch, val, record)
+            record["seconds"] = time.perf_counter() - started
+            run.history.append(record)
+            for callback in self.epoch_callbacks:
+                callback(epoch, record)
+            log.debug("epoch %d %s", epoch, {k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
+            self._checkpoint(run, epoch, finished=stop or epoch == last_epoch)
+            if stop:
+                log.info("early stop at epoch %d (best epoch %d)", epoch, run.tracker.best_epoch)
+                break
+        return self._result(run)
+
+    def _prepare(self, model: nn.Module, loss_fn: nn.Module, train: TensorData, val: TensorData | None) -> _Run:
+        """The optimiser, schedule, EMA, early stopping and selection of a fit, on the device."""
         cfg = self.config
         model.to(self.device)
         loss_fn.to(self.device)
@@ -111,10 +184,8 @@ class Trainer:
                 raise ConfigError("train.speaker_adversary is not supported under torchrun (its heads are not synchronised)")
             adversary.to(self.device)
         trained = [*model.parameters(), *(adversary.parameters() if adversary is not None else [])]
-        step_model = ddp if ddp is not None else model
         steps_per_pass = len(train) // cfg.batch_size if len(train) > cfg.batch_size else 1  # whole batches (drop_last)
         passes = math.ceil(cfg.min_epoch_steps / steps_per_pass) if cfg.min_epoch_steps else 1
-        steps_per_epoch = passes * steps_per_pass
         # The schedule counts the partial batch that drop_last drops, as it always has: existing configs train as they did.
         scheduled_per_epoch = passes * math.ceil(len(train) / cfg.batch_size)
         weight_decay = resolve_weight_decay(cfg.weight_decay, cfg.lr, steps_per_pass)
@@ -131,8 +202,11 @@ class Trainer:
         )
         ema = ema_model(model, ema_decay, cfg.ema_warmup) if ema_decay else None
         es_cfg = cfg.early_stopping
-        monitor, mode = (es_cfg.monitor, es_cfg.mode) if es_cfg else getattr(self.evaluate, "selection_metric", ("accuracy", "max"))
-        stage_start = getattr(loss_fn, "stage_start_epoch", 0)  # losses outside the LOSSES registry have one stage
+        if es_cfg:
+            monitor, mode = es_cfg.monitor, es_cfg.mode
+        else:
+            monitor, mode = self.evaluate.selection_metric if isinstance(self.evaluate, SelectingEvaluator) else ("accuracy", "max")
+        stage_start = loss_fn.stage_start_epoch if isinstance(loss_fn, StagedLoss) else 0  # else one stage
         min_epochs = minimum_epochs(es_cfg, cfg.epochs, stage_start)
         if stage_start is None and cfg.select_from_last_stage:  # decided during training (Mars switch_epoch: auto)
             raise ConfigError("train.select_from_last_stage needs a stage start known before training; this loss "
@@ -147,130 +221,137 @@ class Trainer:
         if val is None and stage_start is None:
             raise ConfigError("a fit without validation data cannot run a loss that decides from validation data "
                               "(Mars switch_epoch: auto); fix its switch epoch")
-        stopper = EarlyStopping(monitor, mode, es_cfg.patience, min_epochs) if es_cfg and val is not None else None
-        tracker = BestTracker(monitor, mode, first_epoch=selection_from)
-        budget = {"schedule_epochs": cfg.epochs, "min_epochs": min_epochs, "stage_start": stage_start,
-                  "selection_from_epoch": selection_from}
+        return _Run(
+            model=model, loss_fn=loss_fn, adversary=adversary, ddp=ddp, trained=trained, optimizer=optimizer,
+            scheduler=scheduler, ema=ema, ema_decay=ema_decay,
+            stopper=EarlyStopping(monitor, mode, es_cfg.patience, min_epochs) if es_cfg and val is not None else None,
+            tracker=BestTracker(monitor, mode, first_epoch=selection_from),
+            shuffle_gen=torch.Generator().manual_seed(self.seed), passes=passes,
+            steps_per_epoch=passes * steps_per_pass, scheduled_per_epoch=scheduled_per_epoch,
+            budget={"schedule_epochs": cfg.epochs, "min_epochs": min_epochs, "stage_start": stage_start,
+                    "selection_from_epoch": selection_from},
+        )
 
-        def follow_stage_decision() -> None:
-            """A stage start the loss decides during training: early stopping waits for it plus a patience window."""
-            decided = getattr(loss_fn, "stage_start_epoch", 0)
-            if decided != budget["stage_start"]:
-                budget["stage_start"] = decided
-                budget["min_epochs"] = minimum_epochs(es_cfg, cfg.epochs, decided)
-                if stopper is not None:
-                    stopper.min_epochs = budget["min_epochs"]
+    def _last_path(self) -> Path | None:
+        return self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
 
-        shuffle_gen = torch.Generator().manual_seed(self.seed)
-        best_state: dict = {}
-        history: list[dict] = []
-        start_epoch = 0
-
-        last_path = self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
+    def _resume(self, run: _Run) -> int | None:
+        """Restore the last checkpoint, if any: the epoch to start from (0 without one), None if the fit had finished."""
+        last_path = self._last_path()
         ckpt = None
         if last_path is not None and distributed.is_main() and last_path.is_file():
             ckpt = torch.load(last_path, map_location=self.device, weights_only=False)
-        if ddp is not None:
+        if run.ddp is not None:
             ckpt = distributed.from_main(ckpt)  # every rank resumes from rank 0's checkpoint
-        if ckpt is not None:
-            model.load_state_dict(ckpt["model"])
-            if adversary is not None:
-                adversary.load_state_dict(ckpt["adversary"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            if ema is not None:
-                ema.load_state_dict(ckpt["ema"])
-            if stopper is not None:
-                stopper.load_state_dict(ckpt["early_stopping"])
-            tracker.load_state_dict(ckpt["tracker"])
-            if "loss" in ckpt:  # a staged loss's decisions (Mars' automatic switch)
-                loss_fn.load_state_dict(ckpt["loss"])
-                follow_stage_decision()
-            shuffle_gen.set_state(ckpt["shuffle_generator"])
-            restore_rng_state(ckpt["rng"])
-            best_state, history, start_epoch = ckpt["best_state"], ckpt["history"], ckpt["epoch"] + 1
-            log.info("resumed from %s at epoch %d", last_path, start_epoch)
-            if ckpt.get("finished"):
-                return self._result(best_state, tracker, history, budget, steps_per_epoch)
+        if ckpt is None:
+            return 0
+        run.model.load_state_dict(ckpt["model"])
+        if run.adversary is not None:
+            run.adversary.load_state_dict(ckpt["adversary"])
+        run.optimizer.load_state_dict(ckpt["optimizer"])
+        run.scheduler.load_state_dict(ckpt["scheduler"])
+        if run.ema is not None:
+            run.ema.load_state_dict(ckpt["ema"])
+        if run.stopper is not None:
+            run.stopper.load_state_dict(ckpt["early_stopping"])
+        run.tracker.load_state_dict(ckpt["tracker"])
+        if "loss" in ckpt:  # a staged loss's decisions (Mars' automatic switch)
+            run.loss_fn.load_state_dict(ckpt["loss"])
+            self._follow_stage_decision(run)
+        run.shuffle_gen.set_state(ckpt["shuffle_generator"])
+        restore_rng_state(ckpt["rng"])
+        run.best_state, run.history = ckpt["best_state"], ckpt["history"]
+        log.info("resumed from %s at epoch %d", last_path, ckpt["epoch"] + 1)
+        return None if ckpt.get("finished") else ckpt["epoch"] + 1
 
-        last_epoch = cfg.epochs - 1 if self.final_epoch is None else self.final_epoch
-        for epoch in range(start_epoch, last_epoch + 1):
-            started = time.perf_counter()
-            if hasattr(train, "start_epoch"):  # training inputs redrawn every epoch (training/batches.RedrawnData)
-                train.start_epoch(epoch)
-            model.train()
-            sums: dict[str, float] = {}
-            seen = 0
-            for batch in itertools.chain.from_iterable(train.batches(
-                cfg.batch_size, shuffle=True, generator=shuffle_gen, drop_last=True, crop=cfg.crop_frames, hflip=cfg.hflip
-            ) for _ in range(passes)):
-                if ddp is not None:
-                    batch, share = distributed.shard_batch(batch)  # this rank's rows of the global batch
-                batch = batch.to(self.device)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
-                    output = step_model(batch.inputs, batch.lengths)
-                loss = loss_fn(output, batch.target, epoch)
-                if adversary is not None:
-                    progress = (scheduler.last_epoch + 1) / (cfg.epochs * scheduled_per_epoch)
-                    extra, terms = adversary(output.features, batch.speaker, progress)
-                    loss = LossOutput(loss.total + extra, {**loss.terms, **terms})
-                optimizer.zero_grad(set_to_none=True)
-                (loss.total * share if ddp is not None else loss.total).backward()
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(trained, cfg.grad_clip)
-                optimizer.step()
-                scheduler.step()
-                if ema is not None and epoch >= cfg.ema_start_epoch:
-                    ema.update_parameters(model)
-                n = len(batch.target)
-                seen += n
-                sums["loss"] = sums.get("loss", 0.0) + loss.total.item() * n
-                for k, v in loss.terms.items():
-                    sums[k] = sums.get(k, 0.0) + v * n
-            if ddp is not None:
-                sums, seen = distributed.sum_over_ranks(sums, seen)
-            eval_model = ema.module if ema is not None and epoch >= cfg.ema_start_epoch else model
-            val_metrics = self.evaluate(eval_model, val) if val is not None else {}
-            if hasattr(loss_fn, "end_epoch"):  # a loss that decides from validation data (Mars' automatic switch)
-                loss_fn.end_epoch(epoch, val_metrics)
-                follow_stage_decision()
-            record = {"epoch": epoch, "lr": scheduler.get_last_lr()[0]}
-            record.update({f"train/{k}": v / max(seen, 1) for k, v in sums.items()})
-            record.update({f"val/{k}": v for k, v in val_metrics.items()})
-            if (tracker.update(epoch, val_metrics) if val is not None else tracker.take(epoch)):
-                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in eval_model.state_dict().items()})
-            stop = stopper.step(epoch, val_metrics) if stopper else False
-            if stop and eval_model is not model and (epoch - tracker.best_epoch) * steps_per_epoch < ema_horizon(
-                    ema_decay, int(ema.n_averaged), cfg.ema_warmup):
-                stop = False  # the evaluated EMA still carries weights from before the best epoch: it may yet improve
-            record["seconds"] = time.perf_counter() - started
-            history.append(record)
-            for callback in self.epoch_callbacks:
-                callback(epoch, record)
-            log.debug("epoch %d %s", epoch, {k: round(v, 4) for k, v in record.items() if isinstance(v, float)})
-            finished = stop or epoch == last_epoch
-            if last_path is not None and distributed.is_main():
-                atomic_torch_save(
-                    {
-                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "adversary": adversary.state_dict() if adversary is not None else None,
-                        "scheduler": scheduler.state_dict(), "ema": ema.state_dict() if ema else None,
-                        "early_stopping": stopper.state_dict() if stopper else None,
-                        "tracker": tracker.state_dict(), "shuffle_generator": shuffle_gen.get_state(),
-                        "loss": loss_fn.state_dict(),
-                        "rng": rng_state(), "best_state": best_state, "history": history,
-                        "epoch": epoch, "finished": finished,
-                    },
-                    last_path,
-                )
-            if stop:
-                log.info("early stop at epoch %d (best epoch %d)", epoch, tracker.best_epoch)
-                break
-        return self._result(best_state, tracker, history, budget, steps_per_epoch)
+    def _train_epoch(self, run: _Run, epoch: int, train: TensorData) -> dict:
+        """One epoch of optimiser steps (``passes`` over the training rows): the epoch's record, mean training losses."""
+        cfg = self.config
+        if isinstance(train, RedrawnEachEpoch):  # training inputs redrawn every epoch (training/batches.RedrawnData)
+            train.start_epoch(epoch)
+        run.model.train()
+        step_model = run.ddp if run.ddp is not None else run.model
+        sums: dict[str, float] = {}
+        seen = 0
+        for batch in itertools.chain.from_iterable(train.batches(
+            cfg.batch_size, shuffle=True, generator=run.shuffle_gen, drop_last=True, crop=cfg.crop_frames, hflip=cfg.hflip
+        ) for _ in range(run.passes)):
+            if run.ddp is not None:
+                batch, share = distributed.shard_batch(batch)  # this rank's rows of the global batch
+            batch = batch.to(self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+                output = step_model(batch.inputs, batch.lengths)
+            loss = run.loss_fn(output, batch.target, epoch)
+            if run.adversary is not None:
+                progress = (run.scheduler.last_epoch + 1) / (cfg.epochs * run.scheduled_per_epoch)
+                extra, terms = run.adversary(output.features, batch.speaker, progress)
+                loss = LossOutput(loss.total + extra, {**loss.terms, **terms})
+            run.optimizer.zero_grad(set_to_none=True)
+            (loss.total * share if run.ddp is not None else loss.total).backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(run.trained, cfg.grad_clip)
+            run.optimizer.step()
+            run.scheduler.step()
+            if run.ema is not None and epoch >= cfg.ema_start_epoch:
+                run.ema.update_parameters(run.model)
+            n = len(batch.target)
+            seen += n
+            sums["loss"] = sums.get("loss", 0.0) + loss.total.item() * n
+            for k, v in loss.terms.items():
+                sums[k] = sums.get(k, 0.0) + v * n
+        if run.ddp is not None:
+            sums, seen = distributed.sum_over_ranks(sums, seen)
+        record = {"epoch": epoch, "lr": run.scheduler.get_last_lr()[0]}
+        record.update({f"train/{k}": v / max(seen, 1) for k, v in sums.items()})
+        return record
+
+    def _evaluate_epoch(self, run: _Run, epoch: int, val: TensorData | None, record: dict) -> bool:
+        """Score the epoch's weights (the EMA's once it runs) on ``val`` into ``record``, keep them if selected, and
+        say whether to stop early."""
+        cfg = self.config
+        eval_model = run.ema.module if run.ema is not None and epoch >= cfg.ema_start_epoch else run.model
+        val_metrics = self.evaluate(eval_model, val) if val is not None else {}
+        if isinstance(run.loss_fn, StagedLoss):  # a loss may decide from validation data (Mars' automatic switch)
+            run.loss_fn.end_epoch(epoch, val_metrics)
+            self._follow_stage_decision(run)
+        record.update({f"val/{k}": v for k, v in val_metrics.items()})
+        if (run.tracker.update(epoch, val_metrics) if val is not None else run.tracker.take(epoch)):
+            run.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in eval_model.state_dict().items()})
+        stop = run.stopper.step(epoch, val_metrics) if run.stopper else False
+        if stop and eval_model is not run.model and (epoch - run.tracker.best_epoch) * run.steps_per_epoch < ema_horizon(
+                run.ema_decay, int(run.ema.n_averaged), cfg.ema_warmup):
+            stop = False  # the evaluated EMA still carries weights from before the best epoch: it may yet improve
+        return stop
+
+    def _follow_stage_decision(self, run: _Run) -> None:
+        """A stage start the loss decides during training: early stopping waits for it plus a patience window."""
+        decided = run.loss_fn.stage_start_epoch if isinstance(run.loss_fn, StagedLoss) else 0
+        if decided != run.budget["stage_start"]:
+            run.budget["stage_start"] = decided
+            run.budget["min_epochs"] = minimum_epochs(self.config.early_stopping, self.config.epochs, decided)
+            if run.stopper is not None:
+                run.stopper.min_epochs = run.budget["min_epochs"]
+
+    def _checkpoint(self, run: _Run, epoch: int, finished: bool) -> None:
+        """Everything an interrupted fit resumes from exactly, written whole (rank 0 only)."""
+        last_path = self._last_path()
+        if last_path is None or not distributed.is_main():
+            return
+        atomic_torch_save(last_path, {
+            "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "adversary": run.adversary.state_dict() if run.adversary is not None else None,
+            "scheduler": run.scheduler.state_dict(), "ema": run.ema.state_dict() if run.ema else None,
+            "early_stopping": run.stopper.state_dict() if run.stopper else None,
+            "tracker": run.tracker.state_dict(), "shuffle_generator": run.shuffle_gen.get_state(),
+            "loss": run.loss_fn.state_dict(),
+            "rng": rng_state(), "best_state": run.best_state, "history": run.history,
+            "epoch": epoch, "finished": finished,
+        })
 
     @staticmethod
-    def _result(best_state: dict, tracker: BestTracker, history: list[dict], budget: dict, steps_per_epoch: int) -> FitResult:
-        best = history[tracker.best_epoch]
+    def _result(run: _Run) -> FitResult:
+        best = run.history[run.tracker.best_epoch]
         best_metrics = {k[4:]: v for k, v in best.items() if k.startswith("val/")}
-        used = fold_budget(**budget, epochs_run=len(history), best_epoch=tracker.best_epoch)
-        return FitResult(best_state, tracker.best_epoch, best_metrics, len(history), history, used, steps_per_epoch)
+        used = fold_budget(**run.budget, epochs_run=len(run.history), best_epoch=run.tracker.best_epoch)
+        return FitResult(run.best_state, run.tracker.best_epoch, best_metrics, len(run.history), run.history, used,
+                         run.steps_per_epoch)
