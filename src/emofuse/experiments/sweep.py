@@ -37,6 +37,7 @@ import hashlib
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,28 @@ GRACE_HEARTBEATS = 3  # a RUNNING trial without a heartbeat for this many interv
 READY_TIMEOUT_S = 120
 
 
+@dataclass(frozen=True)
+class SweepPlan:
+    """What one sweep runs with, its defaults resolved (run_sweep checks the arguments and builds it)."""
+
+    config: ExperimentConfig
+    base: dict  # the config as a plain tree, which each trial's parameters are set in
+    space: SearchSpace
+    data_dir: Path
+    run_dir: Path
+    cache_dir: Path
+    sampler_name: str  # "grid" or "tpe"
+    grid: list[dict] | None  # every grid point (grid sampler), else None
+    n_trials: int | None
+    storage_url: str
+    shared: bool  # a storage URL was given: workers on other machines may share the study
+    study_name: str
+    only_folds: list[int] | None
+    prune: bool
+    progress: bool
+    heartbeat_s: int
+
+
 def run_sweep(config: ExperimentConfig, space: SearchSpace, data_dir: Path, run_dir: Path, cache_dir: Path,
               sampler: str = "grid", n_trials: int | None = None, storage: str | None = None,
               study_name: str | None = None, only_folds: list[int] | None = None, prune: bool = True,
@@ -81,8 +104,10 @@ def run_sweep(config: ExperimentConfig, space: SearchSpace, data_dir: Path, run_
 
     with logging_to(run_dir), warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        return _sweep(config, base, space, Path(data_dir), run_dir, Path(cache_dir), sampler, grid, n_trials,
-                      storage, study_name, only_folds, prune, progress, heartbeat_s)
+        return _sweep(SweepPlan(
+            config, base, space, Path(data_dir), run_dir, Path(cache_dir), sampler, grid, n_trials,
+            storage or f"sqlite:///{(run_dir / 'sweep.db').resolve()}", storage is not None,
+            study_name or f"{config.name}-sweep", only_folds, prune, progress, heartbeat_s))
 
 
 def _open_study(storage, study_name: str, sampler, pruner, identity: str, grid: list[dict] | None, url: str):
@@ -192,8 +217,7 @@ def _wait_or_take(study, storage, study_id: int, poll_s: float) -> int | None:
         time.sleep(poll_s)
 
 
-def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid, n_trials, storage_url, study_name,
-           only_folds, prune, progress, heartbeat_s) -> dict:
+def _sweep(plan: SweepPlan) -> dict:
     import optuna
     from optuna.trial import TrialState
 
@@ -202,38 +226,36 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
     from emofuse.datasets.build import build_features
 
     started = time.perf_counter()
-    shared = storage_url is not None
-    storage_url = storage_url or f"sqlite:///{(run_dir / 'sweep.db').resolve()}"
-    study_name = study_name or f"{config.name}-sweep"
     worker = worker_id()
-    atomic_write_text(run_dir / "base_config.yaml", dump_config(config))
-    atomic_write_text(run_dir / "space.yaml", yaml.safe_dump(space.model_dump(mode="json"), sort_keys=False))
+    atomic_write_text(plan.run_dir / "base_config.yaml", dump_config(plan.config))
+    atomic_write_text(plan.run_dir / "space.yaml", yaml.safe_dump(plan.space.model_dump(mode="json"), sort_keys=False))
 
     # Features and folds: once per sweep, shared by every trial.
-    fs = build_features(config.data, config.features, data_dir, FeatureCache(cache_dir), progress)
-    inputs = cv.prepare_inputs(fs, config)
-    folds = cv.dataset_folds(fs.meta, config.protocol.n_folds, config.protocol.val_fraction, config.seed)
-    if only_folds:
-        folds = [f for f in folds if f.index in only_folds]
+    fs = build_features(plan.config.data, plan.config.features, plan.data_dir, FeatureCache(plan.cache_dir), plan.progress)
+    inputs = cv.prepare_inputs(fs, plan.config)
+    folds = cv.dataset_folds(fs.meta, plan.config.protocol.n_folds, plan.config.protocol.val_fraction, plan.config.seed)
+    if plan.only_folds:
+        folds = [f for f in folds if f.index in plan.only_folds]
         if not folds:
-            raise ConfigError(f"--folds {only_folds}: no such fold (1..{config.protocol.n_folds})")
+            raise ConfigError(f"--folds {plan.only_folds}: no such fold (1..{plan.config.protocol.n_folds})")
 
-    storage = _storage(storage_url, heartbeat_s)
-    if sampler_name == "grid":
-        sampler = optuna.samplers.RandomSampler(seed=config.seed)  # never asked: every grid trial is enqueued
+    storage = _storage(plan.storage_url, plan.heartbeat_s)
+    if plan.sampler_name == "grid":
+        sampler = optuna.samplers.RandomSampler(seed=plan.config.seed)  # never asked: every grid trial is enqueued
     else:
         # Workers sharing a storage get their own seed, else they would propose the same points in step.
-        seed = config.seed if not shared else int(hashlib.sha256(f"{config.seed}:{worker}".encode()).hexdigest()[:8], 16)
+        seed = plan.config.seed if not plan.shared else \
+            int(hashlib.sha256(f"{plan.config.seed}:{worker}".encode()).hexdigest()[:8], 16)
         sampler = optuna.samplers.TPESampler(seed=seed)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if prune else optuna.pruners.NopPruner()
-    identity = hashlib.sha256((dump_config(config) + _params_key(space.model_dump(mode="json")) + sampler_name
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if plan.prune else optuna.pruners.NopPruner()
+    identity = hashlib.sha256((dump_config(plan.config) + _params_key(plan.space.model_dump(mode="json")) + plan.sampler_name
                                + _params_key([f.index for f in folds]) + fs.fingerprint).encode()).hexdigest()
-    study = _open_study(storage, study_name, sampler, pruner, identity, grid, storage_url)
+    study = _open_study(storage, plan.study_name, sampler, pruner, identity, plan.grid, plan.storage_url)
 
     def objective(trial) -> float:
         trial.set_user_attr("worker", worker)
-        params = _suggest(trial, space)
-        trial_config = apply_params(base, params, f"trial {trial.number}")
+        params = _suggest(trial, plan.space)
+        trial_config = apply_params(plan.base, params, f"trial {trial.number}")
         scores = []
         for step, fold in enumerate(folds):
             _model, fit, _data = cv.train_fold(trial_config, fs, inputs, fold, None)  # its test data is never scored
@@ -249,12 +271,12 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
         return float(np.mean(scores))
 
     finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
-    poll_s = min(float(heartbeat_s), 5.0)
-    if grid is not None:
-        _requeue_failed_points(study, grid)
-        study_id = storage.get_study_id_from_name(study_name)
+    poll_s = min(float(plan.heartbeat_s), 5.0)
+    if plan.grid is not None:
+        _requeue_failed_points(study, plan.grid)
+        study_id = storage.get_study_id_from_name(plan.study_name)
         taken = 0
-        while n_trials is None or taken < n_trials:
+        while plan.n_trials is None or taken < plan.n_trials:
             trial_id = _wait_or_take(study, storage, study_id, poll_s)
             if trial_id is None:
                 break
@@ -262,26 +284,27 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
             _run_claimed(study, storage, study_id, trial_id, objective)
     else:
         done = len(study.get_trials(deepcopy=False, states=finished_states))
-        if done < n_trials:
+        if done < plan.n_trials:
             study.optimize(objective, n_trials=None, gc_after_trial=False,
-                           callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=finished_states)])
+                           callbacks=[optuna.study.MaxTrialsCallback(plan.n_trials, states=finished_states)])
 
     trials = [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
-    write_trials_csv(run_dir / "trials.csv", trials)
+    write_trials_csv(plan.run_dir / "trials.csv", trials)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
-        raise ConfigError(f"study '{study_name}': no trial completed, nothing to score")
+        raise ConfigError(f"study '{plan.study_name}': no trial completed, nothing to score")
     best = study.best_trial
-    best_config = apply_params(base, best.params, f"best trial {best.number}")
-    best_dir = run_dir / "best"
+    best_config = apply_params(plan.base, best.params, f"best trial {best.number}")
+    best_dir = plan.run_dir / "best"
     config_file = best_dir / "config.yaml"
     if config_file.is_file() and config_file.read_text() != dump_config(best_config):
         log.info("%s holds the test run of an earlier best configuration; replacing it", best_dir)
         shutil.rmtree(best_dir)
     log.info("best trial %d %s: validation %.4f; scoring its test folds once", best.number, rounded(best.params), best.value)
-    test = cv.run_cross_validation(best_config, data_dir, best_dir, cache_dir, progress=progress, only_folds=only_folds)
-    nested = _score_nested(trials, [f.index for f in folds], base, best.number, best_dir, run_dir, data_dir,
-                           cache_dir, progress, strict=sampler_name == "grid" and not any(
+    test = cv.run_cross_validation(best_config, plan.data_dir, best_dir, plan.cache_dir, progress=plan.progress,
+                                   only_folds=plan.only_folds)
+    nested = _score_nested(trials, [f.index for f in folds], plan.base, best.number, best_dir, plan.run_dir, plan.data_dir,
+                           plan.cache_dir, plan.progress, strict=plan.sampler_name == "grid" and not any(
                                t.state == TrialState.PRUNED for t in trials))
 
     workers: dict[str, int] = {}
@@ -289,13 +312,13 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
         if t.state in finished_states:
             workers[t.user_attrs.get("worker", "?")] = workers.get(t.user_attrs.get("worker", "?"), 0) + 1
     summary = {
-        "study": study_name,
-        "storage": public_url(storage_url),
-        "sampler": sampler_name,
+        "study": plan.study_name,
+        "storage": public_url(plan.storage_url),
+        "sampler": plan.sampler_name,
         "pruner": "median (optuna MedianPruner, n_startup_trials=5, n_warmup_steps=1, on the running mean over folds)"
-        if prune else "none",
+        if plan.prune else "none",
         "objective": OBJECTIVE,
-        "space": {k: (v if isinstance(v, list) else v.model_dump()) for k, v in space.params.items()},
+        "space": {k: (v if isinstance(v, list) else v.model_dump()) for k, v in plan.space.params.items()},
         "folds": [f.index for f in folds],
         "best_trial": best.number,
         "best_params": best.params,
@@ -324,7 +347,7 @@ def _sweep(config, base, space, data_dir, run_dir, cache_dir, sampler_name, grid
         "trial_seconds_total": float(sum(t.duration.total_seconds() for t in trials if t.duration is not None)),
         "wall_seconds": time.perf_counter() - started,
     }
-    write_json(run_dir / "sweep.json", summary)
+    write_json(plan.run_dir / "sweep.json", summary)
     return summary
 
 
