@@ -91,6 +91,15 @@ def test_compare_writes_the_table_runs_and_plots(ravdess_fixture, tmp_path):
     markdown = (out / "comparison.md").read_text()
     assert "| `mars` |" in markdown and "p folds (Holm)" in markdown and "smallest p it can give is 2/2^3 = 0.25" in markdown
     assert "early stopping never before 2 epochs" in markdown
+    # each method beside its linear peer, on the same clips of the same seeds
+    peer = pd.concat([pd.read_csv(f).assign(seed=s) for s in (0, 1)
+                      for f in sorted((out / "ce" / f"seed_{s}" / "folds").glob("fold_*/peer_predictions.csv"))])
+    preds = pd.concat([pd.read_csv(out / "ce" / f"seed_{s}" / "predictions.csv") for s in (0, 1)])
+    assert len(peer) == len(preds)
+    assert by_method.loc["ce", "peer_accuracy_pooled"] == pytest.approx((peer["label"] == peer["pred"]).mean())
+    assert by_method.loc["ce", "delta_vs_peer"] == pytest.approx((preds["label"] == preds["pred"]).mean()
+                                                                  - (peer["label"] == peer["pred"]).mean())
+    assert "linear peer; Δ points [95% CI]" in markdown
     # a second call reads every finished run back instead of training again
     before = (out / "ce" / "seed_0" / "folds" / "fold_1" / "best.pt").stat().st_mtime_ns
     assert main(args) == 0

@@ -23,6 +23,7 @@ import torch
 from emofuse.config.schema import ExperimentConfig
 from emofuse.reporting import plots
 from emofuse.protocol.cross_validation import run_cross_validation
+from emofuse.protocol.linear_peer import PEER_PREDICTIONS, network_minus_peer
 from emofuse.metrics.statistics import compare_to_reference, smallest_p_value
 from emofuse.features.cache import FeatureCache
 from emofuse.datasets.build import build_features
@@ -102,6 +103,33 @@ def load_predictions(out: Path, label: str, seeds: int) -> pd.DataFrame:
                      ignore_index=True)
 
 
+def load_peer_predictions(out: Path, label: str, seeds: int) -> pd.DataFrame | None:
+    """A method's linear-peer predictions over all its seeds (``seed`` column), or None where a run has no peer."""
+    tables = []
+    for seed in range(seeds):
+        fold_dirs = sorted((out / label / f"seed_{seed}" / "folds").glob("fold_*"))
+        if not fold_dirs or not all((d / PEER_PREDICTIONS).is_file() for d in fold_dirs):
+            return None
+        tables += [pd.read_csv(d / PEER_PREDICTIONS).assign(seed=seed) for d in fold_dirs]
+    return pd.concat(tables, ignore_index=True)
+
+
+def peer_statistics(out: Path, predictions: dict[str, pd.DataFrame], seeds: int, seed: int) -> pd.DataFrame:
+    """Per method with a linear peer in every run: the peer's pooled accuracy (its joint model) and the method's minus
+    it on the same (seed, clip) predictions, with a cluster-bootstrap interval over test speakers."""
+    rows = []
+    for method, network in predictions.items():
+        peer = load_peer_predictions(out, method, seeds)
+        if peer is None:
+            continue
+        d = network_minus_peer(network, peer, seed)
+        rows.append({"method": method, "peer_accuracy_pooled": float((peer["label"] == peer["pred"]).mean()),
+                     "delta_vs_peer": d["difference"], "delta_vs_peer_ci_low": d["ci_low"],
+                     "delta_vs_peer_ci_high": d["ci_high"]})
+    return pd.DataFrame(rows, columns=["method", "peer_accuracy_pooled", "delta_vs_peer", "delta_vs_peer_ci_low",
+                                       "delta_vs_peer_ci_high"])
+
+
 def summarize(per_run: pd.DataFrame, statistics: pd.DataFrame) -> pd.DataFrame:
     """Descriptive columns over the (seed, fold) runs, then the statistics of the independent units."""
     branch_columns = [c for c in per_run.columns if c.startswith("accuracy_")]
@@ -125,12 +153,22 @@ def _p(value: float, adjusted: float) -> str:
     return f"{value:.3g} ({adjusted:.3g})"
 
 
+def peer_cell(r: dict) -> str:
+    if pd.isna(r["delta_vs_peer"]):
+        return ""
+    return (f"{r['peer_accuracy_pooled']:.4f}; {100 * r['delta_vs_peer']:+.1f} [{100 * r['delta_vs_peer_ci_low']:+.1f}, "
+            f"{100 * r['delta_vs_peer_ci_high']:+.1f}]")
+
+
 def markdown_table(table: pd.DataFrame, reference: str, seeds: int, budget: dict, level: float) -> str:
     branches = [c[len("accuracy_"):-len("_mean")] for c in table.columns if c.startswith("accuracy_") and c.endswith("_mean")
                 and c != "accuracy_mean"]
     percent = f"{level:.0%}"
     head = ["method", "accuracy", f"{percent} CI", "macro-F1", *branches, "params", "epochs run / best",
             f"Δ points vs {reference} [{percent} CI]", "p folds (Holm)", "p speakers (Holm)"]
+    peers = "delta_vs_peer" in table and table["delta_vs_peer"].notna().any()
+    if peers:
+        head.append(f"linear peer; Δ points [{percent} CI]")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table.itertuples(index=False):
         r = r._asdict()
@@ -143,6 +181,7 @@ def markdown_table(table: pd.DataFrame, reference: str, seeds: int, budget: dict
             f"{r['params']:,}", f"{r['epochs_run_median']:g} / {r['best_epoch_median'] + 1:g}",
             "reference" if is_ref else delta,
             "" if is_ref else _p(r["p_fold"], r["p_fold_holm"]), "" if is_ref else _p(r["p_speaker"], r["p_speaker_holm"]),
+            *([peer_cell(r)] if peers else []),
         ]) + " |")
     n_runs, n_folds, n_speakers = int(table["n_runs"].max()), int(table["n_folds"].max()), int(table["n_speakers"].max())
     staged = {m: e for m, e in budget["stage_start_epoch"].items() if e > 0}
@@ -159,7 +198,10 @@ def markdown_table(table: pd.DataFrame, reference: str, seeds: int, budget: dict
         f"over the {n_speakers} per-speaker differences (speakers of a fold share its models, so read it as the more "
         f"liberal of the two). In brackets: Holm-adjusted across the {len(table) - 1} comparison(s) with "
         f"`{reference}`. Branch columns: accuracy of each modality's own classifier (a probe on detached features "
-        f"for fusions with their own classifier). docs/statistics.md explains the tests.\n\n"
+        f"for fusions with their own classifier). docs/statistics.md explains the tests."
+        + (" Linear peer: pooled accuracy of logistic regressions on the concatenated inputs each run's network sees "
+           "(C chosen on its validation speakers); Δ points: the method's minus its peer's on the same clips, same "
+           "bootstrap." if peers else "") + "\n\n"
         f"Budget: every method ran under one rule: early stopping never before {budget['min_epochs']} epochs (the "
         f"strictest of the methods' own minimums max(min_epochs, last-stage start + patience), set by "
         f"`{budget['set_by']}`), learning-rate schedule of {'/'.join(map(str, schedules))} epochs; runs stopped by "
@@ -216,6 +258,8 @@ def run_compare(variants: list[Variant], data_dir: Path, out: Path, cache_dir: P
     predictions = {v.label: load_predictions(out, v.label, seeds) for v in variants}
     statistics = dict(STATISTICS)
     table = summarize(per_run, compare_to_reference(predictions, reference, **statistics))
+    table = table.merge(peer_statistics(out, predictions, seeds, statistics["seed"]), on="method", how="left",
+                        validate="one_to_one")
     atomic_write_text(out / "comparison.csv", table.to_csv(index=False))
     atomic_write_text(out / "comparison.md", markdown_table(table, reference, seeds, budget, statistics["level"]))
     figures = draw_plots(variants, per_run, predictions, out)

@@ -152,12 +152,17 @@ def peer_summary(fold_dirs: list[Path], fold_results: list[dict], predictions: p
     peer = pd.concat([pd.read_csv(d / PEER_PREDICTIONS, dtype={"clip": str, "take": str, "actor": str}) for d in fold_dirs],
                      ignore_index=True)
     summary = peer_figures([{"fold": r["fold"], **r["linear_peer"]} for r in fold_results], peer)
-    network = predictions.assign(seed=0, clip=predictions["clip"].astype(str), actor=predictions["actor"].astype(str))
-    counts = speaker_counts(network, peer.assign(seed=0))
+    network = predictions.assign(clip=predictions["clip"].astype(str), actor=predictions["actor"].astype(str))
+    difference = network_minus_peer(network.assign(seed=0), peer.assign(seed=0), seed)
+    return {**summary, "network_minus_peer": difference, "below_peer": difference["difference"] < -BELOW_MARGIN}
+
+
+def network_minus_peer(network: pd.DataFrame, peer: pd.DataFrame, seed: int = 0) -> dict:
+    """The network's pooled accuracy minus its peer's on the same (seed, clip) predictions (columns seed, clip, fold,
+    actor, label, pred), with a percentile cluster-bootstrap interval over test speakers (correct clips per speaker
+    summed over seeds, paired)."""
+    counts = speaker_counts(network, peer)
     n, difference = counts["n"].to_numpy(), (counts["correct"] - counts["correct_reference"]).to_numpy()
     low, high = ratio_interval(difference, n, bootstrap_indices(len(counts), RESAMPLES, seed), LEVEL)
-    delta = float(difference.sum() / n.sum())
-    return {**summary,
-            "network_minus_peer": {"difference": delta, "ci_low": low, "ci_high": high, "level": LEVEL,
-                                   "n_speakers": len(counts), "interval": "cluster bootstrap over test speakers"},
-            "below_peer": delta < -BELOW_MARGIN}
+    return {"difference": float(difference.sum() / n.sum()), "ci_low": low, "ci_high": high, "level": LEVEL,
+            "n_speakers": len(counts), "interval": "cluster bootstrap over test speakers"}
