@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,5 +58,50 @@ def load_config(path: str | Path, overrides: list[str] | None = None, schema: ty
     return config_from_dict(tree, str(path), schema)
 
 
+@dataclass(frozen=True)
+class OldDefault:
+    """A default that changed, or a key added with a default unlike what the code did before: the value a run whose
+    config.yaml lacks ``key`` was trained with."""
+
+    key: str  # dotted, e.g. protocol.refit or model.fusion.params.heads
+    value: Any
+    part: str | None = None  # a part's parameter: the part's name (the entry applies only to that part)
+
+
+# A run's config.yaml records every value (dump_config): every schema key, and every part's parameters, defaults
+# included. A key it lacks did not exist when it was written (or, for part parameters, the run predates this record);
+# such a run is loaded with the value of its time, which is today's default unless an entry here says otherwise.
+# Changing a default, or adding a key whose default changes what older code did, adds an entry.
+OLD_DEFAULTS: tuple[OldDefault, ...] = (
+    OldDefault("protocol.linear_peer", False),  # added with default true; runs before it fitted no linear peer
+)
+
+
+def _at(tree: Any, dotted: str) -> Any:
+    """The value at a dotted key of a plain tree, None where there is none."""
+    for key in filter(None, dotted.split(".")):
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree
+
+
+def load_run_config(run_dir: str | Path, schema: type[BaseModel] = ExperimentConfig, name: str = "config.yaml") -> Any:
+    """A run directory's recorded config, as it was trained: a key it lacks takes OLD_DEFAULTS' value, not today's
+    default."""
+    path = Path(run_dir) / name
+    tree = read_yaml_mapping(path, "run config")
+    for old in OLD_DEFAULTS:
+        parent, _, leaf = old.key.rpartition(".")
+        holder = _at(tree, parent)
+        if not isinstance(holder, dict) or leaf in holder:
+            continue
+        if old.part is not None and _at(tree, parent.rpartition(".")[0] + ".name") != old.part:
+            continue
+        holder[leaf] = old.value
+    return config_from_dict(tree, str(path), schema)
+
+
 def dump_config(config: BaseModel) -> str:
+    """The YAML a run records; an experiment config's parts with every parameter, defaults included."""
+    if isinstance(config, ExperimentConfig):
+        config = config.resolved()
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

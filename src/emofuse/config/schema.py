@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from emofuse.config.overrides import set_dotted
-from emofuse.core.registry import ConfigError, Part, Strict, validated
+from emofuse.core.registry import ConfigError, Part, Strict, did_you_mean, validated
 
 
 class VisualSourceConfig(Strict):
@@ -27,6 +27,21 @@ class VisualSourceConfig(Strict):
 
 MEDIA_MODALITIES = ("audio", "visual")  # computed from media files; the sources of the others are data.sources
 MODALITY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+CLASSIFICATION_METRICS = ("accuracy", "macro_f1", "nll")  # metrics/classification.py's, plus accuracy/<modality>
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def classification_monitors(modalities: list[str]) -> list[str]:
+    """The validation metrics a classification run can select its epoch by (train.early_stopping.monitor)."""
+    return [*CLASSIFICATION_METRICS, *(f"accuracy/{m}" for m in modalities)]
+
+
+def check_monitor(monitor: str, monitors: list[str]) -> None:
+    """A ValueError naming the key where the early-stopping monitor is not a metric the evaluator gives."""
+    if monitor not in monitors:
+        raise ValueError(f"train.early_stopping.monitor: '{monitor}' is not a validation metric"
+                         f"{did_you_mean(monitor, monitors)}; the metrics are {', '.join(monitors)}")
 
 
 class ModalitySource(Strict):
@@ -152,7 +167,8 @@ class DataConfig(Strict):
     def _check_corruption(self) -> "DataConfig":
         noise = self.modality_noise
         if noise is not None and noise.modality not in self.modalities:
-            raise ValueError(f"data.modality_noise.modality: {noise.modality!r} is not one of data.modalities {self.modalities}")
+            raise ValueError(f"data.modality_noise.modality: {noise.modality!r} is not one of data.modalities "
+                             f"{self.modalities}{did_you_mean(noise.modality, self.modalities)}")
         if noise is not None and noise.modality == "visual" and self.visual.kind == "video":
             raise ValueError("data.modality_noise: face clips from video cannot be corrupted (clip-level or frame "
                              "features only)")
@@ -190,7 +206,8 @@ class DataConfig(Strict):
             if m in MEDIA_MODALITIES:
                 raise ValueError(f"data.sources.{m}: {m} has settings of its own (data.audio_source, data.visual)")
             if m not in self.modalities:
-                raise ValueError(f"data.sources.{m}: {m!r} is not one of data.modalities {self.modalities}")
+                raise ValueError(f"data.sources.{m}: {m!r} is not one of data.modalities {self.modalities}"
+                                 f"{did_you_mean(m, self.modalities)}")
         return self
 
     def source(self, modality: str) -> ModalitySource:
@@ -313,7 +330,7 @@ class TrainConfig(Strict):
         False, description="staged losses (Mars): choose the best validation epoch among the last stage's epochs only"
     )
     amp: Literal["auto", "off"] = Field("auto", description="mixed precision when CUDA is present")
-    device: str = "auto"
+    device: str = Field("auto", description="auto (CUDA when present, else CPU), cpu, cuda, cuda:N or mps")
     record_dynamics: Literal["auto", "on", "off"] = Field(
         "auto", description="score the training clips after every epoch (folds/fold_k/dynamics.npz, for `emofuse "
                             "diagnose`); auto: when every input is a clip-level vector (cheap)"
@@ -324,6 +341,14 @@ class TrainConfig(Strict):
     def _yaml_on_off(cls, value):
         """YAML reads a bare on / off as true / false."""
         return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        """Checked when the config loads, not when training starts after feature extraction."""
+        if not DEVICE.match(value):
+            raise ValueError(f"'{value}' is not a device{did_you_mean(value, DEVICES)}; one of auto, cpu, cuda, cuda:N, mps")
+        return value
 
 
 class ProtocolConfig(Strict):
@@ -378,13 +403,56 @@ class ExperimentConfig(Strict):
 
     @model_validator(mode="after")
     def _check_parts(self) -> "ExperimentConfig":
-        from emofuse.config.parts import check_parts  # the part registries: imported when a config is checked
+        """Every part is registered with valid parameters and they fit together; no part is built."""
+        from emofuse.config.parts import check_fit  # the part registries: imported when a config is checked
 
-        check_parts(self)
+        missing = [m for m in self.data.modalities if m not in self.model.encoders]
+        if missing:
+            raise ValueError(f"model.encoders has no encoder for modalities {missing}")
+        extra = sorted(set(self.model.encoders) - set(self.data.modalities))
+        if extra:
+            raise ValueError(f"model.encoders names modalities not in data.modalities: {extra}")
+        self.resolved()
+        check_fit(list(self.data.modalities), self.model.fusion, self.loss)
+        if self.train.early_stopping is not None:
+            check_monitor(self.train.early_stopping.monitor, classification_monitors(self.data.modalities))
         if self.selection is not None:
             for name in self.selection.candidates:
                 candidate_config(self, name)  # each candidate is a valid config (its error names the candidate)
         return self
+
+
+    def resolved(self) -> "ExperimentConfig":
+        """A copy with every part's parameters filled in, defaults included: what a run's config.yaml records
+        (config/loading.py's dump_config), so that a later change of a default does not change a recorded run."""
+        from emofuse.config.parts import resolved
+
+        config = self.model_copy(deep=True)
+        features, data, model = config.features, config.data, config.model
+        features.audio = resolved("extractor", features.audio, "features.audio.params")
+        for modality, source in data.sources.items():
+            if source.extractor is not None:
+                source.extractor = resolved("extractor", source.extractor, f"data.sources.{modality}.extractor.params")
+        features.visual = check_visual_features(data, features)
+        model.encoders = {m: resolved("encoder", part, f"model.encoders.{m}.params") for m, part in model.encoders.items()}
+        model.fusion = resolved("fusion", model.fusion, "model.fusion.params")
+        config.loss = resolved("loss", config.loss, "loss.params")
+        return config
+
+
+def check_visual_features(data: DataConfig, features: FeaturesConfig) -> Part | None:
+    """A visual modality from video needs a video extractor, and only it uses one: that extractor with its parameters
+    resolved (config/parts.py), or None."""
+    video = "visual" in data.modalities and data.visual.kind == "video"
+    if video and features.visual is None:
+        raise ValueError("data.visual.kind: video needs features.visual (a video extractor: face_clips or face_features)")
+    if not video and features.visual is not None:
+        raise ValueError("features.visual is set but the visual modality does not come from video (data.visual.kind: video)")
+    if not video:
+        return None
+    from emofuse.config.parts import resolved
+
+    return resolved("video_extractor", features.visual, "features.visual.params")
 
 
 def candidate_config(config: "ExperimentConfig", name: str) -> "ExperimentConfig":

@@ -50,3 +50,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def atomic_torch_save(path: str | Path, obj: object) -> None:
+    """``torch.save`` of ``obj`` to ``path``, written whole or not at all (a checkpoint, a run's ``best.pt``)."""
+    import torch  # core stays importable without torch loaded
+
+    atomic_write(path, lambda f: torch.save(obj, f))

@@ -8,6 +8,7 @@ file plus a ``@REGISTRY.register("name")`` line.
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from typing import Any, Callable, Generic, TypeVar
 
@@ -63,6 +64,9 @@ def format_validation_error(err: ValidationError, prefix: str = "", schema: type
             lines.append(f"unknown key '{loc}'{did_you_mean(e['loc'][-1], keys_at(schema, e['loc'][:-1]), parent)}")
         elif not loc and "error" in e.get("ctx", {}):  # a whole-config check: its message names the keys
             lines.append(str(e["ctx"]["error"]))
+        elif e["type"] == "literal_error":  # one of fixed names: the closest one
+            options = re.findall(r"'([^']*)'", e["ctx"]["expected"])
+            lines.append(f"'{loc}': {e['msg']} (got {e.get('input')!r}){did_you_mean(e.get('input'), options)}")
         else:
             lines.append(f"'{loc}': {e['msg']} (got {e.get('input')!r})")
     return "; ".join(lines)

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emofuse.config.loading import load_config
+from emofuse.config.loading import load_run_config
 from emofuse.config.schema import ExperimentConfig
 from emofuse.core.errors import DataError
 from emofuse.data.media import BadMedia
@@ -102,10 +102,10 @@ class Predictor:
         self.run_dir, self.decimals = Path(run_dir), decimals
         if not (self.run_dir / "config.yaml").is_file():
             raise ConfigError(f"{self.run_dir}: no config.yaml; RUN_DIR must be a finished `emofuse cv` run directory")
-        self.config: ExperimentConfig = load_config(self.run_dir / "config.yaml")
+        self.config: ExperimentConfig = load_run_config(self.run_dir)
         if self.config.selection is not None:  # a nested selection: the candidate most folds chose (selection.py)
             self.run_dir = deployed_run(self.run_dir)
-            self.config = load_config(self.run_dir / "config.yaml")
+            self.config = load_run_config(self.run_dir)
         self.modalities = list(self.config.data.modalities)
         record = run_data_record(self.run_dir)
         self.class_names = tuple(record["class_names"])

@@ -42,8 +42,14 @@ class Loss(nn.Module):
         exp(-gamma (1 - p[y]))); {} for a loss without one (diagnose then shows the weights Mars would give)."""
         return {}
 
+    @classmethod
+    def check_modalities(cls, params, modalities: list[str]) -> None:
+        """A ConfigError where the validated ``params`` do not fit these modalities (a value per modality that misses
+        one); a classmethod, so that a config is checked without building the loss."""
+
     def __init__(self, params, modalities: list[str]):
         super().__init__()
+        self.check_modalities(params, modalities)
         self.params = params
         self.modalities = list(modalities)
 

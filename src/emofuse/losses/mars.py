@@ -51,23 +51,32 @@ class MarsLoss(BranchReweightingLoss):
         switch_epoch: NonNegativeInt | Literal["auto"] = Field(
             10, description="L: first epoch (0-based) of stage 2; auto: when the validation loss stops improving"
         )
-        switch_patience: int = Field(3, ge=1, description="switch_epoch auto: epochs without a new lowest validation loss")
+        switch_patience: int | None = Field(
+            None, ge=1, description="switch_epoch auto: epochs without a new lowest validation loss (default 3); "
+                                    "null under a fixed switch_epoch")
         normalize: bool = Field(False, description="divide each branch's weights by their mean over the batch")
 
         @model_validator(mode="after")
         def _patience_needs_auto(self):
-            if "switch_patience" in self.model_fields_set and self.switch_epoch != "auto":
+            """Filled in under auto, so that a run's recorded parameters validate again as they are."""
+            if self.switch_patience is not None and self.switch_epoch != "auto":
                 raise ValueError("switch_patience is used only with switch_epoch: auto")
+            if self.switch_epoch == "auto" and self.switch_patience is None:
+                self.switch_patience = 3
             return self
 
-    def __init__(self, params: Params, modalities: list[str]):
-        super().__init__(params, modalities)
+    @classmethod
+    def check_modalities(cls, params: Params, modalities: list[str]) -> None:
         if isinstance(params.gamma, dict):
             missing = [m for m in modalities if m not in params.gamma]
             unknown = [m for m in params.gamma if m not in modalities]
             if missing or unknown:
                 raise ConfigError(f"loss.params.gamma needs one value per modality; the modalities are {modalities}, "
                                   f"missing: {missing or 'none'}, not a modality: {unknown or 'none'}")
+
+    def __init__(self, params: Params, modalities: list[str]):
+        super().__init__(params, modalities)
+        if isinstance(params.gamma, dict):
             self.gamma = dict(params.gamma)
         else:
             self.gamma = {m: float(params.gamma) for m in modalities}

@@ -5,18 +5,31 @@ The encoders run stage by stage in step so that a fusion's model-level blocks ca
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import nn
 
+from emofuse.core.registry import Part
 from emofuse.models.encoders import ENCODERS
 from emofuse.models.fusion import FUSIONS
 from emofuse.models.fusion.base import FusionInputs
 
-if TYPE_CHECKING:  # the model section of a config (the config package sits above the part packages)
-    from emofuse.config.schema import ModelConfig
+
+class ModelSpec(Protocol):
+    """What building a model reads of a config's model section (config/schema.py's ModelConfig has it; the config
+    package sits above the part packages, so it is not imported here)."""
+
+    @property
+    def encoders(self) -> Mapping[str, Part]: ...
+
+    @property
+    def fusion(self) -> Part: ...
+
+    @property
+    def dropout(self) -> float: ...
 
 
 @dataclass
@@ -66,7 +79,7 @@ class MultimodalClassifier(nn.Module):
         return ModelOutput(branch_logits=logits, probs=fused.probs, fused_logits=fused.logits, features=features)
 
 
-def create_model(config: "ModelConfig", input_dims: dict[str, int], sequence: dict[str, bool], n_classes: int,
+def create_model(config: ModelSpec, input_dims: dict[str, int], sequence: dict[str, bool], n_classes: int,
                  pretrained: bool = False) -> MultimodalClassifier:
     """The configured model; ``pretrained`` loads encoders' starting weights (for training; a trained run's
     weights replace them anyway)."""

@@ -9,7 +9,6 @@ expected too; the Mars weight exp(-gamma_m (1 - p_m[y])) sees only the last poin
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pandas as pd
 from torch import nn
 
 from emofuse.config.schema import TrainConfig
+from emofuse.core.atomic import atomic_write
 from emofuse.metrics.classification import predict
 from emofuse.datasets.feature_set import FeatureSet
 from emofuse.training.batches import TensorData
@@ -32,9 +32,7 @@ def records_dynamics(setting: str, features: dict) -> bool:
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 class DynamicsRecorder:

@@ -38,6 +38,7 @@ from emofuse.datasets.normalize import Standardizer
 from emofuse.losses import LOSSES
 from emofuse.models import create_model
 from emofuse.core.registry import ConfigError
+from emofuse.core.atomic import atomic_torch_save
 from emofuse.core.runs import atomic_write_text, logging_to, record_fingerprint, start_run, write_json
 from emofuse.training import distributed
 from emofuse.training.batches import RedrawnData, TensorData
@@ -223,8 +224,8 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
         enrolment = inputs.enrolment_table(fold)
         atomic_write_text(fold_dir / "enrolment.csv", enrolment.to_csv(index=False))
         result["enrolment_clips"] = enrolment_record(enrolment)
-    pd.DataFrame(fit.history).to_csv(fold_dir / "history.csv", index=False)
-    torch.save(state, fold_dir / "best.pt")
+    atomic_write_text(fold_dir / "history.csv", pd.DataFrame(fit.history).to_csv(index=False))
+    atomic_torch_save(fold_dir / "best.pt", state)
     write_json(fold_dir / "standardizer.json", fold_standardizers(inputs, data.scalers, scored))
     atomic_write_text(fold_dir / "predictions.csv", table.to_csv(index=False))
     atomic_write_text(fold_dir / "val_predictions.csv", val_table.to_csv(index=False))

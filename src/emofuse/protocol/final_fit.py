@@ -20,15 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from emofuse.config.loading import dump_config, load_config
+from emofuse.config.loading import dump_config, load_run_config
 from emofuse.config.schema import ExperimentConfig
 from emofuse.protocol.cross_validation import data_record, fold_standardizers, prepare_inputs, train_fold
 from emofuse.protocol.folds import Fold
 from emofuse.features.cache import FeatureCache
 from emofuse.datasets.build import build_features
 from emofuse.core.registry import ConfigError
+from emofuse.core.atomic import atomic_torch_save
 from emofuse.core.runs import atomic_write_text, logging_to, record_fingerprint, start_run, write_json
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def epoch_from_cv(cv_run: Path, config: ExperimentConfig) -> tuple[int, list[int
     results = cv_run / "results.json"
     if not results.is_file():
         raise ConfigError(f"{cv_run}: no results.json; --epochs-from needs a finished `emofuse cv` run of this config")
-    if dump_config(load_config(cv_run / "config.yaml")) != dump_config(config):
+    if dump_config(load_run_config(cv_run)) != dump_config(config):
         raise ConfigError(f"{cv_run} is a cross-validation of another config; its selected epochs say nothing of this one")
     selected = [int(f["best_epoch"]) for f in json.loads(results.read_text())["folds"]]
     return int(np.floor(np.median(selected))), selected
@@ -73,7 +73,7 @@ def fit_final(config: ExperimentConfig, data_dir: Path, out: Path, cache_dir: Pa
         log.info("final fit on all %d speakers (%d clips), epochs 0..%d%s", len(speakers), len(fs.meta), epoch,
                  f" (median of the folds' selected epochs {selected} in {cv_run})" if selected else "")
         model, fit, data = train_fold(config, fs, inputs, fold, fold_dir, final_epoch=epoch)
-        torch.save(fit.best_state, fold_dir / "best.pt")
+        atomic_torch_save(fold_dir / "best.pt", fit.best_state)
         write_json(fold_dir / "standardizer.json", fold_standardizers(inputs, data.scalers, fold))
         atomic_write_text(fold_dir / "history.csv", pd.DataFrame(fit.history).to_csv(index=False))
         result = {

@@ -13,8 +13,8 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 
 from emofuse.config.loading import load_config
-from emofuse.config.schema import EarlyStoppingConfig, Passes, TrainConfig
-from emofuse.core.registry import Strict
+from emofuse.config.schema import EarlyStoppingConfig, Passes, TrainConfig, check_monitor
+from emofuse.core.registry import Strict, did_you_mean
 from emofuse.tasks.emi.loss import EmiLossConfig
 from emofuse.tasks.emi.model import EmiModelConfig
 
@@ -58,7 +58,8 @@ class EmiConfig(Strict):
     def _consistent(self) -> "EmiConfig":
         if self.model.vad and self.model.vad_modality not in self.data.modalities:
             raise ValueError(f"model.vad_modality '{self.model.vad_modality}' is not in data.modalities "
-                             f"{self.data.modalities} (set model.vad: false)")
+                             f"{self.data.modalities}{did_you_mean(self.model.vad_modality, self.data.modalities)} "
+                             f"(or set model.vad: false)")
         if self.loss.vad and not self.model.vad:
             raise ValueError("loss.vad > 0 regularises the VAD latent, but model.vad is false (set loss.vad: 0)")
         if self.loss.vad and self.loss.vad_target == "columns" and not self.data.vad_columns:
@@ -66,9 +67,8 @@ class EmiConfig(Strict):
         if self.data.vad_columns and not (self.loss.vad and self.loss.vad_target == "columns"):
             raise ValueError("data.vad_columns is set but unused (needs loss.vad > 0 and loss.vad_target: columns)")
         es = self.train.early_stopping
-        monitors = {"pearson_mean", "mse", *(f"pearson/{t}" for t in self.data.targets)}
-        if es is not None and es.monitor not in monitors:
-            raise ValueError(f"train.early_stopping.monitor '{es.monitor}' is not one of {sorted(monitors)}")
+        if es is not None:
+            check_monitor(es.monitor, ["pearson_mean", "mse", *(f"pearson/{t}" for t in self.data.targets)])
         return self
 
     @property

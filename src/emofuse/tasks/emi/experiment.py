@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from emofuse.config.loading import dump_config
+from emofuse.core.atomic import atomic_torch_save, atomic_write
 from emofuse.core.errors import DataError
 from emofuse.tasks.emi.feature_dir import FeatureDirData, load_feature_dir
 from emofuse.tasks.emi.config import EmiConfig, load_emi_config
@@ -39,8 +40,7 @@ def fit_standardizers(data: FeatureDirData) -> dict[str, Standardizer]:
 
 def save_standardizers(scalers: dict[str, Standardizer], path: Path) -> None:
     arrays = {f"{m}/{k}": getattr(s, k) for m, s in scalers.items() for k in ("mean", "std")}
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_standardizers(path: Path) -> dict[str, Standardizer]:
@@ -126,8 +126,8 @@ def _run(config: EmiConfig, data_dir: Path, run_dir: Path, epoch_callbacks) -> d
                       epoch_callbacks=epoch_callbacks)
     fit = trainer.fit(model, loss, train, val)
     model.load_state_dict(fit.best_state)
-    torch.save(fit.best_state, run_dir / "best.pt")
-    pd.DataFrame(fit.history).to_csv(run_dir / "history.csv", index=False)
+    atomic_torch_save(run_dir / "best.pt", fit.best_state)
+    atomic_write_text(run_dir / "history.csv", pd.DataFrame(fit.history).to_csv(index=False))
 
     results = {"name": config.name, "description": config.description}
     for split in ("val", "test"):

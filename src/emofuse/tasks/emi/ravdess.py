@@ -23,8 +23,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emofuse.config.loading import dump_config, load_config
-from emofuse.config.parts import check_visual_features
-from emofuse.config.schema import DataConfig, FeaturesConfig, ProtocolConfig
+from emofuse.config.schema import DataConfig, FeaturesConfig, ProtocolConfig, check_visual_features
+from emofuse.core.atomic import atomic_write
 from emofuse.core.console import listed
 from emofuse.data.ravdess import EMOTIONS
 from emofuse.tasks.emi.config import EmiConfig
@@ -97,7 +97,8 @@ def write_features(fs: FeatureSet, inputs: dict, out: Path) -> None:
         folder = out / m
         folder.mkdir(parents=True, exist_ok=True)
         for clip, value in zip(fs.meta["clip"], values):
-            np.save(folder / f"{clip}.npy", np.atleast_2d(value).astype(np.float32))
+            array = np.atleast_2d(value).astype(np.float32)
+            atomic_write(folder / f"{clip}.npy", lambda f: np.save(f, array))
 
 
 def write_fold_dir(fs: FeatureSet, fold: Fold, features_dir: Path, out: Path) -> Path:
