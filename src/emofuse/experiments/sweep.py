@@ -43,6 +43,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from emofuse.core.threads import thread_budget
+from emofuse.models.encoders import compute_bound
 from emofuse.config.loading import dump_config
 from emofuse.config.schema import ExperimentConfig
 from emofuse.core.console import rounded
@@ -102,7 +104,7 @@ def run_sweep(config: ExperimentConfig, space: SearchSpace, data_dir: Path, run_
 
     from optuna.exceptions import ExperimentalWarning
 
-    with logging_to(run_dir), warnings.catch_warnings():
+    with logging_to(run_dir), warnings.catch_warnings(), thread_budget(compute_bound(config.model.encoders)):
         warnings.simplefilter("ignore", ExperimentalWarning)
         return _sweep(SweepPlan(
             config, base, space, Path(data_dir), run_dir, Path(cache_dir), sampler, grid, n_trials,

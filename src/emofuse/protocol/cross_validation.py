@@ -37,7 +37,9 @@ from emofuse.datasets.build import build_features
 from emofuse.datasets.normalize import Standardizer
 from emofuse.losses import LOSSES
 from emofuse.models import create_model
+from emofuse.models.encoders import compute_bound
 from emofuse.core.registry import ConfigError
+from emofuse.core.threads import thread_budget
 from emofuse.core.atomic import atomic_torch_save
 from emofuse.core.runs import atomic_write_text, logging_to, record_fingerprint, start_run, write_json
 from emofuse.training import distributed
@@ -278,7 +280,13 @@ def run_cross_validation(config: ExperimentConfig, data_dir: Path, run_dir: Path
                          progress: bool = True, only_folds: list[int] | None = None,
                          enrolment_pool: EnrolmentPool | None = None) -> dict:
     """``enrolment_pool``: which clips an inductive test speaker may enrol with (a stress test's hook). A config with
-    ``selection`` cross-validates each candidate and chooses per fold (protocol/selection.py)."""
+    ``selection`` cross-validates each candidate and chooses per fold (protocol/selection.py). Runs on the threads its
+    model is worth (core/threads.py)."""
+    with thread_budget(compute_bound(config.model.encoders)):
+        return _cross_validate(config, data_dir, run_dir, cache_dir, progress, only_folds, enrolment_pool)
+
+
+def _cross_validate(config, data_dir, run_dir, cache_dir, progress, only_folds, enrolment_pool) -> dict:
     if config.selection is not None:
         if distributed.world_size() > 1:
             raise ConfigError("selection.candidates is not supported under torchrun; run each candidate on its own")

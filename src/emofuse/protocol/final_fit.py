@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emofuse.core.threads import thread_budget
+from emofuse.models.encoders import compute_bound
 from emofuse.config.loading import dump_config, load_run_config
 from emofuse.config.schema import ExperimentConfig
 from emofuse.protocol.cross_validation import data_record, fold_standardizers, prepare_inputs, train_fold
@@ -60,7 +62,7 @@ def fit_final(config: ExperimentConfig, data_dir: Path, out: Path, cache_dir: Pa
     if done.is_file() and (out / "config.yaml").read_text() == dump_config(config):
         log.info("%s: final fit already done", out)
         return json.loads(done.read_text())
-    with logging_to(out):
+    with logging_to(out), thread_budget(compute_bound(config.model.encoders)):
         started = time.perf_counter()
         start_run(out, dump_config(config))
         fs = build_features(config.data, config.features, data_dir, FeatureCache(cache_dir), progress)
