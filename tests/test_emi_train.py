@@ -155,3 +155,36 @@ def test_ema_weights_follow_a_hand_update_and_are_what_is_evaluated(decay, warmu
         for k in evaluated[epoch]:
             torch.testing.assert_close(evaluated[epoch][k], per_epoch[epoch][k], rtol=1e-5, atol=1e-6)
     assert not torch.allclose(fit.best_state["head.3.weight"], model.state_dict()["head.3.weight"])
+
+
+def test_the_run_records_its_ridge_peer(trained):
+    """Ridge regressions on the same inputs beside the network: per modality, concatenated, late average."""
+    data, out = trained
+    results = json.loads((out / "results.json").read_text())
+    peer = results["linear_peer"]
+    assert peer["joint"] == "concatenation" and set(peer["chosen_alpha"]) == {*peer["modalities"], "concatenation"}
+    test = peer["pearson_mean"]["test"]
+    assert set(test) == {*peer["modalities"], "concatenation", "late_average"}
+    assert test["concatenation"] > 0.5  # the fixture's signal is linear in the clip means
+    assert peer["network_minus_peer"] == pytest.approx(results["test"]["pearson_mean"] - test["concatenation"])
+    predictions = pd.read_csv(out / "test_peer_predictions.csv", dtype={"id": str})
+    labels = pd.read_csv(data / "labels.csv", dtype={"id": str})
+    assert sorted(predictions["id"]) == sorted(labels.loc[labels["split"] == "test", "id"])
+
+
+def test_a_ridge_peer_on_a_linear_signal_is_near_perfect():
+    from emofuse.tasks.emi.peer import ridge_peer
+
+    rng = np.random.default_rng(0)
+    weights = rng.normal(size=(4, 2))
+
+    def part(n):
+        frames = [rng.normal(size=(int(rng.integers(3, 9)), 4)) + rng.normal(size=4) for _ in range(n)]
+        y = np.stack([f.mean(0) for f in frames]) @ weights
+        return TensorData({"audio": frames, "face": rng.normal(size=(n, 3))}, y), y
+
+    (train, y_train), (val, y_val), (test, y_test) = part(200), part(50), part(50)
+    record, predictions = ridge_peer({"train": train, "val": val, "test": test}, {"train": y_train, "val": y_val, "test": y_test})
+    assert record["pearson_mean"]["test"]["audio"] > 0.99 and record["pearson_mean"]["test"]["concatenation"] > 0.99
+    assert record["pearson_mean"]["test"]["face"] < 0.5  # noise
+    assert predictions["test"].shape == (50, 2)

@@ -53,6 +53,9 @@ class EmiConfig(Strict):
     model: EmiModelConfig = Field(default_factory=EmiModelConfig)
     loss: EmiLossConfig = Field(default_factory=EmiLossConfig)
     train: EmiTrainConfig = Field(default_factory=EmiTrainConfig)
+    linear_peer: bool = Field(True, description="also fit ridge regressions on the same inputs (per modality, "
+                                                "concatenated, late average; tasks/emi/peer.py) and report the network "
+                                                "beside them; false: not (very large data)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "EmiConfig":

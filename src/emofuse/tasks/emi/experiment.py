@@ -26,6 +26,7 @@ from emofuse.metrics.regression import RegressionEvaluator, pearson, predict
 from emofuse.datasets.normalize import Standardizer, select_rows
 from emofuse.tasks.emi.loss import EmiLoss
 from emofuse.tasks.emi.model import EmiRegressor, adaptive_avg_pool_time
+from emofuse.tasks.emi.peer import compared, peer_lines, ridge_peer
 from emofuse.core.runs import atomic_write_text, logging_to, record_fingerprint, start_run, write_json
 from emofuse.training.batches import TensorData
 from emofuse.training.seeding import seed_everything
@@ -135,6 +136,14 @@ def _run(config: EmiConfig, data_dir: Path, run_dir: Path, epoch_callbacks) -> d
         pred = predict(model, tensor_data(config, data, split, scalers)) if has_rows else np.zeros((0, len(data.target_names)))
         atomic_write_text(run_dir / f"{split}_predictions.csv", predictions_table(data, split, pred).to_csv(index=False))
         results[split] = score(pred, data, split)
+    if config.linear_peer and data.has_targets("val") and len(data.rows("test")):
+        parts = {"train": train, "val": val, "test": tensor_data(config, data, "test", scalers)}
+        targets = {s: data.targets[data.rows(s)] if data.has_targets(s) else None for s in parts}
+        record, peer_pred = ridge_peer(parts, targets)
+        atomic_write_text(run_dir / "test_peer_predictions.csv", predictions_table(data, "test", peer_pred["test"]).to_csv(index=False))
+        results["linear_peer"] = compared(record, results)
+        for line in peer_lines(results["linear_peer"]):
+            (log.warning if line.startswith("warning") else log.info)("%s", line)
     results.update({
         "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run, "steps_per_epoch": fit.steps_per_epoch,
         "val_at_best": fit.best_metrics,
