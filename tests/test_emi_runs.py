@@ -80,3 +80,7 @@ def test_ravdess_check_is_speaker_independent_and_scores_every_clip_once(ravdess
     results = json.loads((out / "results.json").read_text())
     assert results["test_pearson_mean"] == pytest.approx(np.mean([f["test_pearson_mean"] for f in results["folds"]]))
     assert (out / "folds.md").read_text().startswith("| fold | test actors |")
+    # the folds' ridge peers pooled on the same clips, beside the network
+    peer = results["linear_peer"]
+    assert peer["n_speakers"] == 6 and peer["ci_low"] <= peer["network_minus_peer"] <= peer["ci_high"]
+    assert peer["network_minus_peer"] == pytest.approx(results["pooled_test_pearson_mean"] - peer["peer_pooled_test_pearson_mean"])

@@ -8,11 +8,14 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pandas as pd
 from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
 from emofuse.metrics.regression import pearson
-from emofuse.protocol.linear_peer import BELOW_MARGIN, CONCATENATION, LATE_AVERAGE, pooled_inputs, with_concatenation
+from emofuse.metrics.statistics import bootstrap_indices
+from emofuse.protocol.linear_peer import (BELOW_MARGIN, CONCATENATION, LATE_AVERAGE, LEVEL, RESAMPLES, pooled_inputs,
+                                          with_concatenation)
 from emofuse.training.batches import TensorData
 
 ALPHAS = (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)
@@ -72,3 +75,25 @@ def peer_lines(record: dict) -> list[str]:
         lines.append(f"warning: the network is {-record['network_minus_peer']:.4f} mean Pearson below its linear peer, "
                      "a ridge regression on the same inputs")
     return lines
+
+
+def pooled_comparison(network: pd.DataFrame, peer: pd.DataFrame, targets: list[str], seed: int = 0) -> dict:
+    """Folds pooled (``network`` and ``peer``: one row per test clip with ``actor``, the targets and ``pred_<target>``,
+    rows aligned): each one's mean Pearson over the pooled clips, and the network's minus the peer's with a percentile
+    cluster-bootstrap interval over test speakers (speakers resampled with all their clips)."""
+    y, actors = network[targets].to_numpy(), network["actor"].to_numpy()
+    columns = [f"pred_{t}" for t in targets]
+    net, lin = network[columns].to_numpy(), peer[columns].to_numpy()
+    speakers = np.unique(actors)
+    rows_of = [np.flatnonzero(actors == s) for s in speakers]
+    differences = []
+    for draw in bootstrap_indices(len(speakers), RESAMPLES, seed):
+        rows = np.concatenate([rows_of[i] for i in draw])
+        differences.append(pearson(net[rows], y[rows]).mean() - pearson(lin[rows], y[rows]).mean())
+    low, high = np.quantile(differences, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    peer_score = float(pearson(lin, y).mean())
+    difference = float(pearson(net, y).mean()) - peer_score
+    return {"peer_pooled_test_pearson_mean": peer_score, "network_minus_peer": difference,
+            "ci_low": float(low), "ci_high": float(high), "level": LEVEL, "n_speakers": len(speakers),
+            "interval": "cluster bootstrap over test speakers", "below_peer": difference < -BELOW_MARGIN}
+

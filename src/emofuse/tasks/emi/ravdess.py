@@ -30,6 +30,7 @@ from emofuse.data.ravdess import EMOTIONS
 from emofuse.tasks.emi.config import EmiConfig
 from emofuse.protocol.enrolment import SpeakerInputs
 from emofuse.tasks.emi.experiment import run_emi
+from emofuse.tasks.emi.peer import pooled_comparison
 from emofuse.protocol.folds import Fold, actor_folds
 from emofuse.metrics.regression import pearson
 from emofuse.features import EXTRACTORS, VIDEO_EXTRACTORS
@@ -135,7 +136,7 @@ def _run(config, ravdess, data_dir, run_dir, cache, progress, only_folds) -> dic
     write_features(fs, SpeakerInputs(fs, ravdess.features, config.seed).own, features_dir)
     folds = actor_folds(fs.meta["actor"].unique(), ravdess.protocol.n_folds, ravdess.protocol.val_fraction, config.seed)
     folds = [f for f in folds if not only_folds or f.index in only_folds]
-    rows, tables = [], []
+    rows, tables, peer_tables = [], [], []
     for fold in folds:
         fold_data = write_fold_dir(fs, fold, features_dir, run_dir / "data" / f"fold_{fold.index}")
         log.info("fold %d: test actors %s, val actors %s", fold.index, listed(fold.test_actors), listed(fold.val_actors))
@@ -150,6 +151,10 @@ def _run(config, ravdess, data_dir, run_dir, cache, progress, only_folds) -> dic
         tables.append(pd.concat([pred[["id"]].assign(fold=fold.index, actor=truth["actor"].to_numpy()),
                                  truth[config.data.targets].reset_index(drop=True),
                                  pred[config.data.targets].add_prefix("pred_")], axis=1))
+        peer_file = run_dir / "folds" / f"fold_{fold.index}" / "test_peer_predictions.csv"
+        if peer_file.is_file():  # the fold's ridge peer (tasks/emi/peer.py), on the same clips
+            peer = pd.read_csv(peer_file, dtype={"id": str}).set_index("id").loc[pred["id"]]
+            peer_tables.append(peer[config.data.targets].add_prefix("pred_").reset_index(drop=True))
         log.info("fold %d: test mean Pearson %.4f (val %.4f)", fold.index, rows[-1]["test_pearson_mean"], rows[-1]["val_pearson_mean"])
     predictions = pd.concat(tables, ignore_index=True)
     test = np.array([r["test_pearson_mean"] for r in rows])
@@ -166,6 +171,16 @@ def _run(config, ravdess, data_dir, run_dir, cache, progress, only_folds) -> dic
         "data_fingerprint": fs.fingerprint, "n_clips": len(predictions), "skipped_takes": fs.skipped,
         "seconds": time.perf_counter() - started, "config": config.model_dump(mode="json"),
     }
+    if peer_tables and len(peer_tables) == len(tables):
+        summary["linear_peer"] = pooled_comparison(predictions, pd.concat(peer_tables, ignore_index=True),
+                                                   config.data.targets, config.seed)
+        peer = summary["linear_peer"]
+        log.info("linear peer (ridge): pooled test mean Pearson %.4f; network - peer %+.4f [%+.4f, %+.4f] (95 %% cluster "
+                 "bootstrap over test speakers)", peer["peer_pooled_test_pearson_mean"], peer["network_minus_peer"],
+                 peer["ci_low"], peer["ci_high"])
+        if peer["below_peer"]:
+            log.warning("the network is %.4f mean Pearson below its linear peer, a ridge regression on the same inputs",
+                        -peer["network_minus_peer"])
     atomic_write_text(run_dir / "predictions.csv", predictions.to_csv(index=False))
     write_json(run_dir / "results.json", summary)
     atomic_write_text(run_dir / "folds.md", folds_table(summary))
