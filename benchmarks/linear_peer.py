@@ -36,6 +36,8 @@ def run(config_path: Path, data: Path | None, cache: Path, overrides: list[str])
     records, tables = [], []
     for fold in dataset_folds(fs.meta, config.protocol.n_folds, config.protocol.val_fraction, config.seed):
         record, table = peer_fold(config, fs, inputs, fold)
+        if record is None:
+            raise SystemExit(f"{config_path}: face clips only; the linear peer leaves them out")
         records.append({"fold": fold.index, **record})
         tables.append(table)
     return {"config": str(config_path), "speaker_norm": config.features.speaker_norm,

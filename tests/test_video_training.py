@@ -100,6 +100,7 @@ def test_visual_branch_learns_from_face_clips(video_data, cache, tmp_path):
     assert summary["n_clips"] == 24 and summary["face_detection"]["videos"] == 24
     state = json.loads((out / "folds" / "fold_1" / "standardizer.json").read_text())
     assert state["inputs"]["visual"]["kind"] == "channel" and len(state["inputs"]["visual"]["mean"]) == 3
+    assert "linear_peer" not in summary  # face clips are no linear model's input, and there is nothing else
 
 
 def test_run_records_faces_and_caches_each_video_once(both_run, cache, video_data):
@@ -113,6 +114,8 @@ def test_run_records_faces_and_caches_each_video_once(both_run, cache, video_dat
     assert len(entries) == len(FLV)  # the four links to one video are one cache entry
     assert all(e.with_suffix(".json").is_file() for e in entries)
     assert len(results["folds"]) == 2 and set(results["modality_accuracy_mean"]) == {"audio", "visual"}
+    peer = results["linear_peer"]  # on the MFCC frames (mean and std pooled), the face clips left out
+    assert peer["joint"] == "audio" and set(peer["chosen_C"]["1"]) == {"audio"} and "late_average" not in peer
     # a second build reads everything from the cache, memory-mapped
     config = load_config(CONFIG, TINY_CLIPS + BOTH)
     fs = build_ravdess_features(video_data, config.data, config.features, FeatureCache(cache), progress=False)

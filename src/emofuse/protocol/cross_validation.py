@@ -34,7 +34,7 @@ from emofuse.protocol.selection import run_selection
 from emofuse.features.cache import FeatureCache
 from emofuse.datasets.feature_set import FeatureSet
 from emofuse.datasets.build import build_features
-from emofuse.datasets.normalize import Standardizer
+from emofuse.datasets.normalize import Standardizer, is_clips
 from emofuse.losses import LOSSES
 from emofuse.models import create_model
 from emofuse.models.encoders import compute_bound
@@ -88,9 +88,13 @@ class FoldData:
     corruption: FoldCorruption | None = None  # planted label noise / modality noise (data.label_noise, data.modality_noise)
 
 
-def fold_data(fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, corruption: FoldCorruption | None = None) -> FoldData:
+def fold_data(fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, corruption: FoldCorruption | None = None,
+              modalities: list[str] | None = None) -> FoldData:
+    """``modalities``: only these (the linear peer's, which leaves face clips out)."""
     label = fs.meta["label"].to_numpy()
     splits = inputs.split(fold)
+    if modalities is not None:
+        splits = [(rows, {m: values[m] for m in modalities}) for rows, values in splits]
     # who spoke each training clip, as an index among the fold's training speakers (speaker-adversarial training)
     speaker = np.searchsorted(np.sort(np.asarray(fold.train_actors)), fs.meta["actor"].to_numpy()[splits[0][0]])
     scalers = {m: Standardizer.for_values(values).fit(values) for m, values in splits[0][1].items()}
@@ -124,12 +128,20 @@ def fold_corruption(config: ExperimentConfig, fs: FeatureSet, fold: Fold) -> Fol
     return FoldCorruption(config.data, fs.meta, fs.class_names, config.seed, fold.index, fold.test_actors)
 
 
-def peer_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold) -> tuple[dict, pd.DataFrame]:
+def peer_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs,
+              fold: Fold) -> tuple[dict | None, pd.DataFrame | None]:
     """The fold's linear peer (protocol/linear_peer.py) on the fold's data as its network sees it, built afresh (a
-    trained fold's data holds its last epoch's enrolment draw): C chosen on the fold, scored by the fold that is."""
-    selection = fold_data(fs, inputs, fold, fold_corruption(config, fs, fold))
+    trained fold's data holds its last epoch's enrolment draw): C chosen on the fold, scored by the fold that is.
+    Face clips are left out (pixels are no linear model's input); (None, None) when nothing else is there."""
+    modalities = [m for m, values in fs.features.items() if not is_clips(values)]
+    if not modalities:
+        return None, None
+    noise = config.data.modality_noise
+    if noise is not None and noise.modality not in modalities:  # planted on a modality the peer leaves out
+        config = config.model_copy(update={"data": config.data.model_copy(update={"modality_noise": None})})
+    selection = fold_data(fs, inputs, fold, fold_corruption(config, fs, fold), modalities)
     scored = scored_fold(config, fold)
-    final = fold_data(fs, inputs, scored, fold_corruption(config, fs, scored)) if scored != fold else selection
+    final = fold_data(fs, inputs, scored, fold_corruption(config, fs, scored), modalities) if scored != fold else selection
     test_meta = fs.meta.iloc[final.test_rows].reset_index(drop=True)
     return fit_peer(selection, final, fs.class_names, test_meta, fold.index)
 
@@ -235,8 +247,9 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
         atomic_write_text(fold_dir / "flipped.csv", data.corruption.flipped_table().to_csv(index=False))
     losses = last_epoch_train_losses(model, scored_dir, fs, data.train, scored, config.train.eval_batch_size)
     atomic_write_text(fold_dir / "train_losses.csv", losses.to_csv(index=False))
-    if config.protocol.linear_peer:
-        result["linear_peer"], peer_table = peer_fold(config, fs, inputs, fold)
+    peer, peer_table = peer_fold(config, fs, inputs, fold) if config.protocol.linear_peer else (None, None)
+    if peer is not None:
+        result["linear_peer"] = peer
         atomic_write_text(fold_dir / PEER_PREDICTIONS, peer_table.to_csv(index=False))
     write_json(fold_dir / "result.json", result)  # written last: its presence marks the fold done
     return result
