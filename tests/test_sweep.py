@@ -80,6 +80,10 @@ def test_grid_sweep_scores_validation_only_and_restarts(ravdess_fixture, tmp_pat
         == [f"fold_{i}" for i in range(1, n_folds + 1)]
     nested = pd.read_csv(out / "nested" / "predictions.csv")
     assert summary["nested"]["pooled_accuracy"] == pytest.approx((nested["label"] == nested["pred"]).mean())
+    peer = json.loads((out / "nested" / "results.json").read_text())["linear_peer"]  # each fold's chosen trial's peer
+    assert sorted(peer["chosen_C"]) == [str(k) for k in range(1, n_folds + 1)]
+    assert peer["network_minus_peer"]["difference"] == pytest.approx(
+        summary["nested"]["pooled_accuracy"] - peer["concatenation"]["pooled_accuracy"])
 
     # Restarting on the same storage continues the study: the grid is done, no trial is added or retrained.
     val_scores.clear()
