@@ -183,9 +183,12 @@ def test_compare_report(fixture_runs, tmp_path):
         assert row[1] == f"{ref.accuracy_mean:.4f} ± {ref.accuracy_std:.4f}"
     for row, ref in zip(rows, table.itertuples()):
         assert row[2] == f"[{ref.ci_low:.3f}, {ref.ci_high:.3f}]"  # the speaker-bootstrap interval
-    assert rows[0][-4:-1] == ["reference", "", ""]
-    assert re.fullmatch(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]", rows[1][-4])
-    assert rows[1][-3] == f"{table.p_fold[1]:.3f} ({table.p_fold_holm[1]:.3f})"
+    assert rows[0][-5:-2] == ["reference", "", ""]
+    assert re.fullmatch(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]", rows[1][-5])
+    assert rows[1][-4] == f"{table.p_fold[1]:.3f} ({table.p_fold_holm[1]:.3f})"
+    for row, ref in zip(rows, table.itertuples()):  # each method beside its linear peer
+        assert row[-2] == (f"{ref.peer_accuracy_pooled:.4f}; {100 * ref.delta_vs_peer:+.1f} "
+                           f"[{100 * ref.delta_vs_peer_ci_low:+.1f}, {100 * ref.delta_vs_peer_ci_high:+.1f}]")
     assert len(page.body_rows("runs")) == len(pd.read_csv(compare / "runs.csv"))
     plots = json.loads((compare / "comparison.json").read_text())["plots"]
     assert len(page.images) == len(plots) == 5  # accuracy spread, 2 confusion matrices, Mars weights, loss histograms

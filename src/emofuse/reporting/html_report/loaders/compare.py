@@ -50,6 +50,7 @@ def load_compare(run_dir: Path) -> dict:
         "summary": summary,
         "table": table,
         "branches": branches,
+        "peers": any(row.get("delta_vs_peer") is not None for row in table),  # runs with a linear peer
         "runs": runs[run_columns].to_dict("records"),
         "run_columns": run_columns,
         "figures": plots,
