@@ -69,6 +69,11 @@ def test_selection_run_on_the_sample_and_predict_uses_the_deployed_candidate(tmp
         own = json.loads((tmp_path / "run" / "candidates" / best / "folds" / f"fold_{fold['fold']}" / "result.json").read_text())
         assert own["accuracy"] == fold["accuracy"]
     assert result["n_clips"] == 180
+    peer = result["linear_peer"]  # each fold's chosen candidate's peer, against the nested predictions
+    for fold in result["folds"]:
+        assert peer["chosen_C"][str(fold["fold"])] == fold["linear_peer"]["chosen_C"]
+    assert peer["network_minus_peer"]["difference"] == pytest.approx(
+        result["pooled_accuracy"] - peer["concatenation"]["pooled_accuracy"])
     print_cv_summary(result, tmp_path / "run")
     assert "candidates chosen per fold on its validation speakers (nested): fold 1:" in " ".join(capsys.readouterr().out.split())
     for fold in result["folds"]:  # folds/fold_k is the chosen candidate's fold
