@@ -11,7 +11,6 @@ speakers, as the network is. Face clips (pixels) are no linear model's input: th
 
 from __future__ import annotations
 
-import copy
 import time
 import warnings
 from pathlib import Path

@@ -33,7 +33,7 @@ def ridge_peer(parts: dict[str, TensorData], targets: dict[str, np.ndarray]) -> 
     started = time.perf_counter()
     modalities = list(pooled_inputs(parts["train"]))
     x = {name: with_concatenation(pooled_inputs(data), modalities) for name, data in parts.items()}
-    score = lambda pred, y: float(pearson(pred, y).mean())  # noqa: E731
+    score = lambda pred, y: float(pearson(pred, y).mean())
     preds, chosen = {split: {} for split in ("val", "test")}, {}
     for name in x["train"]:
         fits = {a: fit_ridge(x["train"][name], targets["train"], a) for a in ALPHAS}
