@@ -31,6 +31,9 @@ def parser_manifest(mf) -> None:
     mf.add_argument("--speaker-regex", default=None,
                     help="find the speaker in each file name with this pattern (its group named speaker, else its first "
                          "group); required for folder, overrides the corpus's own speaker ids otherwise")
+    mf.add_argument("--corpus", dest="corpus_name", default=None,
+                    help="the corpus column's value (default: the layout's name; for folder, the folder's name; for "
+                         "emobox, each line's dataset)")
     mf.set_defaults(overrides=[])
 
 
@@ -70,11 +73,12 @@ def cmd_extract(args) -> int:
 @command("manifest", "data", parser_manifest, help="write a manifest CSV of a corpus folder to standard output",
          description="List the samples of a corpus laid out as it ships (ravdess, crema-d, tess, savee, "
                      "emodb, nemo) or as DIR/<label>/<file> (folder) as a manifest for data.dataset: "
-                     "manifest: id, speaker, gender (where the corpus documents it), label (common "
-                     "vocabulary: neutral, calm, happy, sad, angry, fearful, disgust, surprised), corpus_label "
-                     "(as the corpus writes it), audio, video, and the corpus's own fields (nemo: corpus, "
-                     "transcript, normalized_text, age). emobox reads EmoBox partition files (JSON lines) "
-                     "instead of a folder and finds each clip by its file stem under --audio-root; several "
+                     "manifest: id, corpus (the layout's name, or --corpus), speaker, gender (where the corpus "
+                     "documents it), label (common vocabulary: neutral, calm, happy, sad, angry, fearful, disgust, "
+                     "surprised), corpus_label (as the corpus writes it), audio, video, and the corpus's own fields "
+                     "(nemo: transcript, normalized_text, age). Manifests of several corpora concatenated (one "
+                     "header) train one model on them all (docs/own-data.md). emobox reads EmoBox partition files "
+                     "(JSON lines) instead of a folder and finds each clip by its file stem under --audio-root; several "
                      "*_test_fold_K files add a fold column (each clip's test fold), which fixes the "
                      "protocol's folds. Files that do not fit the naming scheme, and listed samples whose file "
                      "is missing, are reported on standard error and left out. Examples: emofuse manifest nemo "
@@ -113,7 +117,8 @@ def cmd_manifest(args) -> int:
         raise DataError(source, f"every sample got the label {label!r}: the folder layout takes each file's label from "
                                 f"the folder holding it (DIR/<label>/<file>, one folder per emotion); point DIR at the "
                                 f"folder that holds the label folders")
-    sys.stdout.write(write_manifest(listing, args.relative_to))
+    default = args.corpus_name or (Path(source).absolute().name if args.corpus == "folder" else args.corpus)
+    sys.stdout.write(write_manifest(listing, args.relative_to, default))
     speakers = {r["speaker"] for r in listing.rows}
     print(f"{len(listing.rows)} samples of {len(speakers)} speakers from {source}", file=sys.stderr)
     for found, what in ((listing.unrecognised, f"files that do not fit the {args.corpus} naming scheme"),

@@ -5,7 +5,9 @@ file (``audio``, ``video``: anything FFmpeg decodes; a video's audio track stand
 empty) or a precomputed feature file (``audio_features``, ``visual_features``, ``<modality>_features`` of any
 other modality the config declares: ``.npy`` of shape (D,) or (T, D)).
 Optional: ``id`` (or ``clip``; default: the file's stem), ``gender`` (or ``sex``; validation speakers are balanced
-over it), ``split`` (train / val / test) or ``fold`` (1, 2, ...) to fix the protocol, and any other columns.
+over it), ``split`` (train / val / test) or ``fold`` (1, 2, ...) to fix the protocol, ``corpus`` (several values:
+the rows of several corpora, each trained and scored on its own labels; a speaker id is then one of its corpus, read
+as ``corpus/speaker``), and any other columns.
 Relative paths resolve against the manifest's folder.
 
 Reading checks everything that can be checked without decoding: a missing column stops at once; a row's problem
@@ -100,6 +102,9 @@ def read_manifest(path: str | Path, file_columns: list[str], key_columns: list[s
     for column in ("split", "fold", *key_columns):
         if column in table.columns and column not in rows:
             rows[column] = table[column]
+    if "corpus" in table.columns and table["corpus"].nunique() > 1:  # several corpora: a speaker is one of a corpus
+        rows["corpus"] = table["corpus"]
+        rows["speaker"] = table["corpus"] + "/" + table[speaker]  # empty cells are reported from the table
     problems: dict[str, list[str]] = {}
 
     def problem(i: int, column: str, text: str) -> None:
@@ -113,7 +118,7 @@ def read_manifest(path: str | Path, file_columns: list[str], key_columns: list[s
             problem(i, id_column or "id", f"id {sample!r} is also on line {seen[sample]}")
         else:
             seen[sample] = int(rows["line"].iat[i])
-    for column in ("label", speaker, *key_columns):
+    for column in ("label", speaker, *(["corpus"] if "corpus" in rows else []), *key_columns):
         for i in range(len(rows)):
             if not table[column].iat[i]:
                 problem(i, column, "empty")

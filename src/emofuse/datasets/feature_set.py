@@ -47,6 +47,25 @@ class FeatureSet:
         return {m: isinstance(v, list) for m, v in self.features.items()}
 
     @property
+    def corpus_classes(self) -> dict[str, tuple[str, ...]] | None:
+        """Per corpus (a manifest of several, its ``corpus`` column), the classes its samples have, in class order;
+        None for one corpus."""
+        if "corpus" not in self.meta:
+            return None
+        return {corpus: tuple(c for c in self.class_names if c in set(rows["emotion"]))
+                for corpus, rows in self.meta.groupby("corpus", sort=False)}
+
+    @property
+    def class_mask(self) -> np.ndarray | None:
+        """(N, K) booleans: the classes of each sample's corpus, the only ones it is trained towards or away from and
+        predicted among; None for one corpus (every class)."""
+        corpora = self.corpus_classes
+        if corpora is None:
+            return None
+        allowed = {corpus: np.isin(self.class_names, classes) for corpus, classes in corpora.items()}
+        return np.stack([allowed[c] for c in self.meta["corpus"]])
+
+    @property
     def input_dims(self) -> dict[str, int]:
         """Features per frame (or per clip); colour channels for face clips."""
         return {m: (v[0] if isinstance(v, list) else v).shape[-1] for m, v in self.features.items()}

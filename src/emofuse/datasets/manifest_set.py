@@ -120,6 +120,7 @@ def build_manifest_features(path: str | Path, data: DataConfig, features: Featur
     announce_extraction(data, features, len(samples), cache)
     sources = _sources(manifest, samples, data, features, expected_dims or {})
     meta = pd.DataFrame({"clip": samples, "take": samples, "actor": rows["speaker"].to_numpy(),
+                         **({"corpus": rows["corpus"].to_numpy()} if "corpus" in rows else {}),
                          **({"gender": rows["gender"].to_numpy()} if "gender" in rows else {}),
                          "emotion": rows["label"].to_numpy(),
                          **{c: rows[c].to_numpy() for c in ("split", "fold") if c in rows},

@@ -6,7 +6,7 @@ Most fusion losses here are per-branch cross-entropies with per-sample weights,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.distributed as dist
@@ -86,6 +86,24 @@ class BranchReweightingLoss(Loss):
             terms[f"ce/{m}"] = ce.mean().item()
             terms[f"weight/{m}"] = weights[m].mean().item()
         return LossOutput(total=total, terms=terms)
+
+
+def mask_logits(logits: torch.Tensor, class_mask: torch.Tensor) -> torch.Tensor:
+    """Logits with the classes outside ``class_mask`` (B, K) at the dtype's lowest value: a softmax gives them 0, and
+    their logits get no gradient."""
+    return logits.masked_fill(~class_mask, torch.finfo(logits.dtype).min)
+
+
+def restrict_classes(output, class_mask: torch.Tensor | None):
+    """A model's output (branch logits, fused logits and probabilities) restricted to each sample's classes (a
+    manifest of several corpora: its corpus's), so that no loss pushes a sample towards or away from a class its corpus
+    does not have: the trainer applies it before every loss. ``class_mask`` None: the output as it is."""
+    if class_mask is None:
+        return output
+    probs = output.probs * class_mask
+    return replace(output, branch_logits={m: mask_logits(z, class_mask) for m, z in output.branch_logits.items()},
+                   fused_logits=mask_logits(output.fused_logits, class_mask) if output.fused_logits is not None else None,
+                   probs=probs / probs.sum(-1, keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny))
 
 
 def global_mean(values: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassStatScores
 
+from emofuse.losses.base import restrict_classes
 from emofuse.training.batches import TensorData
 
 
@@ -23,12 +24,14 @@ class Predictions:
 
 @torch.no_grad()
 def predict(model: nn.Module, data: TensorData, batch_size: int = 256) -> Predictions:
+    """Fused and branch probabilities of every row; where the data carries a class mask (several corpora), over the
+    row's corpus's classes only, so that its prediction is one of them."""
     model.eval()
     device = next(model.parameters()).device
     probs, branch, targets = [], {}, []
     for batch in data.batches(batch_size):
         batch = batch.to(device)
-        out = model(batch.inputs, batch.lengths)
+        out = restrict_classes(model(batch.inputs, batch.lengths), batch.class_mask)
         probs.append(out.probs.float().cpu())
         for m, z in out.branch_logits.items():
             branch.setdefault(m, []).append(z.float().softmax(-1).cpu())
@@ -44,16 +47,26 @@ def accuracy_and_macro_f1(probs: np.ndarray, target: torch.Tensor, n_classes: in
     """Micro accuracy and macro-F1 as torchmetrics defines them, from its exact per-class counts in float64 (its own
     ratios are float32: 13/30 would be 0.4333333373069763). Classes absent from both predictions and targets are
     left out of the macro mean, as torchmetrics does."""
+    accuracy, macro_f1, _ = headline_scores(probs, target, n_classes)
+    return accuracy, macro_f1
+
+
+def headline_scores(probs: np.ndarray, target: torch.Tensor, n_classes: int) -> tuple[float, float, float]:
+    """Accuracy, macro-F1 (as ``accuracy_and_macro_f1``) and UA, the unweighted average recall (balanced accuracy:
+    the mean over the classes the targets have of the share of each class's samples predicted as it; EmoBox's
+    headline), from the exact counts."""
     tp, fp, _, fn, _ = (c.double() for c in MulticlassStatScores(n_classes, average=None)(torch.as_tensor(probs), target).T)
     f1 = 2 * tp / (2 * tp + fp + fn).clamp_min(1)  # counts: a zero denominator has tp = 0
-    return float(tp.sum() / len(target)), float(f1[(tp + fp + fn) > 0].mean())
+    support = (tp + fn) > 0
+    return float(tp.sum() / len(target)), float(f1[(tp + fp + fn) > 0].mean()), float((tp / (tp + fn))[support].mean())
 
 
 def classification_metrics(pred: Predictions, n_classes: int) -> dict[str, float]:
     target = torch.as_tensor(pred.target)
-    accuracy, macro_f1 = accuracy_and_macro_f1(pred.probs, target, n_classes)
+    accuracy, macro_f1, ua = headline_scores(pred.probs, target, n_classes)
     probs = torch.as_tensor(pred.probs, dtype=torch.float64)
-    metrics = {"accuracy": accuracy, "macro_f1": macro_f1, "nll": F.nll_loss(probs.clamp_min(1e-12).log(), target).item()}
+    metrics = {"accuracy": accuracy, "macro_f1": macro_f1, "ua": ua,
+               "nll": F.nll_loss(probs.clamp_min(1e-12).log(), target).item()}
     for m, p in pred.branch_probs.items():
         metrics[f"accuracy/{m}"] = accuracy_and_macro_f1(p, target, n_classes)[0]
     return metrics
@@ -71,18 +84,39 @@ class ClassificationEvaluator:
         return classification_metrics(predict(model, data, self.batch_size), self.n_classes)
 
 
+def unweighted_recall(table: pd.DataFrame) -> float:
+    """UA of a predictions table (label and pred columns): the mean over its labels of each one's recall."""
+    return float((table["label"] == table["pred"]).groupby(table["label"]).mean().mean())
+
+
+def per_corpus(table: pd.DataFrame) -> dict[str, dict] | None:
+    """Per corpus of a predictions table of several (its corpus column): accuracy and UA on its clips, their number,
+    and its classes (in the order of the table's prob_ columns); None without a corpus column."""
+    if "corpus" not in table:
+        return None
+    order = [c[len("prob_"):] for c in table if c.startswith("prob_")]
+    return {str(corpus): {"accuracy": float((rows["label"] == rows["pred"]).mean()), "ua": unweighted_recall(rows),
+                          "n": int(len(rows)), "classes": [c for c in order if c in set(rows["label"])]}
+            for corpus, rows in table.groupby("corpus", sort=False)}
+
+
 def fold_figures(fold_results: list[dict], predictions: pd.DataFrame) -> dict:
-    """A cross-validation's headline figures: accuracy and macro-F1 mean and sample std over folds, each branch's mean
-    accuracy, and the accuracy pooled over every scored clip (``predictions``: label and pred columns)."""
-    acc = np.array([r["accuracy"] for r in fold_results])
-    f1 = np.array([r["macro_f1"] for r in fold_results])
+    """A cross-validation's headline figures: accuracy, UA and macro-F1 mean and sample std over folds (UA where every
+    fold records it), each branch's mean accuracy, accuracy and UA pooled over every scored clip (``predictions``:
+    label and pred columns) and, for several corpora, per corpus (``per_corpus``)."""
+    def mean_std(key: str) -> dict:
+        values = np.array([r[key] for r in fold_results])
+        return {f"{key}_mean": float(values.mean()), f"{key}_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+
+    corpora = per_corpus(predictions)
     return {
-        "accuracy_mean": float(acc.mean()),
-        "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
-        "macro_f1_mean": float(f1.mean()),
-        "macro_f1_std": float(f1.std(ddof=1)) if len(f1) > 1 else 0.0,
+        **mean_std("accuracy"),
+        **(mean_std("ua") if all("ua" in r for r in fold_results) else {}),
+        **mean_std("macro_f1"),
         "modality_accuracy_mean": {m: float(np.mean([r["modality_accuracy"][m] for r in fold_results]))
                                    for m in fold_results[0]["modality_accuracy"]},
         "pooled_accuracy": float((predictions["label"] == predictions["pred"]).mean()),
+        "pooled_ua": unweighted_recall(predictions),
         "n_clips": int(len(predictions)),
+        **({"per_corpus": corpora} if corpora is not None else {}),
     }

@@ -25,7 +25,8 @@ from emofuse.config.schema import ExperimentConfig
 from emofuse.core.console import listed, rounded
 from emofuse.datasets.corruption import SPLITS, FoldCorruption, plants_corruption
 from emofuse.protocol.cartography import dynamics_recorders
-from emofuse.metrics.classification import ClassificationEvaluator, classification_metrics, fold_figures, predict
+from emofuse.metrics.classification import ClassificationEvaluator, classification_metrics, fold_figures, \
+    per_corpus, predict
 from emofuse.protocol.enrolment import EnrolmentPool, SpeakerInputs, enrolment_record
 from emofuse.data.speakers import natural_key
 from emofuse.protocol.folds import Fold, dataset_folds
@@ -98,16 +99,19 @@ def fold_data(fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, corruption: Fol
     # who spoke each training clip, as an index among the fold's training speakers (speaker-adversarial training)
     speaker = np.searchsorted(np.sort(np.asarray(fold.train_actors)), fs.meta["actor"].to_numpy()[splits[0][0]])
     scalers = {m: Standardizer.for_values(values).fit(values) for m, values in splits[0][1].items()}
+    class_mask = fs.class_mask
     parts = []
     for split, (rows, values) in zip(SPLITS, splits):
         clean, labels = {m: scalers[m].transform(v) for m, v in values.items()}, label[rows]
         features = clean
         if corruption is not None:
             features, labels = corruption.apply(split, rows, clean, labels)
+        mask = class_mask[rows] if class_mask is not None else None
         if split == "train" and inputs.train_draws:
-            parts.append(RedrawnData(features, labels, training_draws(inputs, fold, scalers, clean, rows, corruption), speaker))
+            parts.append(RedrawnData(features, labels, training_draws(inputs, fold, scalers, clean, rows, corruption),
+                                     speaker, mask))
         else:
-            parts.append(TensorData(features, labels, speaker if split == "train" else None))
+            parts.append(TensorData(features, labels, speaker if split == "train" else None, mask))
     return FoldData(*parts, scalers, splits[2][0], splits[1][0], corruption)
 
 
@@ -219,7 +223,9 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
         "train_actors": list(fold.train_actors),
         "n_test": len(test_meta),
         "accuracy": metrics["accuracy"],
+        "ua": metrics["ua"],
         "macro_f1": metrics["macro_f1"],
+        **({"per_corpus": per_corpus(table)} if "corpus" in table else {}),
         "modality_accuracy": {m: metrics[f"accuracy/{m}"] for m in preds.branch_probs},
         "best_epoch": fit.best_epoch,
         "epochs_run": fit.epochs_run,
@@ -258,7 +264,8 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
 def predictions_table(meta: pd.DataFrame, preds, class_names, fold: int) -> pd.DataFrame:
     table = pd.DataFrame(
         {
-            "clip": meta["clip"], "take": meta["take"], "actor": meta["actor"], "fold": fold,
+            "clip": meta["clip"], "take": meta["take"], "actor": meta["actor"],
+            **({"corpus": meta["corpus"]} if "corpus" in meta else {}), "fold": fold,
             "label": [class_names[i] for i in preds.target], "pred": [class_names[i] for i in preds.probs.argmax(1)],
         }
     )
@@ -340,11 +347,12 @@ def _run(config, data_dir, run_dir, cache, progress, only_folds, enrolment_pool=
         else:
             log.info("fold %d: test %s, val %s", fold.index, listed(fold.test_actors), listed(fold.val_actors))
             result = run_fold(config, fs, inputs, fold, fold_dir)
-            log.info("fold %d: accuracy %.4f, macro-F1 %.4f, %s (best epoch %d of %d, %.1fs)", fold.index,
-                     result["accuracy"], result["macro_f1"], rounded(result["modality_accuracy"]), result["best_epoch"],
+            log.info("fold %d: accuracy %.4f, UA %.4f, macro-F1 %.4f, %s (best epoch %d of %d, %.1fs)", fold.index,
+                     result["accuracy"], result["ua"], result["macro_f1"], rounded(result["modality_accuracy"]), result["best_epoch"],
                      result["epochs_run"], result["seconds"])
         results.append(result)
-        tables.append(pd.read_csv(fold_dir / "predictions.csv", dtype={"clip": str, "take": str, "actor": str}))
+        tables.append(pd.read_csv(fold_dir / "predictions.csv", dtype={"clip": str, "take": str, "actor": str,
+                                                                        "corpus": str}))
     predictions = pd.concat(tables, ignore_index=True)
     summary = summarize(config, fs, results, predictions)
     peer = (peer_summary([run_dir / "folds" / f"fold_{r['fold']}" for r in results], results, predictions, config.seed)

@@ -55,6 +55,21 @@ def _n_val(rest: list, val_fraction: float) -> int:
     return min(len(rest) - 1, max(1, round(val_fraction * len(rest))))
 
 
+def _validation(rest: list, val_fraction: float, rng: np.random.Generator, groups: Mapping[Hashable, str] | None,
+                corpus_of: Mapping[Hashable, str] | None) -> list:
+    """Validation speakers drawn from ``rest``; with several corpora (``corpus_of``: speaker -> corpus), from each
+    corpus's speakers in ``rest`` in its share (none of a corpus with one speaker there, who trains)."""
+    if corpus_of is None:
+        return draw_validation(rest, _n_val(rest, val_fraction), rng, groups)
+    val = []
+    for corpus in dict.fromkeys(corpus_of[s] for s in rest):
+        own = [s for s in rest if corpus_of[s] == corpus]
+        val += draw_validation(own, max(0, _n_val(own, val_fraction)), rng, groups)
+    if not val:
+        raise ConfigError("no corpus has two speakers outside a fold's test speakers to draw validation speakers from")
+    return val
+
+
 def _fold(index: int, test: list, rest: list, val: list) -> Fold:
     fold = Fold(index, tuple(test), tuple(sorted(val, key=natural_key)), tuple(s for s in rest if s not in val))
     fold.check_disjoint()
@@ -62,9 +77,12 @@ def _fold(index: int, test: list, rest: list, val: list) -> Fold:
 
 
 def speaker_folds(speakers: Iterable, n_folds: int, val_fraction: float, seed: int,
-                  groups: Mapping[Hashable, str] | None = None) -> list[Fold]:
+                  groups: Mapping[Hashable, str] | None = None,
+                  corpus_of: Mapping[Hashable, str] | None = None) -> list[Fold]:
     """Contiguous groups of the naturally sorted speakers are the test sets (24 speakers, 6 folds: 1-4, 5-8, ...);
-    validation speakers come from each fold's training speakers, balanced over ``groups`` (speaker -> gender)."""
+    validation speakers come from each fold's training speakers, balanced over ``groups`` (speaker -> gender). With
+    several corpora (``corpus_of``), each corpus's speakers are grouped so, so that every fold tests speakers of every
+    corpus with as many speakers as folds, and validation speakers are drawn per corpus."""
     speakers = sorted(set(speakers), key=natural_key)
     if len(speakers) < 2:
         raise ConfigError(f"{len(speakers)} speaker cannot make speaker-independent folds: a manifest needs at least 2 "
@@ -72,8 +90,18 @@ def speaker_folds(speakers: Iterable, n_folds: int, val_fraction: float, seed: i
     if len(speakers) < n_folds:
         raise ConfigError(f"{len(speakers)} speakers cannot make {n_folds} speaker-independent folds "
                           f"(set protocol.n_folds to at most {len(speakers)})")
-    fold_of = {speakers[j]: i + 1 for i, idx in enumerate(np.array_split(np.arange(len(speakers)), n_folds)) for j in idx}
-    return fixed_folds(fold_of, val_fraction, seed, groups, hint="lower protocol.n_folds or use more speakers")
+    if corpus_of is None:
+        fold_of = contiguous_groups(speakers, n_folds)
+    else:
+        fold_of = {s: k for corpus in dict.fromkeys(corpus_of[s] for s in speakers)
+                   for s, k in contiguous_groups([s for s in speakers if corpus_of[s] == corpus], n_folds).items()}
+    return fixed_folds(fold_of, val_fraction, seed, groups, hint="lower protocol.n_folds or use more speakers",
+                       corpus_of=corpus_of)
+
+
+def contiguous_groups(speakers: list, n_folds: int) -> dict:
+    """Speaker -> fold (1-based): ``n_folds`` contiguous groups of the ordered ``speakers``, the first ones larger."""
+    return {speakers[j]: i + 1 for i, idx in enumerate(np.array_split(np.arange(len(speakers)), n_folds)) for j in idx}
 
 
 def actor_folds(actors, n_folds: int, val_fraction: float, seed: int) -> list[Fold]:
@@ -83,9 +111,11 @@ def actor_folds(actors, n_folds: int, val_fraction: float, seed: int) -> list[Fo
 
 
 def fixed_folds(fold_of: Mapping[Hashable, int], val_fraction: float, seed: int,
-                groups: Mapping[Hashable, str] | None = None, hint: str = "") -> list[Fold]:
+                groups: Mapping[Hashable, str] | None = None, hint: str = "",
+                corpus_of: Mapping[Hashable, str] | None = None) -> list[Fold]:
     """Fold k tests the speakers ``fold_of`` gives k (a manifest's ``fold`` column, or speaker_folds' groups);
-    validation speakers are drawn from the others as usual. ``hint`` ends the error of a fold with too few others."""
+    validation speakers are drawn from the others as usual (per corpus with ``corpus_of``). ``hint`` ends the error
+    of a fold with too few others."""
     speakers = sorted(fold_of, key=natural_key)
     folds = []
     for k in sorted(set(fold_of.values())):
@@ -95,14 +125,15 @@ def fixed_folds(fold_of: Mapping[Hashable, int], val_fraction: float, seed: int,
             raise ConfigError(f"fold {k}: {len(rest)} speaker outside it; training and validation need 2 or more"
                               + (f" ({hint})" if hint else ""))
         rng = np.random.default_rng([seed, k - 1])
-        folds.append(_fold(int(k), test, rest, draw_validation(rest, _n_val(rest, val_fraction), rng, groups)))
+        folds.append(_fold(int(k), test, rest, _validation(rest, val_fraction, rng, groups, corpus_of)))
     return folds
 
 
 def split_fold(split_of: Mapping[Hashable, str], val_fraction: float, seed: int,
-               groups: Mapping[Hashable, str] | None = None) -> list[Fold]:
+               groups: Mapping[Hashable, str] | None = None,
+               corpus_of: Mapping[Hashable, str] | None = None) -> list[Fold]:
     """A ``split`` column (train / val / test): one fold; without val rows, validation speakers are drawn from the
-    training speakers."""
+    training speakers (per corpus with ``corpus_of``)."""
     speakers = sorted(split_of, key=natural_key)
     named = {part: [s for s in speakers if split_of[s] == part] for part in ("train", "val", "test")}
     if not named["test"] or not named["train"]:
@@ -112,17 +143,19 @@ def split_fold(split_of: Mapping[Hashable, str], val_fraction: float, seed: int,
     if not val:
         if len(rest) < 2:
             raise ConfigError("the split column has no val rows and only one training speaker to draw validation from")
-        val = draw_validation(rest, _n_val(rest, val_fraction), np.random.default_rng([seed, 0]), groups)
+        val = _validation(rest, val_fraction, np.random.default_rng([seed, 0]), groups, corpus_of)
     return [_fold(1, named["test"], sorted(rest, key=natural_key), val)]
 
 
 def dataset_folds(meta: pd.DataFrame, n_folds: int, val_fraction: float, seed: int) -> list[Fold]:
     """The folds of a FeatureSet's rows: fixed by its ``fold`` or ``split`` column where it has one, else built by
-    speaker (``actor``), with validation balanced over ``gender`` where it has one."""
+    speaker (``actor``), with validation balanced over ``gender`` where it has one, and by corpus where it has a
+    ``corpus`` column (several corpora)."""
     per_speaker = meta.drop_duplicates("actor").set_index("actor")
     groups = per_speaker["gender"].map(normalise_gender).to_dict() if "gender" in meta else None
+    corpus_of = per_speaker["corpus"].to_dict() if "corpus" in meta else None
     if "fold" in meta:
-        return fixed_folds(per_speaker["fold"].astype(int).to_dict(), val_fraction, seed, groups)
+        return fixed_folds(per_speaker["fold"].astype(int).to_dict(), val_fraction, seed, groups, corpus_of=corpus_of)
     if "split" in meta:
-        return split_fold(per_speaker["split"].to_dict(), val_fraction, seed, groups)
-    return speaker_folds(per_speaker.index, n_folds, val_fraction, seed, groups)
+        return split_fold(per_speaker["split"].to_dict(), val_fraction, seed, groups, corpus_of)
+    return speaker_folds(per_speaker.index, n_folds, val_fraction, seed, groups, corpus_of)

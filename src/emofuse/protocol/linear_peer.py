@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
@@ -63,14 +64,22 @@ def fit(x: np.ndarray, y: np.ndarray, c: float, model: LogisticRegression | None
     return scaler, model
 
 
-def choose_c(train_x, train_y, val_x, val_y) -> float:
+def restrict(probs: np.ndarray, class_mask: torch.Tensor | None) -> np.ndarray:
+    """Probabilities with the classes outside each clip's corpus (several corpora: its ``class_mask`` row) at 0, so
+    that the argmax is one of its corpus's classes, as the network's prediction is."""
+    return probs if class_mask is None else probs * class_mask.numpy()
+
+
+def choose_c(train_x, train_y, val_x, val_y, val_mask: torch.Tensor | None = None) -> float:
     """The C of ``C_GRID`` with the best validation accuracy (the smaller C wins ties). The path is warm-started: each
     fit starts from the previous C's solution, the same optima in fewer iterations."""
     best_c, best_acc = C_GRID[0], -1.0
     model = LogisticRegression(max_iter=MAX_ITER, warm_start=True)
     for c in C_GRID:
         scaler, model = fit(train_x, train_y, c, model)
-        acc = float((model.predict(scaler.transform(val_x)) == val_y).mean())
+        probs = model.predict_proba(scaler.transform(val_x))
+        mask = val_mask[:, model.classes_] if val_mask is not None else None
+        acc = float((model.classes_[restrict(probs, mask).argmax(1)] == val_y).mean())
         if acc > best_acc:
             best_c, best_acc = c, acc
     return best_c
@@ -100,9 +109,9 @@ def fit_peer(selection, scored, class_names, test_meta: pd.DataFrame, fold: int)
     y_final, y_test = scored.train.target.numpy(), scored.test.target.numpy()
     probs, chosen = {}, {}
     for name in final_test:
-        chosen[name] = choose_c(part["train"][name], y_train, part["val"][name], y_val)
+        chosen[name] = choose_c(part["train"][name], y_train, part["val"][name], y_val, selection.val.class_mask)
         scaler, model = fit(final_train[name], y_final, chosen[name])
-        probs[name] = probabilities(scaler, model, final_test[name], len(class_names))
+        probs[name] = restrict(probabilities(scaler, model, final_test[name], len(class_names)), scored.test.class_mask)
     if len(modalities) > 1:
         probs[LATE_AVERAGE] = np.mean([probs[m] for m in modalities], axis=0)
     joint = CONCATENATION if len(modalities) > 1 else modalities[0]

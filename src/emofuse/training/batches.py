@@ -23,6 +23,7 @@ class Batch:
     target: torch.Tensor
     index: torch.Tensor  # rows of the source data, to map predictions back
     speaker: torch.Tensor | None = None  # training speaker index per row, where the data carries it
+    class_mask: torch.Tensor | None = None  # (B, K) booleans: the classes of each row's corpus (several corpora only)
 
     def to(self, device: torch.device) -> "Batch":
         return Batch(
@@ -31,6 +32,7 @@ class Batch:
             target=self.target.to(device),
             index=self.index,
             speaker=self.speaker.to(device) if self.speaker is not None else None,
+            class_mask=self.class_mask.to(device) if self.class_mask is not None else None,
         )
 
 
@@ -65,11 +67,13 @@ def clip_batch(clips: StandardizedClips, rows: torch.Tensor, lens: torch.Tensor,
 
 
 class TensorData:
-    """Rows of per-modality features with targets; ``batches`` yields them in (shuffled) batches."""
+    """Rows of per-modality features with targets; ``batches`` yields them in (shuffled) batches. ``class_mask``
+    (N, K): the classes each row may be trained towards and predicted as (its corpus's), where not all."""
 
     def __init__(self, features: dict[str, np.ndarray | list[np.ndarray] | StandardizedClips], target: np.ndarray,
-                 speaker: np.ndarray | None = None):
+                 speaker: np.ndarray | None = None, class_mask: np.ndarray | None = None):
         self.speaker = torch.as_tensor(speaker, dtype=torch.long) if speaker is not None else None
+        self.class_mask = torch.as_tensor(class_mask, dtype=torch.bool) if class_mask is not None else None
         self.inputs: dict[str, torch.Tensor] = {}
         self.lengths: dict[str, torch.Tensor | None] = {}
         self.clips: dict[str, StandardizedClips] = {}
@@ -108,7 +112,8 @@ class TensorData:
             lengths[m] = lens.clamp(max=crop)
         for m, clips in self.clips.items():
             inputs[m], lengths[m] = clip_batch(clips, rows, self.lengths[m][rows], crop, generator, hflip)
-        return Batch(inputs, lengths, self.target[rows], rows, self.speaker[rows] if self.speaker is not None else None)
+        return Batch(inputs, lengths, self.target[rows], rows, self.speaker[rows] if self.speaker is not None else None,
+                     self.class_mask[rows] if self.class_mask is not None else None)
 
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
                 drop_last: bool = False, crop: int | None = None, hflip: float = 0.0) -> Iterator[Batch]:
@@ -122,8 +127,9 @@ class RedrawnData(TensorData):
     """Training rows whose features are drawn anew at the start of every epoch: ``draw(epoch)`` gives the modalities
     to replace (train-as-you-test enrolment draws, protocol/enrolment.py). The trainer calls ``start_epoch``."""
 
-    def __init__(self, features, target: np.ndarray, draw: Callable[[int], dict], speaker: np.ndarray | None = None):
-        super().__init__(features, target, speaker)
+    def __init__(self, features, target: np.ndarray, draw: Callable[[int], dict], speaker: np.ndarray | None = None,
+                 class_mask: np.ndarray | None = None):
+        super().__init__(features, target, speaker, class_mask)
         self.draw = draw
 
     def start_epoch(self, epoch: int) -> None:

@@ -110,6 +110,7 @@ def shard_batch(batch: Batch) -> tuple[Batch, float]:
         lengths={m: (lens[rows] if lens is not None else None) for m, lens in batch.lengths.items()},
         target=batch.target[rows],
         index=batch.index[rows],
+        class_mask=batch.class_mask[rows] if batch.class_mask is not None else None,
     )
     return local, len(rows) * world / n
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from emofuse.config.schema import Passes, TrainConfig
 from emofuse.core.atomic import atomic_torch_save
-from emofuse.losses.base import LossOutput
+from emofuse.losses.base import LossOutput, restrict_classes
 from emofuse.core.registry import ConfigError
 from emofuse.training import distributed
 from emofuse.training.batches import TensorData
@@ -281,7 +281,7 @@ class Trainer:
             batch = batch.to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
                 output = step_model(batch.inputs, batch.lengths)
-            loss = run.loss_fn(output, batch.target, epoch)
+            loss = run.loss_fn(restrict_classes(output, batch.class_mask), batch.target, epoch)
             if run.adversary is not None:
                 progress = (run.scheduler.last_epoch + 1) / (cfg.epochs * run.scheduled_per_epoch)
                 extra, terms = run.adversary(output.features, batch.speaker, progress)

@@ -101,9 +101,13 @@ def speaker_from(regex: re.Pattern | None, path: Path, default: str | None) -> s
     return match.group(1) if regex.groups else match.group(0)
 
 
-def write_manifest(listing: Listing, relative_to: Path | None = None) -> str:
-    """The manifest CSV: rows sorted by speaker and id, paths absolute or relative to ``relative_to``."""
+def write_manifest(listing: Listing, relative_to: Path | None = None, corpus: str | None = None) -> str:
+    """The manifest CSV: rows sorted by speaker and id, paths absolute or relative to ``relative_to``; ``corpus``
+    names the corpus of every row that does not name its own, so that manifests written one by one and concatenated
+    form one manifest of several corpora."""
     table = pd.DataFrame(listing.rows)
+    if corpus is not None:
+        table["corpus"] = table["corpus"].fillna(corpus) if "corpus" in table else corpus
     for column in ("audio", "video"):
         if column in table:
             table[column] = [_path(p, relative_to) for p in table[column]]
