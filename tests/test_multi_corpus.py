@@ -252,3 +252,25 @@ def test_every_manifest_names_its_corpus(tmp_path, capsys):
     assert main(["manifest", "emodb", str(emodb)]) == 0
     table = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert set(table["corpus"]) == {"emodb"}
+
+
+def test_manifest_merge_unites_columns_resolves_paths_and_names_each_corpus(tmp_path, capsys):
+    """Manifests written apart (relative paths, columns of their own) merge into one that reads as two corpora; an id
+    in both stops with the two files named."""
+    a = make_feature_manifest(tmp_path / "alpha", speakers=("spk1", "spk2"), labels=LABELS["alpha"], per_label=2)
+    b = make_feature_manifest(tmp_path / "beta", speakers=("spk1", "spk2"), labels=LABELS["beta"], per_label=2, seed=1)
+    assert main(["manifest", "merge", str(a), str(b)]) == 2
+    assert f"id 'spk1_happy_0' is also in {a}" in capsys.readouterr().err
+    table = pd.read_csv(b, dtype=str)
+    table.assign(id="b_" + table["id"], corpus="beta", sentence="x").to_csv(b, index=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["manifest", "merge", str(a), str(b), "--relative-to", str(out)]) == 0
+    (out / "both.csv").write_text(capsys.readouterr().out)
+    merged = pd.read_csv(out / "both.csv", dtype=str, keep_default_na=False)
+    assert list(merged.columns[:3]) == ["id", "corpus", "speaker"] and set(merged["corpus"]) == {"manifest", "beta"}
+    assert merged["audio_features"].iloc[0] == "../alpha/features/spk1_angry_0_a.npy"
+    assert set(merged["sentence"]) == {"", "x"}
+    fs = feature_set(out / "both.csv", tmp_path)
+    assert fs.corpus_classes == {"manifest": ("neutral", "happy", "angry"), "beta": ("neutral", "happy", "sad", "surprised")}
+    assert len(fs.meta) == len(merged)

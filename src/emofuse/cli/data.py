@@ -21,9 +21,10 @@ def parser_extract(ex) -> None:
 
 
 def parser_manifest(mf) -> None:
-    mf.add_argument("corpus", help="ravdess, crema-d, tess, savee, emodb, nemo, folder, or emobox")
+    mf.add_argument("corpus", help="ravdess, crema-d, tess, savee, emodb, nemo, folder, or emobox; or merge")
     mf.add_argument("dir", type=Path, nargs="+", metavar="DIR",
-                    help="the corpus folder (searched at any depth); for emobox, one or more partition files (.jsonl)")
+                    help="the corpus folder (searched at any depth); for emobox, one or more partition files (.jsonl); "
+                         "for merge, the manifests of several corpora")
     mf.add_argument("--audio-root", type=Path, default=None,
                     help="emobox only (required there): the folder holding the corpus's audio, searched at any depth")
     mf.add_argument("--relative-to", type=Path, default=None,
@@ -76,14 +77,16 @@ def cmd_extract(args) -> int:
                      "manifest: id, corpus (the layout's name, or --corpus), speaker, gender (where the corpus "
                      "documents it), label (common vocabulary: neutral, calm, happy, sad, angry, fearful, disgust, "
                      "surprised), corpus_label (as the corpus writes it), audio, video, and the corpus's own fields "
-                     "(nemo: transcript, normalized_text, age). Manifests of several corpora concatenated (one "
-                     "header) train one model on them all (docs/own-data.md). emobox reads EmoBox partition files "
+                     "(nemo: transcript, normalized_text, age). Manifests of several corpora, merged, train one model "
+                     "on them all (docs/own-data.md). emobox reads EmoBox partition files "
                      "(JSON lines) instead of a folder and finds each clip by its file stem under --audio-root; several "
                      "*_test_fold_K files add a fold column (each clip's test fold), which fixes the "
                      "protocol's folds. Files that do not fit the naming scheme, and listed samples whose file "
                      "is missing, are reported on standard error and left out. Examples: emofuse manifest nemo "
                      "../shared/data/nemo > nemo.csv; emofuse manifest emobox ravdess_test_fold_*.jsonl "
-                     "--audio-root ../shared/data/ravdess/audio16k > ravdess_folds.csv")
+                     "--audio-root ../shared/data/ravdess/audio16k > ravdess_folds.csv; emofuse manifest merge "
+                     "nemo.csv crema.csv > both.csv (one manifest of several corpora: columns united, file paths "
+                     "absolute or --relative-to, a corpus column)")
 def cmd_manifest(args) -> int:
     import re
 
@@ -95,6 +98,11 @@ def cmd_manifest(args) -> int:
     except re.error as err:
         raise ConfigError(f"--speaker-regex {args.speaker_regex!r}: {err}") from None
 
+    if args.corpus == "merge":
+        from emofuse.data.corpora.base import merge_manifests
+
+        sys.stdout.write(merge_manifests(args.dir, args.relative_to))
+        return 0
     if args.corpus == "emobox":
         from emofuse.data.corpora.emobox import emobox
 

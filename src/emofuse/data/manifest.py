@@ -46,7 +46,8 @@ class Manifest:
         return int(self.rows.loc[self.rows["id"] == sample, "line"].iloc[0])
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path) -> pd.DataFrame:
+    """The manifest as trimmed strings (empty cells empty), stopping on what is not a readable CSV or TSV."""
     if path.is_dir():
         raise DataError(path, "is a folder, not a manifest CSV (a RAVDESS folder is read by configs with "
                               "data.dataset: ravdess; `emofuse manifest CORPUS DIR` writes a manifest of a corpus folder)")
@@ -77,7 +78,7 @@ def read_manifest(path: str | Path, file_columns: list[str], key_columns: list[s
     (e.g. the column naming a row's clip in a feature table). ``training`` adds the checks folds need: every label
     at least twice, a speaker in one split or fold only, two speakers at least."""
     path = Path(path)
-    table = _read_table(path)
+    table = read_table(path)
     where = f"{path} (columns: {', '.join(table.columns)})"
     speaker = _pick(table, SPEAKER_COLUMNS)
     missing = [c for c in ("label",) if c not in table.columns] + ([] if speaker else ["speaker (or group)"])

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from emofuse.core.errors import DataError
+from emofuse.data.manifest import read_table
 from emofuse.data.media import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 from emofuse.data.ravdess import EMOTIONS
 from emofuse.data.speakers import natural_key
@@ -116,6 +117,34 @@ def write_manifest(listing: Listing, relative_to: Path | None = None, corpus: st
     table = table[order].iloc[sorted(range(len(table)), key=lambda i: (natural_key(table["speaker"].iat[i]),
                                                                         natural_key(table["id"].iat[i])))]
     return table.to_csv(index=False, lineterminator="\n")
+
+
+def merge_manifests(paths: list[Path], relative_to: Path | None = None) -> str:
+    """One manifest of several (``emofuse manifest merge``): their columns united, file paths (``audio``, ``video``,
+    ``*_features``) resolved against each manifest's folder and written absolute or relative to ``relative_to``, and
+    a ``corpus`` column (a manifest without one: its file's stem). Rows of one id in two manifests, or a ``fold`` /
+    ``split`` column in some only, stop with the files named."""
+    tables = []
+    for path in map(Path, paths):
+        table = read_table(path)
+        for column in [c for c in table if c in ("audio", "video") or c.endswith("_features")]:
+            table[column] = [_path(path.parent / cell, relative_to) if cell else "" for cell in table[column]]
+        if "corpus" not in table:
+            table.insert(0, "corpus", path.stem)
+        tables.append((path, table))
+    for column in ("fold", "split"):
+        having = [str(p) for p, t in tables if column in t]
+        if having and len(having) < len(tables):
+            raise DataError(having[0], f"has a {column} column that {', '.join(str(p) for p, t in tables if column not in t)} "
+                                       f"lack(s): the protocol of every corpus is fixed, or of none")
+    seen: dict[str, Path] = {}
+    for path, table in tables:
+        for sample in table.get("id", []):
+            if seen.setdefault(sample, path) != path:
+                raise DataError(path, f"id {sample!r} is also in {seen[sample]}: ids must be unique across the manifests")
+    merged = pd.concat([t for _, t in tables], ignore_index=True).fillna("")
+    order = [c for c in COLUMNS if c in merged] + [c for c in merged if c not in COLUMNS]
+    return merged[order].to_csv(index=False, lineterminator="\n")
 
 
 def _path(path: Path | None, relative_to: Path | None) -> str | None:
