@@ -16,6 +16,7 @@ import pandas as pd
 
 from emofuse.metrics.classification import predict
 from emofuse.protocol.cross_validation import prepare_inputs, scored_fold
+from emofuse.protocol.enrolment import EnrolmentPool
 from emofuse.protocol.folds import dataset_folds
 from emofuse.metrics.statistics import bootstrap_indices, ratio_interval, speaker_counts
 from emofuse.features.cache import FeatureCache
@@ -24,13 +25,14 @@ from emofuse.datasets.build import build_features
 from emofuse.training.batches import TensorData
 
 
-def predictions_at_k(run: Path, k: int, data: Path, cache: Path) -> pd.DataFrame:
-    """One row per scored test clip of the run's folds (fold, actor, label, pred) with k enrolment clips per speaker."""
+def predictions_at_k(run: Path, k: int, data: Path, cache: Path, pool: EnrolmentPool | None = None) -> pd.DataFrame:
+    """One row per scored test clip of the run's folds (fold, actor, label, pred) with k enrolment clips per speaker,
+    drawn from ``pool`` where given (e.g. one emotion's clips: what a speaker whose recordings are one-sided gives)."""
     predictor = Predictor(run)  # the fold models and their input statistics, loaded as predict loads them
     config = predictor.config
     fs = build_features(config.data, config.features, data, FeatureCache(cache), progress=False)
     features = config.features.model_copy(update={"speaker_norm": "inductive", "adapt_clips": k})
-    inputs = prepare_inputs(fs, config.model_copy(update={"features": features}))
+    inputs = prepare_inputs(fs, config.model_copy(update={"features": features}), pool)
     members = {member.index: member for member in predictor.folds}
     tables = []
     for fold in dataset_folds(fs.meta, config.protocol.n_folds, config.protocol.val_fraction, config.seed):
