@@ -107,6 +107,8 @@ def test_run_files_are_written_through_core_atomic():
     (edited(train__device="cdua"), "'train.device': Value error, 'cdua' is not a device (did you mean 'cuda'?)"),
     (edited(train__amp="of"), "'train.amp': Input should be 'auto' or 'off' (got 'of') (did you mean 'off'?)"),
     (edited(features__speaker_norm="inductiv"), "(got 'inductiv') (did you mean 'inductive'?)"),
+    ({**BASE, "model": {"encoders": {"audoi": {"name": "mlp"}, "visual": {"name": "mlp"}}}},
+     "model.encoders has no encoder for modalities ['audio']; model.encoders.audoi (did you mean 'audio'?)"),
     (edited(data__modality_noise={"modality": "audoi", "kind": "gaussian", "level": 10}),
      "data.modality_noise.modality: 'audoi' is not one of data.modalities ['audio', 'visual'] (did you mean 'audio'?)"),
 ])

@@ -407,9 +407,10 @@ class ExperimentConfig(Strict):
         from emofuse.config.parts import check_fit  # the part registries: imported when a config is checked
 
         missing = [m for m in self.data.modalities if m not in self.model.encoders]
-        if missing:
-            raise ValueError(f"model.encoders has no encoder for modalities {missing}")
         extra = sorted(set(self.model.encoders) - set(self.data.modalities))
+        if missing:
+            hint = "".join(f"; model.encoders.{e}{did_you_mean(e, missing)}" for e in extra if did_you_mean(e, missing))
+            raise ValueError(f"model.encoders has no encoder for modalities {missing}{hint}")
         if extra:
             raise ValueError(f"model.encoders names modalities not in data.modalities: {extra}")
         self.resolved()
