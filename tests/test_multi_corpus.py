@@ -274,3 +274,13 @@ def test_manifest_merge_unites_columns_resolves_paths_and_names_each_corpus(tmp_
     fs = feature_set(out / "both.csv", tmp_path)
     assert fs.corpus_classes == {"manifest": ("neutral", "happy", "angry"), "beta": ("neutral", "happy", "sad", "surprised")}
     assert len(fs.meta) == len(merged)
+
+
+def test_planted_label_noise_is_refused_on_several_corpora(tmp_path):
+    """Label noise draws among all classes, which could give a sample a label its corpus lacks: refused, with why."""
+    from emofuse.core.registry import ConfigError
+
+    path = two_corpora(tmp_path)
+    config = config_from_dict(feature_manifest_config(path, **{"data.label_noise": {"rate": 0.2}, "protocol.n_folds": 2}))
+    with pytest.raises(ConfigError, match="data.label_noise .* several corpora"):
+        run_cross_validation(config, path, tmp_path / "run", tmp_path / "cache", progress=False)

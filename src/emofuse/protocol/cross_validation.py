@@ -129,6 +129,9 @@ def fold_corruption(config: ExperimentConfig, fs: FeatureSet, fold: Fold) -> Fol
     """The corruption the config plants in this fold (the same for the refit, which shares its test actors)."""
     if not plants_corruption(config.data):
         return None
+    if config.data.label_noise is not None and fs.class_mask is not None:
+        raise ConfigError("data.label_noise draws wrong labels among all classes, and a manifest of several corpora "
+                          "trains each sample on its corpus's classes only: plant label noise in one corpus's manifest")
     return FoldCorruption(config.data, fs.meta, fs.class_names, config.seed, fold.index, fold.test_actors)
 
 
