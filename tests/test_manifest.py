@@ -61,7 +61,7 @@ def test_media_manifest_reads_real_audio_with_relative_paths(tmp_path):
 
 
 def test_missing_columns_are_named_with_the_file(tmp_path):
-    table, path = sample_audio_manifest(tmp_path, speakers=("01", "02"), emotions=("03",))
+    table, path = sample_audio_manifest(tmp_path, speakers=("01", "02"), emotions=("03", "04"))
     for drop, expected in (("label", "'label'"), ("speaker", "'speaker (or group)'"),
                            ("audio", "'audio (or video, whose audio track serves)'")):
         table.drop(columns=[drop]).to_csv(path, index=False)
