@@ -88,6 +88,11 @@ def test_folds_test_and_validate_speakers_of_every_corpus(tmp_path):
     assert [f.test_actors for f in folds] == [("a/spk1", "a/spk2", "b/spk1", "b/spk2"),
                                               ("a/spk3", "a/spk4", "b/spk3", "b/spk4"),
                                               ("a/spk5", "a/spk6", "b/spk5", "b/spk6")]
+    # corpora of 5 and 4 speakers: contiguous groups of each, the larger ones on different folds: 3 speakers each
+    uneven = meta[~meta["actor"].isin(["a/spk6", "b/spk5", "b/spk6"])]
+    assert [f.test_actors for f in dataset_folds(uneven, 3, 0.25, seed=0)] == [("a/spk1", "a/spk2", "b/spk3"),
+                                                                               ("a/spk3", "a/spk4", "b/spk4"),
+                                                                               ("a/spk5", "b/spk1", "b/spk2")]
     # without a corpus column the same speakers make today's contiguous folds of the sorted ids
     plain = dataset_folds(meta.drop(columns="corpus"), 3, 0.25, seed=0)
     assert [f.test_actors for f in plain] == [("a/spk1", "a/spk2", "a/spk3", "a/spk4"),

@@ -82,7 +82,8 @@ def speaker_folds(speakers: Iterable, n_folds: int, val_fraction: float, seed: i
     """Contiguous groups of the naturally sorted speakers are the test sets (24 speakers, 6 folds: 1-4, 5-8, ...);
     validation speakers come from each fold's training speakers, balanced over ``groups`` (speaker -> gender). With
     several corpora (``corpus_of``), each corpus's speakers are grouped so, so that every fold tests speakers of every
-    corpus with as many speakers as folds, and validation speakers are drawn per corpus."""
+    corpus with as many speakers as folds, the groups dealt so that the folds differ by one speaker at most, and
+    validation speakers are drawn per corpus."""
     speakers = sorted(set(speakers), key=natural_key)
     if len(speakers) < 2:
         raise ConfigError(f"{len(speakers)} speaker cannot make speaker-independent folds: a manifest needs at least 2 "
@@ -92,9 +93,12 @@ def speaker_folds(speakers: Iterable, n_folds: int, val_fraction: float, seed: i
                           f"(set protocol.n_folds to at most {len(speakers)})")
     if corpus_of is None:
         fold_of = contiguous_groups(speakers, n_folds)
-    else:
-        fold_of = {s: k for corpus in dict.fromkeys(corpus_of[s] for s in speakers)
-                   for s, k in contiguous_groups([s for s in speakers if corpus_of[s] == corpus], n_folds).items()}
+    else:  # a corpus's larger groups go to the folds after the previous corpora's larger ones: folds of even size
+        fold_of, offset = {}, 0
+        for corpus in dict.fromkeys(corpus_of[s] for s in speakers):
+            own = [s for s in speakers if corpus_of[s] == corpus]
+            fold_of.update({s: (k - 1 + offset) % n_folds + 1 for s, k in contiguous_groups(own, n_folds).items()})
+            offset += len(own) % n_folds
     return fixed_folds(fold_of, val_fraction, seed, groups, hint="lower protocol.n_folds or use more speakers",
                        corpus_of=corpus_of)
 
