@@ -230,6 +230,17 @@ def test_the_console_summary_shows_ua_beside_accuracy_and_each_corpus(multi_run,
            "angry)" in out
 
 
+def test_the_html_report_shows_ua_and_each_corpus(multi_run):
+    from emofuse.reporting.html_report import render_report
+
+    run, summary = multi_run
+    html = render_report(run)
+    beta = summary["per_corpus"]["beta"]
+    assert "<th>UA</th>" in html.replace(' class="num"', "")
+    assert (f"<th>beta: accuracy, UA on its 4 classes (72 clips)</th>\n      <td class=\"num\">{beta['accuracy']:.4f}, "
+            f"{beta['ua']:.4f}</td>") in html
+
+
 def test_the_linear_peer_predicts_among_a_corpus_classes_too(multi_run):
     run, _ = multi_run
     peer = pd.concat([pd.read_csv(f) for f in sorted((run / "folds").glob("fold_*/peer_predictions.csv"))])

@@ -136,11 +136,14 @@ def test_cv_report_holds_the_runs_numbers(cv_run, tmp_path, capsys):
     folds = page.body_rows("folds")
     assert len(folds) == len(results["folds"]) == 6
     for row, fold in zip(folds, results["folds"]):
-        assert row[0] == str(fold["fold"]) and row[4] == f"{fold['accuracy']:.4f}" and row[5] == f"{fold['macro_f1']:.4f}"
-        assert row[6:8] == [f"{fold['modality_accuracy'][m]:.4f}" for m in ("audio", "visual")]
-        assert row[8] == f"{fold['best_epoch']} / {fold['epochs_run']}"
+        assert row[0] == str(fold["fold"]) and row[4] == f"{fold['accuracy']:.4f}" and row[5] == f"{fold['ua']:.4f}"
+        assert row[6] == f"{fold['macro_f1']:.4f}"
+        assert row[7:9] == [f"{fold['modality_accuracy'][m]:.4f}" for m in ("audio", "visual")]
+        assert row[9] == f"{fold['best_epoch']} / {fold['epochs_run']}"
     summary = dict(page.tables["summary"])
     assert summary["test accuracy (fused)"] == f"{results['accuracy_mean']:.4f} ± {results['accuracy_std']:.4f}"
+    assert summary["UA (unweighted average recall)"] == f"{results['ua_mean']:.4f} ± {results['ua_std']:.4f}"
+    assert summary["pooled UA (all test clips)"] == f"{results['pooled_ua']:.4f}"
     assert summary["speaker normalisation"] == "transductive"  # ravdess_ce_egemaps.yaml's true (an alias)
     assert "Each clip is a test clip exactly once;" in html
     # per class: recall is the share of each class's clips predicted as that class, from predictions.csv
