@@ -78,6 +78,15 @@ def test_an_empty_corpus_cell_is_reported_with_its_line(tmp_path):
         feature_set(path, tmp_path)
 
 
+def test_a_corpus_of_one_class_is_refused(tmp_path):
+    path = two_corpora(tmp_path)
+    table = pd.read_csv(path, dtype=str)
+    table = table[(table["corpus"] == "beta") | (table["label"] == "happy")]
+    table.to_csv(path, index=False)
+    with pytest.raises(Exception, match="corpus 'alpha' has one class \\('happy'\\) .* at least 2"):
+        feature_set(path, tmp_path)
+
+
 def test_folds_test_and_validate_speakers_of_every_corpus(tmp_path):
     meta = pd.DataFrame({"actor": [f"{c}/spk{i}" for c in ("a", "b") for i in range(1, 7)],
                          "corpus": [c for c in ("a", "b") for _ in range(6)]})

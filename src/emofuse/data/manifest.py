@@ -194,8 +194,16 @@ def check_training_rows(manifest: Manifest) -> None:
 
 def check_classes(manifest: Manifest, usable: pd.DataFrame) -> None:
     """A classifier needs two classes: one class stops here, before any extraction, with what the label looks like
-    (a folder layout read one level too high labels every file with the folder holding them all)."""
+    (a folder layout read one level too high labels every file with the folder holding them all). Of several
+    corpora, each needs two: a sample of a corpus of one class would be trained and predicted among that one only."""
     labels = sorted(set(usable["label"]))
+    if "corpus" in usable:
+        single = {c: sorted(set(g["label"])) for c, g in usable.groupby("corpus") if g["label"].nunique() < 2}
+        if single and len(labels) >= 2:
+            raise DataError(manifest.path, "; ".join(f"corpus {c!r} has one class ({', '.join(map(repr, found))})"
+                                                     for c, found in single.items())
+                            + " among the usable rows: each corpus is trained and scored among its own classes, which "
+                              "takes at least 2")
     if len(labels) >= 2:
         return
     found = repr(labels[0]) if labels else "none"
