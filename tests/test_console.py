@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import stat
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -20,7 +21,7 @@ from emofuse.cli import COMMANDS, main
 from emofuse.config.loading import config_from_dict, load_config
 from emofuse.core.console import ProgressLines, listed, rounded
 from emofuse.tasks.emi.config import load_emi_config
-from emofuse.metrics.classification import accuracy_and_macro_f1
+from emofuse.metrics.classification import headline_scores
 from emofuse.protocol.cross_validation import run_cross_validation
 from emofuse.features import EXTRACTORS
 from emofuse.features.cache import FeatureCache
@@ -72,17 +73,21 @@ def test_rounded_for_display():
     assert rounded("text") == "text" and rounded(7) == 7
 
 
-def test_accuracy_and_macro_f1_are_float64_of_the_exact_counts():
+def test_accuracy_macro_f1_and_ua_are_float64_of_the_exact_counts():
+    from sklearn.metrics import balanced_accuracy_score
     from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
     rng = np.random.default_rng(0)
     for n_classes, n in [(8, 30), (3, 7), (5, 1)]:
         probs = rng.random((n, n_classes)).astype(np.float32)
         target = torch.as_tensor(rng.integers(0, n_classes, n))
-        accuracy, macro_f1 = accuracy_and_macro_f1(probs, target, n_classes)
+        accuracy, macro_f1, ua = headline_scores(probs, target, n_classes)
         assert accuracy == int((probs.argmax(1) == target.numpy()).sum()) / n  # float64 of the exact fraction
         assert accuracy == pytest.approx(MulticlassAccuracy(n_classes, average="micro")(torch.as_tensor(probs), target).item())
         assert macro_f1 == pytest.approx(MulticlassF1Score(n_classes, average="macro")(torch.as_tensor(probs), target).item())
+        with warnings.catch_warnings():  # sklearn warns of predicted classes the targets lack; UA leaves them out too
+            warnings.simplefilter("ignore")
+            assert ua == pytest.approx(balanced_accuracy_score(target.numpy(), probs.argmax(1)), abs=1e-12)
 
 
 def test_cv_run_files_follow_the_umask_and_hold_float64_and_rounded_logs(ravdess_fixture, tmp_path):

@@ -43,18 +43,11 @@ def predict(model: nn.Module, data: TensorData, batch_size: int = 256) -> Predic
     )
 
 
-def accuracy_and_macro_f1(probs: np.ndarray, target: torch.Tensor, n_classes: int) -> tuple[float, float]:
-    """Micro accuracy and macro-F1 as torchmetrics defines them, from its exact per-class counts in float64 (its own
-    ratios are float32: 13/30 would be 0.4333333373069763). Classes absent from both predictions and targets are
-    left out of the macro mean, as torchmetrics does."""
-    accuracy, macro_f1, _ = headline_scores(probs, target, n_classes)
-    return accuracy, macro_f1
-
-
 def headline_scores(probs: np.ndarray, target: torch.Tensor, n_classes: int) -> tuple[float, float, float]:
-    """Accuracy, macro-F1 (as ``accuracy_and_macro_f1``) and UA, the unweighted average recall (balanced accuracy:
-    the mean over the classes the targets have of the share of each class's samples predicted as it; EmoBox's
-    headline), from the exact counts."""
+    """Micro accuracy, macro-F1 and UA as torchmetrics defines them, from its exact per-class counts in float64 (its
+    own ratios are float32: 13/30 would be 0.4333333373069763). Classes absent from both predictions and targets are
+    left out of the macro-F1 mean, as torchmetrics does. UA, the unweighted average recall (EmoBox's headline;
+    sklearn's balanced accuracy), is the mean over the classes the targets have of each one's recall."""
     tp, fp, _, fn, _ = (c.double() for c in MulticlassStatScores(n_classes, average=None)(torch.as_tensor(probs), target).T)
     f1 = 2 * tp / (2 * tp + fp + fn).clamp_min(1)  # counts: a zero denominator has tp = 0
     support = (tp + fn) > 0
@@ -68,7 +61,7 @@ def classification_metrics(pred: Predictions, n_classes: int) -> dict[str, float
     metrics = {"accuracy": accuracy, "macro_f1": macro_f1, "ua": ua,
                "nll": F.nll_loss(probs.clamp_min(1e-12).log(), target).item()}
     for m, p in pred.branch_probs.items():
-        metrics[f"accuracy/{m}"] = accuracy_and_macro_f1(p, target, n_classes)[0]
+        metrics[f"accuracy/{m}"] = headline_scores(p, target, n_classes)[0]
     return metrics
 
 
