@@ -157,8 +157,26 @@ def read_manifest(path: str | Path, file_columns: list[str], key_columns: list[s
             files[column][sample], columns[column][sample] = file, source
     manifest = Manifest(path, rows, files, columns, problems)
     if training:
+        check_corpus_modalities(path, table, rows, file_columns)
         check_training_rows(manifest)
     return manifest
+
+
+def check_corpus_modalities(path: Path, table: pd.DataFrame, rows: pd.DataFrame, file_columns: list[str]) -> None:
+    """Of several corpora, one without a file column's values on any row (nEMO has no video) stops with what to do:
+    training a branch on the corpora that have its modality only is not supported."""
+    if "corpus" not in rows:
+        return
+    for column in file_columns:
+        cells = table[column] if column in table else pd.Series("", index=table.index)
+        if column == "audio" and "video" in table:
+            cells = cells.where(cells != "", table["video"])
+        for corpus, group in cells.groupby(rows["corpus"].to_numpy()):
+            if corpus and not group.any():
+                raise DataError(path, f"corpus {corpus!r} has no {column!r} on any of its {len(group)} rows: every row "
+                                      f"needs each modality the config reads (a model cannot yet train some branches "
+                                      f"on a corpus without the others' modalities); leave the corpus out of the "
+                                      f"manifest or train on the modalities every corpus has")
 
 
 def _default_ids(table: pd.DataFrame, file_columns: list[str], base: Path) -> pd.Series:
