@@ -32,6 +32,7 @@ class Prediction:
     missing: dict[str, str]  # modality -> why it was left out
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)  # speaker statistics, warnings, faces found
+    uncertain: bool | None = None  # the top probability is below the confidence level (None: no level applies)
 
 
 class Run:
@@ -57,23 +58,29 @@ class Run:
         return self.predictor.extractor.sample_rate if self.predictor.extractor is not None else None
 
     def predict(self, inputs: Input | Sequence[Input], speakers: str | dict[str, str] | None = None,
-                openface_dir: str | Path | None = None) -> Prediction | list[Prediction]:
+                openface_dir: str | Path | None = None, classes: Sequence[str] | None = None,
+                min_confidence: float | None = None) -> Prediction | list[Prediction]:
         """One input gives one :class:`Prediction`, a list of inputs a list. An input is a media file's path (read as
         `emofuse predict` reads it; ``speakers``: one speaker for all files, or file -> speaker), a mono waveform at
         :attr:`sample_rate`, or a ``(waveform, sample_rate)`` pair (mono, or (samples, channels); resampled); each
-        waveform goes on its own through the audio branch."""
+        waveform goes on its own through the audio branch. ``classes``: answer among these of :attr:`classes` only,
+        renormalised; ``min_confidence``: a top probability below it sets ``uncertain`` (default: the model card's
+        level, if any; 0: none)."""
         if _is_single(inputs):
-            return self.predict([inputs], speakers, openface_dir)[0]
+            return self.predict([inputs], speakers, openface_dir, classes, min_confidence)[0]
+        self.predictor.class_indices(classes)  # refused before any input is read
         inputs = [_waveform_at(x, i, self.sample_rate) if isinstance(x, tuple) else x for i, x in enumerate(inputs)]
         files = [(i, Path(x)) for i, x in enumerate(inputs) if not isinstance(x, np.ndarray)]
         waves = [(i, np.asarray(x, dtype=np.float32)) for i, x in enumerate(inputs) if isinstance(x, np.ndarray)]
         entries: dict[int, dict] = {}
         if files:
-            predicted = self.predictor.predict([f for _, f in files], openface_dir, speakers)
+            predicted = self.predictor.predict([f for _, f in files], openface_dir, speakers, classes=classes,
+                                               min_confidence=min_confidence)
             entries.update({i: e for (i, _), e in zip(files, predicted)})
         if waves:
             names = [f"array[{i}]" for i, _ in waves]
-            predicted = self.predictor.predict_extracted(names, [self._from_waveform(w, n) for (_, w), n in zip(waves, names)])
+            predicted = self.predictor.predict_extracted(names, [self._from_waveform(w, n) for (_, w), n in zip(waves, names)],
+                                                         classes=classes, min_confidence=min_confidence)
             entries.update({i: e for (i, _), e in zip(waves, predicted)})
         return [_typed(entries[i]) for i in range(len(inputs))]
 
@@ -122,10 +129,11 @@ def _waveform_at(pair, index: int, sample_rate: int | None) -> np.ndarray:
 
 
 def _typed(entry: dict) -> Prediction:
-    known = {"file", "pred", "probs", "modality_probs", "modalities", "missing", "error"}
+    known = {"file", "pred", "probs", "modality_probs", "modalities", "missing", "error", "uncertain"}
     return Prediction(source=entry["file"], pred=entry["pred"], probs=entry["probs"] or {},
                       modality_probs=entry["modality_probs"], modalities=entry["modalities"], missing=entry["missing"],
-                      error=entry.get("error"), details={k: v for k, v in entry.items() if k not in known})
+                      error=entry.get("error"), details={k: v for k, v in entry.items() if k not in known},
+                      uncertain=entry.get("uncertain"))
 
 
 def load_run(run_dir: str | Path, fold: int | None = None) -> Run:

@@ -22,6 +22,12 @@ def parser_predict(pr) -> None:
     pr.add_argument("--openface", type=Path, default=None, metavar="DIR",
                     help="OpenFace per-frame CSVs named <file stem>.csv, for the visual branch")
     pr.add_argument("--fold", type=int, default=None, help="use this fold's model only (default: all folds, averaged)")
+    pr.add_argument("--classes", type=_names, default=None, metavar="A,B,...",
+                    help="answer among these of the model's classes only, their probabilities renormalised to sum to 1 "
+                         "(e.g. angry,happy,neutral,sad; default: all)")
+    pr.add_argument("--min-confidence", type=float, default=None, metavar="P",
+                    help="flag an answer whose top probability is below P as uncertain (default: the bundled model "
+                         "card's level, if it states one; 0: no flag)")
     speakers = pr.add_mutually_exclusive_group()
     speakers.add_argument("--speaker", default=None, metavar="NAME",
                           help="runs with features.speaker_norm: all FILEs are one speaker, normalised with their joint "
@@ -102,11 +108,12 @@ def cmd_predict(args) -> int:
     args.run_dir, args.files = run_and_files(args.paths, args.model)
     predictor = Predictor(args.run_dir, fold=args.fold)
     speakers = read_speaker_map(args.speakers) if args.speakers else args.speaker
-    entries = predictor.predict(args.files, args.openface, speakers)
+    entries = predictor.predict(args.files, args.openface, speakers, classes=args.classes,
+                                min_confidence=args.min_confidence)
     if args.json:
         print(json.dumps(entries, indent=2))
     else:
-        print_predictions(entries, predictor.class_names)
+        print_predictions(entries, [predictor.class_names[k] for k in predictor.class_indices(args.classes)])
     if "visual" not in predictor.modalities and any(Path(f).suffix.lower() in VIDEO_SUFFIXES for f in args.files):
         logging.getLogger("emofuse").info("this model has no visual branch: the picture of a video is not used")
     return 1 if any("error" in e for e in entries) else 0
@@ -224,6 +231,8 @@ def predict_stream(args) -> int:
         raise ConfigError(f"--stream plays one file; predict {', '.join(map(str, files[:-1]))} without --stream")
     if args.openface or args.speaker or args.speakers:
         raise ConfigError("--stream predicts each window from its audio alone: --openface, --speaker and --speakers do not apply")
+    if args.classes or args.min_confidence is not None:
+        raise ConfigError("--classes and --min-confidence apply to files; --stream answers among all classes")
     predictor = Predictor(run_dir, fold=args.fold)
 
     def chunks():  # decoded once stream() has accepted the run, whose extractor gives the rate
@@ -242,6 +251,11 @@ def predict_stream(args) -> int:
     if not windows:
         print(f"{args.stream}: shorter than the {args.window:g} s window, nothing predicted", file=sys.stderr)
     return 0 if windows else 1
+
+
+def _names(text: str) -> list[str]:
+    """``--classes angry,happy`` -> [angry, happy]."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def run_and_files(paths: list[Path], model: str | None) -> tuple[Path, list[Path]]:

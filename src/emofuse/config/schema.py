@@ -360,6 +360,9 @@ class ProtocolConfig(Strict):
     linear_peer: bool = Field(True, description="also fit logistic regressions on each fold's inputs (per modality, "
                                                 "concatenated, late average) and report the network beside them "
                                                 "(protocol/linear_peer.py); false: not (very large data)")
+    calibrate: bool = Field(True, description="fit a temperature per fold on its validation speakers' predictions "
+                                             "(temperature scaling), which predict applies, and report the test "
+                                             "speakers' calibration error before and after (protocol/calibration.py)")
 
 
 class SelectionConfig(Strict):

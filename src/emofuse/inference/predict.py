@@ -37,9 +37,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +51,14 @@ from emofuse.core.errors import DataError
 from emofuse.data.media import BadMedia
 from emofuse.data.media_check import check_media
 from emofuse.datasets.normalize import Enrolment, SpeakerSummary, Standardizer
-from emofuse.core.registry import ConfigError
+from emofuse.core.registry import ConfigError, did_you_mean
 from emofuse.core.threads import thread_budget
 from emofuse.core.runs import deployed_run, finished_folds
 from emofuse.inference import stream
 from emofuse.inference.run_record import run_data_record
 from emofuse.inference.stream import StreamWindow
 from emofuse.inference.speaker_groups import MIN_GROUP_FILES, assign_speakers, group_warnings
+from emofuse.metrics.calibration import Temperatures
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class FoldModel:
     scalers: dict[str, Standardizer]  # model-input statistics of the fold's training actors
     typical: dict[str, Standardizer]  # a typical training speaker's raw-feature statistics (speaker_norm runs)
     enrolment: dict[str, Enrolment]  # how a speaker group's files become its statistics (features.enrolment)
+    temperatures: Temperatures = field(default_factory=Temperatures)  # fitted on its validation speakers (calibration.json)
 
 
 def _read_standardizers(fold_dir: Path, modalities: list[str]) -> dict:
@@ -93,6 +95,23 @@ def _read_standardizers(fold_dir: Path, modalities: list[str]) -> dict:
     return state
 
 
+def confidence_level(value, where: str) -> float | None:
+    """A confidence level in (0, 1], or None for none (None or 0); anything else is a ConfigError naming ``where``."""
+    if value is None or value == 0:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ConfigError(f"{where}: a confidence level is a probability from 0 (no flag) to 1, got {value!r}")
+    return float(value)
+
+
+def stated_confidence(run_dir: Path) -> float | None:
+    """The confidence level a bundled model's card states (``card.json``'s ``min_confidence``), if any."""
+    card = run_dir / "card.json"
+    if not card.is_file():
+        return None
+    return confidence_level(json.loads(card.read_text()).get("min_confidence"), f"{card}: min_confidence")
+
+
 class Predictor:
     def __init__(self, run_dir: str | Path, fold: int | None = None, decimals: int | None = DECIMALS):
         """``decimals``: probabilities rounded for byte-identical output (None: full precision, the Python API's)."""
@@ -102,6 +121,8 @@ class Predictor:
         self.run_dir, self.decimals = Path(run_dir), decimals
         if not (self.run_dir / "config.yaml").is_file():
             raise ConfigError(f"{self.run_dir}: no config.yaml; RUN_DIR must be a finished `emofuse cv` run directory")
+        self.min_confidence = stated_confidence(self.run_dir)  # the level below which an answer is flagged uncertain
+        self.calibrated = True  # each fold's temperatures applied (false: the models' raw probabilities)
         self.config: ExperimentConfig = load_run_config(self.run_dir)
         if self.config.selection is not None:  # a nested selection: the candidate most folds chose (selection.py)
             self.run_dir = deployed_run(self.run_dir)
@@ -143,10 +164,16 @@ class Predictor:
                                   f"({type(err).__name__}: {reason})") from None
             enrolment = {m: Enrolment.from_dict(state["enrolment"][m]) if "enrolment" in state else Enrolment()
                          for m in typical}  # runs from before the estimators: the group's own statistics
-            self.folds.append(FoldModel(int(fold_dir.name[5:]), model.eval(), scalers, typical, enrolment))
+            self.folds.append(FoldModel(int(fold_dir.name[5:]), model.eval(), scalers, typical, enrolment,
+                                        Temperatures.of_fold(fold_dir)))
         fusion = self.folds[0].model.fusion
         self.fusion_name = self.config.model.fusion.name
         self.can_drop = getattr(fusion, "decision_level", True) and not len(getattr(fusion, "stage_blocks", None) or {})
+
+    @property
+    def has_temperatures(self) -> bool:
+        """Whether any fold model has a fitted temperature (``calibration.json``)."""
+        return any(f.temperatures != Temperatures() for f in self.folds)
 
     # ---- features -------------------------------------------------------------------------------
     def _audio(self, path: Path, timings: dict, wave: np.ndarray | None) -> np.ndarray:
@@ -306,28 +333,65 @@ class Predictor:
             inputs = {m: self._prepare(v, m, fold, stats) for m, v in raw.items()}
             lengths = {m: (torch.tensor([x.shape[1]]) if x.dim() >= 3 else None) for m, x in inputs.items()}
             out = fold.model(inputs, lengths)
-            fused.append(out.probs[0].float())
-            for m, z in out.branch_logits.items():
-                branch[m].append(z[0].float().softmax(-1))
+            t = fold.temperatures if self.calibrated else Temperatures()
+            probs = {m: t.branch_probs(m, z[0].float().softmax(-1)) for m, z in out.branch_logits.items()}
+            # the fused temperature was fitted with every modality; a decision fusion of fewer is the mean of its
+            # branches, each with its own temperature
+            fused.append(t.fused_probs(out.probs[0].float()) if len(raw) == len(self.modalities)
+                         else torch.stack(list(probs.values())).mean(0))
+            for m, p in probs.items():
+                branch[m].append(p)
         mean = lambda ps: torch.stack(ps).mean(0).numpy().astype(np.float64)  # noqa: E731
         return mean(fused), {m: mean(ps) for m, ps in branch.items()}
 
-    def _named(self, probs: np.ndarray) -> dict[str, float]:
-        return {c: float(p) if self.decimals is None else round(float(p), self.decimals)
-                for c, p in zip(self.class_names, probs)}
+    def _named(self, probs: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+        return {c: float(p) if self.decimals is None else round(float(p), self.decimals) for c, p in zip(names, probs)}
+
+    def class_indices(self, classes: Sequence[str] | None) -> list[int]:
+        """The positions of ``classes`` among the model's, in the model's order (None: every class); a name the model
+        does not have is a ConfigError."""
+        if classes is None:
+            return list(range(len(self.class_names)))
+        for c in classes:
+            if c not in self.class_names:
+                raise ConfigError(f"classes: '{c}' is not a class of the model ({', '.join(self.class_names)})"
+                                  f"{did_you_mean(c, self.class_names)}")
+        if len(set(classes)) < 2:
+            raise ConfigError(f"classes: {list(classes)} names {len(set(classes))} class; an answer needs two or more")
+        return sorted({self.class_names.index(c) for c in classes})
+
+    def _answer(self, fused: np.ndarray, branch: dict[str, np.ndarray], keep: list[int],
+                min_confidence: float | None) -> dict:
+        """An entry's pred and probabilities among the classes ``keep`` (renormalised to sum to 1) and, with a
+        ``min_confidence``, whether the top probability falls below it (``uncertain``)."""
+        names = [self.class_names[k] for k in keep]
+
+        def among(p: np.ndarray) -> np.ndarray:
+            return p[keep] / max(p[keep].sum(), np.finfo(np.float64).tiny)
+
+        fused = among(fused)
+        answer = {"pred": names[int(np.argmax(fused))], "probs": self._named(fused, names),
+                  "modality_probs": {m: self._named(among(p), names) for m, p in sorted(branch.items())}}
+        if min_confidence is not None:
+            answer["uncertain"] = bool(fused.max() < min_confidence)
+        return answer
 
     def predict(self, files: list[str | Path], openface_dir: str | Path | None = None,
-                speakers: str | Mapping[str, str] | None = None, timings: dict | None = None) -> list[dict]:
+                speakers: str | Mapping[str, str] | None = None, timings: dict | None = None,
+                classes: Sequence[str] | None = None, min_confidence: float | None = None) -> list[dict]:
         """One entry per file: file, pred, probs, modality_probs, modalities, missing (error when no prediction could be
         made; face with a video-trained visual branch; speaker and speaker_stats with speaker normalisation; warnings
-        about its speaker group).
+        about its speaker group; uncertain where a confidence level applies).
 
         ``speakers``: None (each file on its own), one speaker name for all files, or a map file -> speaker (the
-        file as given, or its name)."""
+        file as given, or its name). ``classes``: answer among these of the model's classes only, their probabilities
+        renormalised to sum to 1 (None: all). ``min_confidence``: an answer whose top probability is below it gets
+        ``uncertain: true`` (None: the model card's level, if it states one; 0: no flag)."""
+        self.class_indices(classes)  # refused before any file is read
         speaker_of = self.speakers_of(files, speakers)
         timings = {} if timings is None else timings
         extracted = [self.features(Path(f), Path(openface_dir) if openface_dir else None, timings) for f in files]
-        return self.predict_extracted(files, extracted, speaker_of, timings)
+        return self.predict_extracted(files, extracted, speaker_of, timings, classes=classes, min_confidence=min_confidence)
 
     def speakers_of(self, files: list[str | Path], speakers: str | Mapping[str, str] | None) -> list[str | None]:
         """Each file's speaker as ``predict`` takes them (None for all where the run has no speaker normalisation)."""
@@ -339,10 +403,13 @@ class Predictor:
 
     def predict_extracted(self, files: list, extracted: list[tuple[dict, dict, dict]],
                           speaker_of: list[str | None] | None = None, timings: dict | None = None,
-                          enrolled: list[bool] | None = None) -> list[dict]:
+                          enrolled: list[bool] | None = None, classes: Sequence[str] | None = None,
+                          min_confidence: float | None = None) -> list[dict]:
         """``predict`` on features already at hand: per file, the (raw features, missing, records) of ``features``,
         its speaker (``speakers_of``; None: each file on its own) and whether it is one of the files its speaker's
-        statistics are made of (``enrolled``; default: all are)."""
+        statistics are made of (``enrolled``; default: all are); ``classes`` and ``min_confidence`` as ``predict``."""
+        keep = self.class_indices(classes)
+        level = confidence_level(self.min_confidence if min_confidence is None else min_confidence, "min_confidence")
         speaker_of = [None] * len(files) if speaker_of is None else speaker_of
         timings = {} if timings is None else timings
         started = time.perf_counter()
@@ -362,9 +429,7 @@ class Predictor:
                 entry["error"] = (f"fusion '{self.fusion_name}' combines the modalities before its own classifier and "
                                   f"cannot leave out {', '.join(sorted(missing))}")
             else:
-                fused, branch = self.forward(raw, own)
-                entry.update(pred=self.class_names[int(np.argmax(fused))], probs=self._named(fused),
-                             modality_probs={m: self._named(p) for m, p in sorted(branch.items())})
+                entry.update(self._answer(*self.forward(raw, own), keep, level))
             entries.append(entry)
         timings["model"] = timings.get("model", 0.0) + time.perf_counter() - started
         return entries

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def print_predictions(entries: list[dict], class_names: tuple[str, ...]) -> None:
-    """A rich table: one row per file with its fused probabilities; missing modalities and errors below it
+def print_predictions(entries: list[dict], class_names) -> None:
+    """A rich table: one row per file with its fused probabilities over ``class_names`` (the classes answered among);
+    an answer below the confidence level reads "uncertain (happy 0.41)"; missing modalities and errors below it
     (a file's row uses every modality of the run that is not listed as missing for it). Speaker-group warnings are
     not repeated here: predict has logged them."""
     from rich import box
@@ -28,7 +29,8 @@ def print_predictions(entries: list[dict], class_names: tuple[str, ...]) -> None
             table.add_row(name, "error", *[""] * len(class_names))
             notes.setdefault(f"error: {e['error']}", []).append(name)
         else:
-            table.add_row(name, e["pred"], *[f"{e['probs'][c]:.2f}" for c in class_names])
+            pred = f"uncertain ({e['pred']} {e['probs'][e['pred']]:.2f})" if e.get("uncertain") else e["pred"]
+            table.add_row(name, pred, *[f"{e['probs'][c]:.2f}" for c in class_names])
         for m, reason in e["missing"].items():
             notes.setdefault(f"{m} missing: {reason}", []).append(name)
     console = Console(width=table_width(table))

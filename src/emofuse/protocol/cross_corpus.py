@@ -12,7 +12,9 @@ Labels are mapped by name: the other corpus's label ``x`` is the run's class ``x
 ``y`` instead). Rows whose label maps to no class of the run are predicted but not scored, and reported. Scores:
 accuracy, unweighted average recall (UAR, the usual cross-corpus figure) and macro-F1 over the scored rows, with
 the model deciding among all its classes, and again deciding among the shared classes only (a model trained on
-classes the other corpus lacks cannot be right on them, and the restricted decision removes that handicap).
+classes the other corpus lacks cannot be right on them, and the restricted decision removes that handicap). How far
+its confidence is from its accuracy on the other corpus (ECE, NLL, Brier score; ``calibration``) is given for the
+models' raw probabilities and, for a run with temperatures (``protocol.calibrate``), with them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix, f1_score
 from emofuse.config.schema import FeaturesConfig
 from emofuse.core.errors import DataError
 from emofuse.reporting import plots
+from emofuse.protocol.calibration import other_corpus_calibration
 from emofuse.protocol.enrolment import draw_enrolment
 from emofuse.features.cache import FeatureCache
 from emofuse.datasets.manifest_set import build_manifest_features
@@ -132,6 +135,12 @@ def evaluate_on_manifest(run_dir: str | Path, manifest: str | Path, out_dir: str
     scored_rows = np.flatnonzero(~enrolled) if enrolled is not None else np.arange(len(entries))
     meta, entries = fs.meta.iloc[scored_rows].reset_index(drop=True), [entries[i] for i in scored_rows]
     probs = np.array([[e["probs"][c] for c in classes] for e in entries])
+    answers = {"uncalibrated": probs}
+    if predictor.has_temperatures:  # the deployed answers are scaled: the models' own probabilities beside them
+        predictor.calibrated = False
+        raw = predictor.predict_extracted(list(fs.meta["clip"]), extracted, speaker_of, enrolled=enrolled)
+        answers = {"uncalibrated": np.array([[raw[i]["probs"][c] for c in classes] for i in scored_rows]),
+                   "calibrated": probs}
     shared = sorted(set(mapping.values()), key=classes.index)
     shared_idx = [classes.index(c) for c in shared]
     table = pd.DataFrame({"id": meta["clip"], "speaker": meta["actor"], "label": meta["emotion"],
@@ -169,6 +178,8 @@ def evaluate_on_manifest(run_dir: str | Path, manifest: str | Path, out_dir: str
         "all_classes": _scores(target, scored["pred"].to_numpy()),
         "shared_classes": _scores(target, scored["pred_shared"].to_numpy()),
         "recall": {c: float((scored.loc[scored["target"] == c, "pred"] == c).mean()) for c in shared},
+        "calibration": {how: other_corpus_calibration(p[(table["target"] != "").to_numpy()], target, classes, shared)
+                        for how, p in answers.items()},
         "speaker_norm": config.features.speaker_norm,
         **({"adapt_clips": config.features.adapt_clips, "n_enrolment": int(enrolled.sum()) if enrolled is not None else 0}
            if config.features.speaker_norm == "inductive" else {}),
@@ -194,6 +205,13 @@ def print_evaluation(result: dict, out_dir: Path) -> None:
     for name, key in (("deciding among all classes", "all_classes"), ("among the shared classes", "shared_classes")):
         s = result[key]
         print(f"{name}: accuracy {s['accuracy']:.4f}, UAR {s['uar']:.4f}, macro-F1 {s['macro_f1']:.4f}")
+    c = result["calibration"]
+    if "calibrated" in c:
+        print(f"calibration error (ECE, all classes): {c['uncalibrated']['all_classes']['ece']:.4f} uncalibrated, "
+              f"{c['calibrated']['all_classes']['ece']:.4f} with the run's temperatures (what predict answers)")
+    else:
+        print(f"calibration error (ECE, all classes): {c['uncalibrated']['all_classes']['ece']:.4f} (the run has no "
+              "temperatures)")
     if result.get("n_enrolment"):
         print(f"enrolment clips (inductive speaker normalisation, not scored): {result['n_enrolment']}, in "
               f"{out_dir}/enrolment.csv")

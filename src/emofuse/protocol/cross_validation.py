@@ -24,7 +24,9 @@ from emofuse.config.loading import dump_config
 from emofuse.config.schema import ExperimentConfig
 from emofuse.core.console import listed, rounded
 from emofuse.datasets.corruption import SPLITS, FoldCorruption, plants_corruption
+from emofuse.protocol.calibration import calibration_summary, fit_fold_temperatures, fold_calibration
 from emofuse.protocol.cartography import dynamics_recorders
+from emofuse.metrics.calibration import CALIBRATION_FILE
 from emofuse.metrics.classification import ClassificationEvaluator, classification_metrics, fold_figures, \
     per_corpus, predict
 from emofuse.protocol.enrolment import EnrolmentPool, SpeakerInputs, enrolment_record
@@ -208,7 +210,10 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
     started = time.perf_counter()
     model, fit, data = train_fold(config, fs, inputs, fold, fold_dir)
     val_meta = fs.meta.iloc[data.val_rows].reset_index(drop=True)
-    val_table = predictions_table(val_meta, predict(model, data.val, config.train.eval_batch_size), fs.class_names, fold.index)
+    val_preds = predict(model, data.val, config.train.eval_batch_size)
+    val_table = predictions_table(val_meta, val_preds, fs.class_names, fold.index)
+    # fitted on the selection model's validation speakers; a refit model, with none held out, takes the same
+    temperatures = fit_fold_temperatures(val_preds) if config.protocol.calibrate else None
     scored, scored_dir, state = scored_fold(config, fold), fold_dir, fit.best_state
     if config.protocol.refit:  # the selected epoch, retrained on every speaker outside the test fold
         scored_dir = fold_dir / "refit"
@@ -238,6 +243,8 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
         "seconds": time.perf_counter() - started,
         **(data.corruption.summary() if data.corruption is not None else {}),
     }
+    if temperatures is not None:
+        result["calibration"] = fold_calibration(temperatures, preds)
     if config.protocol.refit:
         result["refit"] = {"train_actors": list(scored.train_actors), "epoch": fit.best_epoch, "n_train": len(data.train)}
     if inputs.normalized:  # how a speaker's enrolment clips became their statistics (chosen per fold under auto)
@@ -250,6 +257,8 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
     atomic_write_text(fold_dir / "history.csv", pd.DataFrame(fit.history).to_csv(index=False))
     atomic_torch_save(fold_dir / "best.pt", state)
     write_json(fold_dir / "standardizer.json", fold_standardizers(inputs, data.scalers, scored))
+    if temperatures is not None:
+        write_json(fold_dir / CALIBRATION_FILE, temperatures.to_dict())
     atomic_write_text(fold_dir / "predictions.csv", table.to_csv(index=False))
     atomic_write_text(fold_dir / "val_predictions.csv", val_table.to_csv(index=False))
     if data.corruption is not None and data.corruption.label_config is not None:
@@ -285,6 +294,7 @@ def summarize(config: ExperimentConfig, fs: FeatureSet, fold_results: list[dict]
         "folds": fold_results,
         "budget": summarize_budgets([r["budget"] for r in fold_results if "budget" in r]),
         **fold_figures(fold_results, predictions),
+        **calibration_summary(fold_results, predictions, fs.class_names),
         "speaker_norm": config.features.speaker_norm,
         **({"adapt_clips": config.features.adapt_clips, "enrolment": config.features.enrolment,
             "train_draws": config.features.train_draws,

@@ -35,12 +35,22 @@ def print_cv_summary(summary: dict, run_dir: Path) -> None:
     for corpus, r in summary.get("per_corpus", {}).items():  # several corpora: each on its own classes
         console.print(f"{corpus}: accuracy {r['accuracy']:.4f}, UA {r['ua']:.4f} on {r['n']} clips of "
                       f"{len(r['classes'])} classes ({', '.join(r['classes'])})", markup=False, soft_wrap=True)
+    if "calibration" in summary:
+        console.print(calibration_line(summary["calibration"]), markup=False, soft_wrap=True)
     for line in peer_lines(summary.get("linear_peer")):
         console.print(line, style="bold red" if line.startswith("warning") else None, markup=False, soft_wrap=True)
     if "selection" in summary:  # protocol/selection.py: a nested choice among candidates
         chosen = ", ".join(f"fold {k}: {name}" for k, name in summary["selection"]["chosen"].items())
         console.print(f"candidates chosen per fold on its validation speakers (nested): {chosen}; predict and export "
                       f"use {summary['deployed_candidate']}")
+
+
+def calibration_line(calibration: dict) -> str:
+    """The pooled test ECE and NLL before and after each fold's temperature (protocol/calibration.py)."""
+    before, after = calibration["uncalibrated"], calibration["calibrated"]
+    ts = list(calibration["temperature"].values())
+    return (f"calibration (a temperature per fold from its validation speakers, {min(ts):.2f} to {max(ts):.2f}): "
+            f"test ECE {before['ece']:.4f} -> {after['ece']:.4f}, NLL {before['nll']:.4f} -> {after['nll']:.4f}")
 
 
 def peer_lines(peer: dict | None) -> list[str]:

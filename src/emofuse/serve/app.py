@@ -2,7 +2,8 @@
 
 - ``GET /``: the page (upload a recording or record one; probabilities, missing modalities, timeline);
 - ``POST /api/predict``: multipart field ``file``; answers the JSON object ``emofuse predict --json``
-  prints for that file (``file`` is the uploaded file's name);
+  prints for that file (``file`` is the uploaded file's name); the query parameters ``classes=angry,happy,...`` and
+  ``min_confidence=P`` do what predict's ``--classes`` and ``--min-confidence`` do;
 - ``POST /api/analyze``: the same upload; answers ``{"prediction": <as /api/predict>, "timeline": ...}``;
 - ``GET /api/health``, ``GET /api/model``.
 
@@ -29,6 +30,8 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from emofuse.core.registry import ConfigError
+from emofuse.inference.predict import confidence_level
 from emofuse.serve import timeline as timelines
 from emofuse.serve.errors import RequestError
 from emofuse.serve.queue import PredictionQueue
@@ -110,10 +113,24 @@ def create_app(predictor, settings: Settings | None = None) -> Starlette:
     info = model_info(predictor, settings)
     sample_rate = predictor.extractor.sample_rate if predictor.extractor is not None else None
 
-    def predict_file(upload: Upload, with_timeline: bool) -> dict:
+    def answer_options(request: Request) -> dict:
+        """predict's ``classes`` and ``min_confidence`` from the query string, checked before the upload is read."""
+        query, options = request.query_params, {}
+        try:
+            if "classes" in query:
+                options["classes"] = [c.strip() for c in query["classes"].split(",") if c.strip()]
+                predictor.class_indices(options["classes"])
+            if "min_confidence" in query:
+                options["min_confidence"] = float(query["min_confidence"])
+                confidence_level(options["min_confidence"], "min_confidence")
+        except (ConfigError, ValueError) as err:
+            raise RequestError(400, "bad_query", f"{request.url.path}: {err}") from None
+        return options
+
+    def predict_file(upload: Upload, with_timeline: bool, options: dict) -> dict:
         """Worker-thread part: check the media, predict it alone, optionally the timeline."""
         wave = inspect_media(upload, sample_rate)
-        (entry,) = predictor.predict([upload.path])
+        (entry,) = predictor.predict([upload.path], **options)
         entry = _public(entry, upload)
         if entry.get("error"):
             raise RequestError(422, "no_prediction", f"{upload.name}: no prediction: {entry['error']}", entry=entry)
@@ -122,12 +139,13 @@ def create_app(predictor, settings: Settings | None = None) -> Starlette:
         return {"prediction": entry, "timeline": timelines.timeline(predictor, wave, sample_rate, upload.path.parent)}
 
     async def answer_upload(request: Request, with_timeline: bool) -> JSONResponse:
+        options = answer_options(request)
         queue: PredictionQueue = request.app.state.queue
         async with queue.admission():
             workdir = Path(tempfile.mkdtemp(prefix="request-", dir=request.app.state.upload_root))  # mode 0700
             try:
                 upload = await receive_upload(request, workdir, settings.max_upload_bytes)
-                return JSONResponse(await queue.run(predict_file, upload, with_timeline))
+                return JSONResponse(await queue.run(predict_file, upload, with_timeline, options))
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
 
