@@ -214,3 +214,27 @@ def test_a_model_card_states_the_default_level(manifest_run, tmp_path):
     raw = [(features_of(root, "spk1_negative_0"), {}, {})]
     assert predictor.predict_extracted(["a"], raw)[0]["uncertain"] is True
     assert "uncertain" not in predictor.predict_extracted(["a"], raw, min_confidence=0)[0]
+
+
+def test_scoring_on_another_corpus_reports_calibration_with_and_without_temperatures(manifest_run, tmp_path):
+    from emofuse.protocol.cross_corpus import evaluate_on_manifest
+
+    root, _ = manifest_run
+    other = make_feature_manifest(tmp_path / "other", speakers=("a1", "a2", "a3"), seed=7)
+    result = evaluate_on_manifest(root / "run", other, tmp_path / "eval", tmp_path / "cache", progress=False)
+    table = pd.read_csv(tmp_path / "eval" / "predictions.csv")  # what predict answers: with the temperatures
+    classes = result["run_classes"]
+    probs, target = table[[f"prob_{c}" for c in classes]].to_numpy(), table["target"].map(classes.index).to_numpy()
+    c = result["calibration"]
+    assert c["calibrated"]["all_classes"] == pytest.approx(calibration_scores(probs, target), abs=1e-5)
+    assert c["uncalibrated"]["all_classes"]["nll"] != pytest.approx(c["calibrated"]["all_classes"]["nll"], abs=1e-4)
+    manifest = pd.read_csv(other)  # the models' own probabilities, each speaker normalised as evaluate does
+    raw = Predictor(root / "run")
+    raw.calibrated = False
+    extracted = [({m: np.load(other.parent / row[f"{m}_features"]) for m in ("audio", "visual")}, {}, {})
+                 for _, row in manifest.iterrows()]
+    entries = raw.predict_extracted(list(manifest["id"]), extracted, list(manifest["speaker"]))
+    plain = np.array([[e["probs"][k] for k in classes] for e in entries])
+    assert c["uncalibrated"]["all_classes"] == pytest.approx(
+        calibration_scores(plain, manifest["label"].map(classes.index).to_numpy()), abs=1e-5)
+    assert set(c["calibrated"]) == {"all_classes", "shared_classes"}

@@ -266,6 +266,44 @@ def test_table_output(run_dir, tmp_path, capsys, caplog):
     assert (out + captured.err + caplog.text).count("speaker me: 1 file, no statistics of its own") == 1
 
 
+def test_classes_and_min_confidence_on_the_command_line_the_api_and_serve(run_dir, tmp_path, capsys):
+    """predict --classes answers among the named classes (renormalised), --min-confidence flags an answer below it; the
+    Python API and serve's /api/predict take the same."""
+    import soundfile as sf
+    from starlette.testclient import TestClient
+
+    from emofuse.api import load_run
+    from emofuse.serve.app import create_app
+
+    wav = tmp_path / "tone.wav"
+    sf.write(wav, (0.2 * np.sin(np.arange(24000) / 3)).astype(np.float32), 48000)
+    assert main(["predict", str(run_dir), str(wav), "--json"]) == 0
+    (full,) = json.loads(capsys.readouterr().out)
+    assert main(["predict", str(run_dir), str(wav), "--json", "--classes", "angry,happy,neutral,sad",
+                 "--min-confidence", "1"]) == 0
+    (kept,) = json.loads(capsys.readouterr().out)
+    total = sum(full["probs"][c] for c in ("angry", "happy", "neutral", "sad"))
+    assert list(kept["probs"]) == ["neutral", "happy", "sad", "angry"]  # the model's order
+    assert kept["probs"] == pytest.approx({c: full["probs"][c] / total for c in kept["probs"]}, abs=1e-5)
+    assert kept["uncertain"] is True and "uncertain" not in full
+    assert main(["predict", str(run_dir), str(wav), "--classes", "angry,happy,neutral,sad", "--min-confidence", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"uncertain ({kept['pred']} {kept['probs'][kept['pred']]:.2f})" in out and "cal" not in out
+    assert main(["predict", str(run_dir), str(wav), "--classes", "angry,hapy"]) == 2
+    assert "'hapy' is not a class of the model" in capsys.readouterr().err
+
+    answer = load_run(run_dir).predict(wav, classes=["angry", "happy", "neutral", "sad"], min_confidence=0.01)
+    assert answer.probs == pytest.approx(kept["probs"], abs=1e-5) and answer.uncertain is False
+    assert load_run(run_dir).predict(wav).uncertain is None
+
+    with TestClient(create_app(Predictor(run_dir))) as client:
+        answer = client.post("/api/predict?classes=angry,happy,neutral,sad&min_confidence=1",
+                             files={"file": (wav.name, wav.read_bytes(), "audio/wav")}).json()
+        assert answer["probs"] == kept["probs"] and answer["uncertain"] is True
+        refused = client.post("/api/predict?classes=angry,hapy", files={"file": (wav.name, wav.read_bytes(), "audio/wav")})
+        assert refused.status_code == 400 and "did you mean 'happy'" in refused.json()["error"]
+
+
 def test_frame_sequence_models_predict(tmp_path_factory, tmp_path):
     """The paper's audio branch (1D CNN over MFCC frames): variable-length sequences go through predict."""
     run = train_tiny(tmp_path_factory, "configs/ravdess_mars_cnn.yaml",
