@@ -238,3 +238,17 @@ def test_scoring_on_another_corpus_reports_calibration_with_and_without_temperat
     assert c["uncalibrated"]["all_classes"] == pytest.approx(
         calibration_scores(plain, manifest["label"].map(classes.index).to_numpy()), abs=1e-5)
     assert set(c["calibrated"]) == {"all_classes", "shared_classes"}
+
+
+def test_a_final_fit_takes_the_median_of_the_cross_validations_temperatures(manifest_run, tmp_path):
+    from emofuse.protocol.final_fit import fit_final
+
+    root, summary = manifest_run
+    manifest = root / "data" / "manifest.csv"
+    fit_final(config_from_dict(feature_manifest_config(manifest)), manifest, tmp_path / "model", root / "cache",
+              cv_run=root / "run", progress=False)
+    fitted = Temperatures.of_fold(tmp_path / "model" / "folds" / "fold_0")
+    folds = [f["calibration"] for f in summary["folds"]]
+    assert fitted.fused == pytest.approx(np.median([c["temperature"] for c in folds]))
+    assert fitted.branches["audio"] == pytest.approx(np.median([c["branch_temperatures"]["audio"] for c in folds]))
+    assert Predictor(tmp_path / "model").has_temperatures

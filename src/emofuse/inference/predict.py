@@ -27,6 +27,14 @@ that choice). Files are one speaker only when the caller says so (``speakers``: 
 or a file -> speaker map); a group then gets its own statistics, with a warning where they are shaky
 (``speaker_groups``). Each entry's ``speaker_stats`` says which statistics it got.
 
+Each fold model's temperatures (``calibration.json``: fitted by `emofuse cv` on the fold's validation speakers,
+``protocol/calibration.py``) scale its fused and branch probabilities before the folds are averaged, bringing its
+confidence closer to how often it is right for new speakers of its corpus; a run without them (made before, or with
+``protocol.calibrate: false``) answers as its models do. With a modality left out of a decision fusion, the
+fused answer is the mean of the present branches' scaled probabilities. ``classes`` answers among some of the model's
+classes (their probabilities renormalised), and an answer whose top probability is below ``min_confidence`` (default:
+a bundled model card's ``min_confidence``) is flagged ``uncertain`` rather than presented as certain.
+
 Live input (``Predictor.stream``, ``emofuse predict --stream``): audio that arrives in chunks, from a microphone say, is
 predicted on a sliding window, each window exactly as a file of that audio on its own would be (the run's extractor,
 a typical training speaker's statistics, the folds' mean); the run's other modalities are left out of the fusion.

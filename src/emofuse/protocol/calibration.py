@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from emofuse.metrics.calibration import Temperatures, calibration_scores, fit_temperature
+from pathlib import Path
+
+from emofuse.metrics.calibration import CALIBRATION_FILE, Temperatures, calibration_scores, fit_temperature
 from emofuse.metrics.classification import Predictions
 
 def fit_fold_temperatures(val: Predictions) -> Temperatures:
@@ -56,6 +58,19 @@ def calibration_summary(fold_results: list[dict], predictions: pd.DataFrame, cla
                              for c in predictions["corpus"].unique()}
     return {"calibration": out}
 
+
+
+def cv_temperatures(cv_run: Path) -> Temperatures | None:
+    """A final fit's temperatures (``emofuse fit --epochs-from CV_RUN``): with no speaker held out to fit its own, the
+    median over the cross-validation's folds of theirs, as its epoch is their selected epochs' median; None where
+    the folds have none."""
+    folds = [Temperatures.of_fold(d) for d in sorted(Path(cv_run).glob("folds/fold_*"))
+             if (d / CALIBRATION_FILE).is_file()]
+    if not folds:
+        return None
+    return Temperatures(float(np.median([t.fused for t in folds])),
+                        {m: float(np.median([t.branches[m] for t in folds])) for m in folds[0].branches},
+                        sum(t.n_fitted for t in folds))
 
 
 def other_corpus_calibration(probs: np.ndarray, target: np.ndarray, classes: list[str], shared: list[str]) -> dict:

@@ -5,7 +5,8 @@ per-speaker normalisation, ``protocol/enrolment.py``), the model is trained on t
 the epoch is selected on the validation actors, and the selected weights are scored once on the test
 actors (less their enrolment clips under inductive normalisation). With ``protocol.refit`` the fold is then trained
 again up to the selected epoch on its training and validation actors (statistics of those actors too), as the
-deployed model of a final fit learns from every speaker, and that model is scored instead.
+deployed model of a final fit learns from every speaker, and that model is scored instead. With ``protocol.calibrate``
+each fold also fits a temperature on its validation actors' predictions (``protocol/calibration.py``).
 """
 
 from __future__ import annotations

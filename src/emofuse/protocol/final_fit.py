@@ -3,7 +3,9 @@
 Cross-validation estimates how a recipe does on new speakers; the model a user runs should then learn from every
 speaker. With no speaker left to select an epoch on, the epoch comes from a finished cross-validation of the same
 config: the median over folds of the selected epoch (the same schedule is run up to it, and its weights kept), or
-it is given. Speaker statistics (the typical training speaker, the enrolment estimator) come from every speaker;
+it is given. Its temperatures (``protocol.calibrate``) are the median of that cross-validation's folds' (none with a given
+epoch; protocol/calibration.py).
+Speaker statistics (the typical training speaker, the enrolment estimator) come from every speaker;
 the estimator choice under ``enrolment: auto`` is label-free.
 
 The output reads like a cv run with one member, ``folds/fold_0`` (trained on every speaker), so `emofuse predict`,
@@ -25,6 +27,8 @@ from emofuse.core.threads import thread_budget
 from emofuse.models.encoders import compute_bound
 from emofuse.config.loading import dump_config, load_run_config
 from emofuse.config.schema import ExperimentConfig
+from emofuse.metrics.calibration import CALIBRATION_FILE
+from emofuse.protocol.calibration import cv_temperatures
 from emofuse.protocol.cross_validation import data_record, fold_standardizers, prepare_inputs, train_fold
 from emofuse.protocol.folds import Fold
 from emofuse.features.cache import FeatureCache
@@ -87,6 +91,10 @@ def fit_final(config: ExperimentConfig, data_dir: Path, out: Path, cache_dir: Pa
         if inputs.normalized:
             result["enrolment_estimator"] = {m: {"name": e.name, **e.to_dict()}
                                              for m, e in inputs.fold_statistics(fold)[1].items()}
+        temperatures = cv_temperatures(cv_run) if cv_run is not None and config.protocol.calibrate else None
+        if temperatures is not None:
+            write_json(fold_dir / CALIBRATION_FILE, temperatures.to_dict())
+            result["calibration"] = {**temperatures.to_dict(), "from": f"median over the folds of {cv_run}"}
         write_json(fold_dir / "result.json", result)  # written last: its presence marks the model done
         (fold_dir / "last.pt").unlink(missing_ok=True)  # the resume point of an unfinished fit; the weights are best.pt
     return result
