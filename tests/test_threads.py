@@ -60,7 +60,7 @@ def test_cli_threads_reaches_the_environment(monkeypatch, capsys):
     assert threads.requested() == 1
     with pytest.raises(SystemExit):
         main(["--threads", "0", "registry"])
-    assert "--threads 0: at least 1" in capsys.readouterr().err
+    assert "--threads: 0 is not at least 1" in capsys.readouterr().err
 
 
 def test_cv_trains_small_networks_on_one_thread(tmp_path, monkeypatch):

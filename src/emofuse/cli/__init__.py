@@ -11,6 +11,7 @@ import sys
 from emofuse import __version__
 from emofuse.cli import data, emi, inference, report, run  # noqa: F401  (their @command declarations register them)
 from emofuse.cli.commands import COMMANDS, add_commands, listing
+from emofuse.cli.common import _at_least_one
 from emofuse.core.registry import ConfigError, did_you_mean
 
 
@@ -30,22 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
                      epilog=listing(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on the console")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--threads", type=_threads, default=None, metavar="N",
+    parser.add_argument("--threads", type=_at_least_one, default=None, metavar="N",
                         help="threads for training and inference (default: one for small networks on clip features, "
                              "one per core for 3D CNNs on face clips; also $EMOFUSE_THREADS)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of the commands below")
     add_commands(sub)
     return parser
-
-
-def _threads(text: str) -> int:
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of threads {text!r}: a whole number, at least 1") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"--threads {count}: at least 1")
-    return count
 
 
 def main(argv: list[str] | None = None) -> int:

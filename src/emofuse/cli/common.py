@@ -32,14 +32,22 @@ def _positive(text: str) -> float:
     return value
 
 
-def _at_least_zero(text: str) -> int:
+def _whole_number(text: str, minimum: int, too_small: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid whole number {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value} {too_small}")
     return value
+
+
+def _at_least_zero(text: str) -> int:
+    return _whole_number(text, 0, "is negative")
+
+
+def _at_least_one(text: str) -> int:
+    return _whole_number(text, 1, "is not at least 1")
 
 
 def _config(text: str) -> Path:
