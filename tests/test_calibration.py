@@ -216,12 +216,14 @@ def test_a_model_card_states_the_default_level(manifest_run, tmp_path):
     assert "uncertain" not in predictor.predict_extracted(["a"], raw, min_confidence=0)[0]
 
 
-def test_scoring_on_another_corpus_reports_calibration_with_and_without_temperatures(manifest_run, tmp_path):
+def test_scoring_on_another_corpus_reports_calibration_with_and_without_temperatures(manifest_run, tmp_path, caplog):
     from emofuse.protocol.cross_corpus import evaluate_on_manifest
 
     root, _ = manifest_run
-    other = make_feature_manifest(tmp_path / "other", speakers=("a1", "a2", "a3"), seed=7)
+    other = make_feature_manifest(tmp_path / "other", speakers=("a1", "a2", "a3"), per_label=2, seed=7)
     result = evaluate_on_manifest(root / "run", other, tmp_path / "eval", tmp_path / "cache", progress=False)
+    warned = [r.getMessage() for r in caplog.records if r.name == Predictor.__module__]
+    assert warned and len(warned) == len(set(warned))  # each speaker group's warning once, not again per pass
     table = pd.read_csv(tmp_path / "eval" / "predictions.csv")  # what predict answers: with the temperatures
     classes = result["run_classes"]
     probs, target = table[[f"prob_{c}" for c in classes]].to_numpy(), table["target"].map(classes.index).to_numpy()

@@ -138,7 +138,12 @@ def evaluate_on_manifest(run_dir: str | Path, manifest: str | Path, out_dir: str
     answers = {"uncalibrated": probs}
     if predictor.has_temperatures:  # the deployed answers are scaled: the models' own probabilities beside them
         predictor.calibrated = False
-        raw = predictor.predict_extracted(list(fs.meta["clip"]), extracted, speaker_of, enrolled=enrolled)
+        said = logging.getLogger(Predictor.__module__)  # its speaker-group warnings were logged by the first pass
+        said.disabled = True
+        try:
+            raw = predictor.predict_extracted(list(fs.meta["clip"]), extracted, speaker_of, enrolled=enrolled)
+        finally:
+            said.disabled = False
         answers = {"uncalibrated": np.array([[raw[i]["probs"][c] for c in classes] for i in scored_rows]),
                    "calibrated": probs}
     shared = sorted(set(mapping.values()), key=classes.index)
