@@ -254,3 +254,21 @@ def test_a_final_fit_takes_the_median_of_the_cross_validations_temperatures(mani
     assert fitted.fused == pytest.approx(np.median([c["temperature"] for c in folds]))
     assert fitted.branches["audio"] == pytest.approx(np.median([c["branch_temperatures"]["audio"] for c in folds]))
     assert Predictor(tmp_path / "model").has_temperatures
+
+
+def test_the_pooled_summary_scales_each_folds_clips_by_its_temperature_and_scores_each_corpus():
+    from emofuse.protocol.calibration import calibration_summary
+
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet([1, 1, 1], 40)
+    table = pd.DataFrame({"fold": np.repeat([1, 2], 20), "corpus": np.tile(["x", "y"], 20),
+                          "label": rng.choice(["a", "b", "c"], 40), **{f"prob_{c}": probs[:, k] for k, c in enumerate("abc")}})
+    folds = [{"fold": 1, "calibration": {"temperature": 0.5}}, {"fold": 2, "calibration": {"temperature": 2.0}}]
+    summary = calibration_summary(folds, table, ["a", "b", "c"])["calibration"]
+    target = table["label"].map("abc".index).to_numpy()
+    scaled = np.concatenate([temperature_scaled(probs[:20], 0.5), temperature_scaled(probs[20:], 2.0)])
+    assert summary["calibrated"] == pytest.approx(calibration_scores(scaled, target))
+    y = (table["corpus"] == "y").to_numpy()
+    assert summary["per_corpus"]["y"]["calibrated"] == pytest.approx(calibration_scores(scaled[y], target[y]))
+    assert summary["per_corpus"]["x"]["uncalibrated"] == pytest.approx(calibration_scores(probs[~y], target[~y]))
+    assert calibration_summary([{"fold": 1}], table, ["a", "b", "c"]) == {}  # a run without temperatures
