@@ -73,6 +73,8 @@ def test_mlp_run_exports_to_onnx(data, tmp_path, capsys):
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["format"] == "onnx" and meta["max_abs_diff"] <= 1e-5 and meta["fallback_reason"] is None
     assert meta["inputs"] == ["audio", "visual"] and meta["outputs"] == ["probs", "probs_audio", "probs_visual"]
+    stored = json.loads((run / "folds" / "fold_1" / "calibration.json").read_text())  # what predict applies after
+    assert {k: meta["calibration"][k] for k in stored} == stored
     check_onnx_matches_pytorch(run, path)
 
 

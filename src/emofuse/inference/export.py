@@ -30,6 +30,7 @@ from torch import nn
 from emofuse.core.atomic import temporary_file
 from emofuse.core.registry import ConfigError, require_extra
 from emofuse.core.runs import write_json
+from emofuse.metrics.calibration import Temperatures
 from emofuse.inference.run_record import run_data_record
 
 ATOL = 1e-5  # max |ONNX - PyTorch| over every output probability
@@ -224,6 +225,9 @@ def export_run(run_dir: str | Path, fold: int | None = None, out: str | Path | N
             **asdict(result), "run_dir": str(run_dir), "modalities": wrapper.modalities, "sequence": wrapper.sequence,
             "feature_dims": dims, "frame_shapes": wrapper.frame_shapes, "class_names": run_data_record(run_dir)["class_names"],
             "inputs_are": f"model inputs: features standardised as in training ({run_dir}/folds/fold_{k}/standardizer.json)",
+            "calibration": {**Temperatures.of_fold(run_dir / "folds" / f"fold_{k}").to_dict(),
+                            "note": "the outputs are the model's own probabilities; emofuse predict answers "
+                                    "softmax(log p / temperature) (branch_temperatures for probs_<modality>)"},
         })
         return result
     raise ConfigError(f"{run_dir} fold {k}: the model could not be exported: " + "; ".join(failures))
