@@ -259,4 +259,4 @@ def test_cli_names_a_missing_or_mistaken_data_location(tmp_path, capsys):
     assert "is a file, but the config reads a RAVDESS folder" in capsys.readouterr().err
     assert main(["extract", config, "--data", str(path), "--cache", str(tmp_path / "cache"), "--no-progress",
                  "--set", "features.workers=1"]) == 0
-    assert "8 takes ready; feature dims {'audio': 88}; 0 skipped" in capsys.readouterr().out
+    assert "8 takes ready; feature dims {'audio': 3072}; 0 skipped" in capsys.readouterr().out  # Whisper base, 3 layers x (mean, std) x 512
