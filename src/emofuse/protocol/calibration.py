@@ -13,13 +13,14 @@ over every scored clip, and per corpus for a manifest of several).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
-from pathlib import Path
-
 from emofuse.metrics.calibration import CALIBRATION_FILE, Temperatures, calibration_scores, fit_temperature
 from emofuse.metrics.classification import Predictions
+
 
 def fit_fold_temperatures(val: Predictions) -> Temperatures:
     """Temperatures of the fused output and each branch, fitted on a fold's validation-speaker predictions."""
@@ -57,7 +58,6 @@ def calibration_summary(fold_results: list[dict], predictions: pd.DataFrame, cla
         out["per_corpus"] = {str(c): scores((predictions["corpus"] == c).to_numpy())
                              for c in predictions["corpus"].unique()}
     return {"calibration": out}
-
 
 
 def cv_temperatures(cv_run: Path) -> Temperatures | None:
