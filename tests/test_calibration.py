@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from emofuse.config.loading import config_from_dict, load_run_config
+from emofuse.config.loading import config_from_dict
 from emofuse.core.registry import ConfigError
 from emofuse.inference.predict import Predictor
 from emofuse.inference.printing import print_predictions
 from emofuse.metrics.calibration import (CALIBRATION_FILE, Temperatures, brier, calibration_scores,
                                          expected_calibration_error, fit_temperature, nll, temperature_scaled)
 from emofuse.protocol.cross_validation import run_cross_validation
+from emofuse.reporting.report import calibration_line
 
 from conftest import feature_manifest_config, make_feature_manifest
 
@@ -73,7 +74,7 @@ def manifest_run(tmp_path_factory):
     """A 3-fold cv run on precomputed features (audio and visual MLPs, average fusion): seconds."""
     root = tmp_path_factory.mktemp("calibration")
     manifest = make_feature_manifest(root / "data")
-    config = config_from_dict(feature_manifest_config(manifest))
+    config = config_from_dict(feature_manifest_config(manifest, **{"protocol.calibrate": True}))
     summary = run_cross_validation(config, manifest, root / "run", root / "cache", progress=False)
     return root, summary
 
@@ -107,20 +108,22 @@ def test_each_fold_fits_its_temperature_on_its_validation_speakers_and_reports_c
     assert json.loads((run / "results.json").read_text())["calibration"]["calibrated"] == pytest.approx(pooled["calibrated"])
 
 
-def test_calibrate_false_fits_nothing_and_old_runs_were_not_calibrated(tmp_path):
+def test_without_temperatures_the_calibration_is_still_reported(tmp_path):
+    """protocol.calibrate: false (the default) fits no temperature, and the test ECE is reported as it is."""
     manifest = make_feature_manifest(tmp_path / "data")
-    tree = feature_manifest_config(manifest, **{"protocol.calibrate": False, "protocol.linear_peer": False,
-                                                "train.epochs": 1})
-    summary = run_cross_validation(config_from_dict(tree), manifest, tmp_path / "run", tmp_path / "cache", progress=False,
+    tree = feature_manifest_config(manifest, **{"protocol.linear_peer": False, "train.epochs": 1})
+    config = config_from_dict(tree)
+    assert not config.protocol.calibrate
+    summary = run_cross_validation(config, manifest, tmp_path / "run", tmp_path / "cache", progress=False,
                                    only_folds=[1])
-    assert "calibration" not in summary and "calibration" not in summary["folds"][0]
+    assert "calibration" not in summary["folds"][0]
     assert not (tmp_path / "run" / "folds" / "fold_1" / CALIBRATION_FILE).exists()
-    assert config_from_dict(feature_manifest_config(manifest)).protocol.calibrate  # on by default for new runs
-    config = (tmp_path / "run" / "config.yaml").read_text().replace("  calibrate: false\n", "")
-    assert "calibrate:" not in config
-    (tmp_path / "old").mkdir()
-    (tmp_path / "old" / "config.yaml").write_text(config)
-    assert load_run_config(tmp_path / "old").protocol.calibrate is False  # a run from before the key
+    predictions = pd.read_csv(tmp_path / "run" / "predictions.csv")
+    classes = [c[len("prob_"):] for c in predictions.columns if c.startswith("prob_")]
+    probs = predictions[[f"prob_{c}" for c in classes]].to_numpy()
+    target = predictions["label"].map({c: k for k, c in enumerate(classes)}).to_numpy()
+    assert summary["calibration"] == {"uncalibrated": pytest.approx(calibration_scores(probs, target))}
+    assert "no temperature scaling" in calibration_line(summary["calibration"])
 
 
 def features_of(root, sample: str) -> dict:
@@ -247,7 +250,8 @@ def test_a_final_fit_takes_the_median_of_the_cross_validations_temperatures(mani
 
     root, summary = manifest_run
     manifest = root / "data" / "manifest.csv"
-    fit_final(config_from_dict(feature_manifest_config(manifest)), manifest, tmp_path / "model", root / "cache",
+    fit_final(config_from_dict(feature_manifest_config(manifest, **{"protocol.calibrate": True})), manifest,
+              tmp_path / "model", root / "cache",
               cv_run=root / "run", progress=False)
     fitted = Temperatures.of_fold(tmp_path / "model" / "folds" / "fold_0")
     folds = [f["calibration"] for f in summary["folds"]]
@@ -271,4 +275,5 @@ def test_the_pooled_summary_scales_each_folds_clips_by_its_temperature_and_score
     y = (table["corpus"] == "y").to_numpy()
     assert summary["per_corpus"]["y"]["calibrated"] == pytest.approx(calibration_scores(scaled[y], target[y]))
     assert summary["per_corpus"]["x"]["uncalibrated"] == pytest.approx(calibration_scores(probs[~y], target[~y]))
-    assert calibration_summary([{"fold": 1}], table, ["a", "b", "c"]) == {}  # a run without temperatures
+    plain = calibration_summary([{"fold": 1}], table, ["a", "b", "c"])["calibration"]  # a run without temperatures
+    assert set(plain) == {"uncalibrated", "per_corpus"} and plain["uncalibrated"] == summary["uncalibrated"]

@@ -74,7 +74,6 @@ class OldDefault:
 # Changing a default, or adding a key whose default changes what older code did, adds an entry.
 OLD_DEFAULTS: tuple[OldDefault, ...] = (
     OldDefault("protocol.linear_peer", False),  # added with default true; runs before it fitted no linear peer
-    OldDefault("protocol.calibrate", False),  # added with default true; runs before it fitted no temperature
 )
 
 

@@ -360,9 +360,11 @@ class ProtocolConfig(Strict):
     linear_peer: bool = Field(True, description="also fit logistic regressions on each fold's inputs (per modality, "
                                                 "concatenated, late average) and report the network beside them "
                                                 "(protocol/linear_peer.py); false: not (very large data)")
-    calibrate: bool = Field(True, description="fit a temperature per fold on its validation speakers' predictions "
-                                             "(temperature scaling), which predict applies, and report the test "
-                                             "speakers' calibration error before and after (protocol/calibration.py)")
+    calibrate: bool = Field(False, description="fit a temperature per fold on its validation speakers' predictions "
+                                              "(temperature scaling), which predict applies; the test speakers' "
+                                              "calibration error is reported either way, before and after "
+                                              "(protocol/calibration.py). Off by default: on RAVDESS the fitted "
+                                              "temperatures made Whisper features' test ECE worse (docs/ravdess.md)")
 
 
 class SelectionConfig(Strict):

@@ -38,10 +38,10 @@ def fold_calibration(temperatures: Temperatures, test: Predictions) -> dict:
 def calibration_summary(fold_results: list[dict], predictions: pd.DataFrame, class_names) -> dict:
     """``results.json``'s ``calibration``: each fold's temperature, and the scores before and after pooled over every
     scored clip of ``predictions`` (its prob_ and label columns; each fold's clips scaled by its own temperature)
-    and, with a corpus column, per corpus; {} where no fold was calibrated (a run with ``protocol.calibrate: false``)."""
-    if not all("calibration" in r for r in fold_results):
-        return {}
-    temperature = {r["fold"]: r["calibration"]["temperature"] for r in fold_results}
+    and, with a corpus column, per corpus; without temperatures (``protocol.calibrate: false``), the scores as they
+    are."""
+    fitted = all("calibration" in r for r in fold_results)
+    temperature = {r["fold"]: r["calibration"]["temperature"] for r in fold_results} if fitted else {}
     probs = predictions[[f"prob_{c}" for c in class_names]].to_numpy(np.float64)
     target = predictions["label"].map({c: k for k, c in enumerate(class_names)}).to_numpy()
     calibrated = probs.copy()
@@ -50,10 +50,12 @@ def calibration_summary(fold_results: list[dict], predictions: pd.DataFrame, cla
         calibrated[rows] = Temperatures(t).fused_probs(probs[rows])
 
     def scores(rows) -> dict:
-        return {"uncalibrated": calibration_scores(probs[rows], target[rows]),
-                "calibrated": calibration_scores(calibrated[rows], target[rows])}
+        found = {"uncalibrated": calibration_scores(probs[rows], target[rows])}
+        if temperature:
+            found["calibrated"] = calibration_scores(calibrated[rows], target[rows])
+        return found
 
-    out = {"temperature": temperature, **scores(slice(None))}
+    out = {**({"temperature": temperature} if temperature else {}), **scores(slice(None))}
     if "corpus" in predictions:
         out["per_corpus"] = {str(c): scores((predictions["corpus"] == c).to_numpy())
                              for c in predictions["corpus"].unique()}

@@ -46,8 +46,12 @@ def print_cv_summary(summary: dict, run_dir: Path) -> None:
 
 
 def calibration_line(calibration: dict) -> str:
-    """The pooled test ECE and NLL before and after each fold's temperature (protocol/calibration.py)."""
-    before, after = calibration["uncalibrated"], calibration["calibrated"]
+    """The pooled test ECE and NLL, before and after each fold's temperature where there are any
+    (protocol/calibration.py)."""
+    before = calibration["uncalibrated"]
+    if "calibrated" not in calibration:
+        return f"calibration: test ECE {before['ece']:.4f}, NLL {before['nll']:.4f} (no temperature scaling)"
+    after = calibration["calibrated"]
     ts = list(calibration["temperature"].values())
     return (f"calibration (a temperature per fold from its validation speakers, {min(ts):.2f} to {max(ts):.2f}): "
             f"test ECE {before['ece']:.4f} -> {after['ece']:.4f}, NLL {before['nll']:.4f} -> {after['nll']:.4f}")
