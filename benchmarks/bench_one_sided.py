@@ -5,7 +5,7 @@ emotion (a deployment rarely sees a balanced set), against no enrolment on the s
 
 No training: each run's fold models score their test speakers (protocol/rescore.py) with k enrolment clips drawn
 (i) at random from all of the speaker's clips (balanced in expectation), (ii) from one emotion only, for every emotion
-in turn, and (iii) from two emotions only (every pair), and with no enrolment (the typical training speaker) on exactly
+in turn (pooled, then each emotion on its own: the worst case), and (iii) from two emotions only (every pair), and with no enrolment (the typical training speaker) on exactly
 the clips each condition scores. A speaker without enough clips of an emotion (or pair) is left out of that draw.
 Accuracy is pooled over runs, emotions and clips; the difference to no enrolment is paired on the same clips, with a
 95 % cluster-bootstrap interval over test speakers. Target (issue 30): one-sided enrolment never more than 1 point
@@ -74,8 +74,11 @@ def main() -> None:
             names = pd.Series(Predictor(run).class_names)
             for size in args.emotions:
                 for i, group in enumerate(itertools.combinations(classes, size)):
-                    table = one_sided(run, k, tuple(names[list(group)]), args.data, cache, tag=1000 * r + i + 1)
+                    emotions = tuple(names[list(group)])
+                    table = one_sided(run, k, emotions, args.data, cache, tag=1000 * r + i + 1)
                     results.setdefault(f"{size} emotion{'s' if size > 1 else ''}", []).append(table.assign(run=r))
+                    if size == 1:
+                        results.setdefault(f"only {emotions[0]}", []).append(table.assign(run=r))
         none = pd.concat(nones, ignore_index=True)
         for condition, tables in results.items():
             table = pd.concat(tables, ignore_index=True)

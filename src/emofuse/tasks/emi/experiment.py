@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from emofuse.core.threads import thread_budget
 from emofuse.config.loading import dump_config
 from emofuse.core.atomic import atomic_torch_save, atomic_write
 from emofuse.core.errors import DataError
@@ -94,7 +95,7 @@ def predictions_table(data: FeatureDirData, split: str, pred: np.ndarray) -> pd.
 def run_emi(config: EmiConfig, data_dir: Path, run_dir: Path, epoch_callbacks=None) -> dict:
     """Train (or resume, or read back a finished run) and write results.json; returns its content."""
     run_dir = Path(run_dir)
-    with logging_to(run_dir):
+    with logging_to(run_dir), thread_budget(parallel=False):  # a few linear layers per step (core/threads.py)
         return _run(config, Path(data_dir), run_dir, epoch_callbacks)
 
 
