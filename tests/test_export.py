@@ -22,10 +22,11 @@ def data(tmp_path_factory):
     return make_ravdess_fixture(root / "ravdess", actors=range(1, 7), emotions=range(1, 5)), root / "cache"
 
 
-def cv_run(data, tmp_path, config: str) -> str:
+def cv_run(data, tmp_path, config: str, *sets: str) -> str:
     data_dir, cache = data
     out = tmp_path / "run"
-    assert main(["cv", str(REPO / "configs" / config), "--data", str(data_dir), "--cache", str(cache), "--out", str(out), *FAST]) == 0
+    assert main(["cv", str(REPO / "configs" / config), "--data", str(data_dir), "--cache", str(cache), "--out", str(out), *FAST,
+                 *[a for s in sets for a in ("--set", s)]]) == 0
     return out
 
 
@@ -64,7 +65,7 @@ def check_onnx_matches_pytorch(run, path, sequence_modality=None):
 
 @pytest.mark.slow
 def test_mlp_run_exports_to_onnx(data, tmp_path, capsys):
-    run = cv_run(data, tmp_path, "ravdess_ce_egemaps.yaml")
+    run = cv_run(data, tmp_path, "ravdess_ce_egemaps.yaml", "protocol.calibrate=true")
     capsys.readouterr()
     assert main(["export", str(run)]) == 0
     printed = capsys.readouterr().out

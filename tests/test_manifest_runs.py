@@ -266,7 +266,7 @@ def test_audio_and_faces_from_the_crema_d_videos_end_to_end(tmp_path, capsys):
     results = json.loads((run / "results.json").read_text())
     record = json.loads((run / "data_fingerprint.json").read_text())
     assert record["class_names"] == ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]  # labels as written: not common names
-    assert record["feature_dims"] == {"audio": 88, "visual": 7 + 1764}
+    assert record["feature_dims"] == {"audio": 3072, "visual": 7 + 1764}  # Whisper base: 3 layers x (mean, std) x 512
     face = results["face_detection"]
     assert face["videos"] == 24 and face["sampled_frames"] == 24 * 16 and face["sampled_frames_without_face"] == 0
     assert face["frames_analysed"] <= 24 * 17  # only about the sampled frames are analysed (the clips last about 2 s)

@@ -54,10 +54,11 @@ def test_only_a_3d_cnn_is_worth_several_threads():
     assert compute_bound({"audio": Part(name="mlp"), "visual": Part(name="resnext3d")})
 
 
-def test_cli_threads_reaches_the_environment(monkeypatch, capsys):
-    monkeypatch.setenv(threads.ENV, "")  # restored after the test: main() writes the variable for worker processes
+def test_cli_threads_reaches_the_environment_for_the_command_only(monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr("emofuse.api.list_parts", lambda: seen.append(threads.requested()) or {})
     assert main(["--threads", "1", "registry"]) == 0
-    assert threads.requested() == 1
+    assert seen == [1] and threads.requested() is None  # worker processes inherit it; the caller's environment is kept
     with pytest.raises(SystemExit):
         main(["--threads", "0", "registry"])
     assert "--threads: 0 is not at least 1" in capsys.readouterr().err

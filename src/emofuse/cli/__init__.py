@@ -43,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from emofuse.core import threads
 
-    threads.request(args.threads)
     from rich.console import Console
     from rich.logging import RichHandler
 
@@ -55,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     from emofuse.core.errors import DataError
 
     try:
-        return args.handler(args)
+        with threads.requesting(args.threads):
+            return args.handler(args)
     except (ConfigError, DataError) as err:
         print(f"emofuse: error: {err}", file=sys.stderr)
         return 2

@@ -34,11 +34,21 @@ def requested() -> int | None:
     return count
 
 
-def request(count: int | None) -> None:
-    """Record ``--threads``: in the environment, so that spawned extraction workers and torchrun ranks see it too."""
+@contextmanager
+def requesting(count: int | None) -> Iterator[None]:
+    """``--threads`` for the block: in the environment, so that spawned extraction workers and torchrun ranks see it
+    too; the environment as it was afterwards."""
+    before = os.environ.get(ENV)
     if count is not None:
         os.environ[ENV] = str(count)
+    try:
         requested()  # refuse a bad count at once
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
 
 
 def threads_for(parallel: bool) -> int:
@@ -76,7 +86,9 @@ def thread_budget(parallel: bool) -> Iterator[int]:
 
 @lru_cache(maxsize=1)
 def _blas_pools():
-    """threadpoolctl's view of the loaded BLAS / OpenMP libraries, found once (finding them takes milliseconds)."""
+    """threadpoolctl's view of the loaded BLAS / OpenMP libraries, found once (finding them takes milliseconds, and
+    predict enters a budget per file). numpy's, torch's and scipy's are loaded before any work starts (the layers
+    import them at module level), so the first look finds them."""
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()

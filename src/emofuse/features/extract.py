@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emofuse.core.threads import thread_budget
 from emofuse.core import console
 from emofuse.core.errors import DataError
 from emofuse.features.base import Extractor
@@ -140,6 +141,7 @@ def _run_workers(todo, digests, extractor, cache, workers, progress, report) -> 
     global _worker_extractor
     with console.progress(f"extracting {extractor.registry_name}", len(todo), progress) as advance, ExitStack() as stack:
         if workers <= 1:  # in this process: no start-up cost, for small jobs and debugging
+            stack.enter_context(thread_budget(parallel=True))  # the only work here: a thread per core (core/threads.py)
             _worker_extractor = extractor
             results = ((p, _extract_one(p, digests[p], str(cache.root))) for p in todo)
         else:

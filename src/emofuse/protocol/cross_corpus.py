@@ -144,6 +144,7 @@ def evaluate_on_manifest(run_dir: str | Path, manifest: str | Path, out_dir: str
             raw = predictor.predict_extracted(list(fs.meta["clip"]), extracted, speaker_of, enrolled=enrolled)
         finally:
             said.disabled = False
+            predictor.calibrated = True
         answers = {"uncalibrated": np.array([[raw[i]["probs"][c] for c in classes] for i in scored_rows]),
                    "calibrated": probs}
     shared = sorted(set(mapping.values()), key=classes.index)

@@ -40,13 +40,20 @@ from emofuse.core.runs import atomic_write_text, logging_to, record_fingerprint,
 log = logging.getLogger(__name__)
 
 
+def _trained_alike(config: ExperimentConfig) -> ExperimentConfig:
+    """The config less what only reports beside the network (its linear peer, its calibration): a cross-validation
+    that differs in those alone selected its epochs as this config would."""
+    return config.model_copy(update={"protocol": config.protocol.model_copy(update={"linear_peer": True,
+                                                                                     "calibrate": False})})
+
+
 def epoch_from_cv(cv_run: Path, config: ExperimentConfig) -> tuple[int, list[int]]:
     """The median (rounded down) of the epochs the folds of ``cv_run`` selected; its config must be ``config``."""
     cv_run = Path(cv_run)
     results = cv_run / "results.json"
     if not results.is_file():
         raise ConfigError(f"{cv_run}: no results.json; --epochs-from needs a finished `emofuse cv` run of this config")
-    if dump_config(load_run_config(cv_run)) != dump_config(config):
+    if dump_config(_trained_alike(load_run_config(cv_run))) != dump_config(_trained_alike(config)):
         raise ConfigError(f"{cv_run} is a cross-validation of another config; its selected epochs say nothing of this one")
     selected = [int(f["best_epoch"]) for f in json.loads(results.read_text())["folds"]]
     return int(np.floor(np.median(selected))), selected

@@ -38,8 +38,10 @@ def predictions_at_k(run: Path, k: int, data: Path, cache: Path, pool: Enrolment
     for fold in dataset_folds(fs.meta, config.protocol.n_folds, config.protocol.val_fraction, config.seed):
         member = members[fold.index]
         rows, values = inputs.split(scored_fold(config, fold))[2]  # held-out speakers' statistics as the run had them
+        mask = fs.class_mask[rows] if fs.class_mask is not None else None  # a corpus decides among its own classes
         preds = predict(member.model, TensorData({m: member.scalers[m].transform(v) for m, v in values.items()},
-                                                 fs.meta["label"].to_numpy()[rows]), config.train.eval_batch_size)
+                                                 fs.meta["label"].to_numpy()[rows], class_mask=mask),
+                        config.train.eval_batch_size)
         meta = fs.meta.iloc[rows]
         tables.append(pd.DataFrame({"seed": config.seed, "clip": meta["clip"].to_numpy(), "fold": fold.index,
                                     "actor": meta["actor"].to_numpy(), "label": preds.target,

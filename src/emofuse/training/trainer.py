@@ -33,6 +33,7 @@ from emofuse.training.batches import TensorData
 from emofuse.training.budget import fold_budget, minimum_epochs
 from emofuse.training.callbacks import BestTracker, EarlyStopping
 from emofuse.training.ema import ema_horizon, ema_model
+from emofuse.training.optim import adamw
 from emofuse.training.seeding import restore_rng_state, rng_state
 from emofuse.training.timescales import resolve_ema_decay, resolve_weight_decay
 
@@ -194,9 +195,7 @@ class Trainer:
         log.log(logging.INFO if in_passes else logging.DEBUG,
                 "%d optimiser steps per pass over the training rows; weight decay %.4g, EMA decay %s",
                 steps_per_pass, weight_decay, "off" if ema_decay is None else f"{ema_decay:.5f}")
-        optimizer = torch.optim.AdamW(
-            trained, lr=cfg.lr, weight_decay=weight_decay, fused=self.device.type in ("cpu", "cuda")
-        )
+        optimizer = adamw(trained, cfg.lr, weight_decay, self.device)
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, cosine_with_warmup(cfg.epochs * scheduled_per_epoch, cfg.warmup_epochs * scheduled_per_epoch)
         )
