@@ -23,20 +23,17 @@ import pandas as pd
 
 from emofuse.features.cache import default_cache_dir
 from emofuse.inference.predict import Predictor
-from emofuse.metrics.statistics import bootstrap_indices, ratio_interval, speaker_counts
+from emofuse.metrics.statistics import paired_difference
 from emofuse.protocol.rescore import predictions_at_k
 
 
 def paired(condition: pd.DataFrame, none: pd.DataFrame) -> dict:
     """Accuracy of ``condition``, of no enrolment on the same (draw, clip) pairs, and the difference with its interval."""
     reference = condition[["seed", "clip"]].merge(none.drop(columns="seed"), on="clip", how="left")
-    counts = speaker_counts(condition, reference)
-    indices = bootstrap_indices(len(counts), 10_000, seed=0)
-    difference = counts["correct"] - counts["correct_reference"]
-    low, high = ratio_interval(difference.to_numpy(), counts["n"].to_numpy(), indices)
-    return {"accuracy": counts["correct"].sum() / counts["n"].sum(), "none": counts["correct_reference"].sum() / counts["n"].sum(),
-            "delta": difference.sum() / counts["n"].sum(), "interval": (low, high), "clips": int(counts["n"].sum()),
-            "speakers": len(counts)}
+    accuracy = lambda t: float((t["label"] == t["pred"]).mean())  # noqa: E731
+    d = paired_difference(condition, reference)
+    return {"accuracy": accuracy(condition), "none": accuracy(reference), "delta": d["difference"],
+            "interval": (d["ci_low"], d["ci_high"]), "clips": len(condition), "speakers": d["n_speakers"]}
 
 
 def one_sided(run: Path, k: int, emotions: tuple, data: Path, cache: Path, tag: int) -> pd.DataFrame:

@@ -23,8 +23,8 @@ import torch
 from emofuse.config.schema import ExperimentConfig
 from emofuse.reporting import plots
 from emofuse.protocol.cross_validation import run_cross_validation
-from emofuse.protocol.linear_peer import PEER_PREDICTIONS, network_minus_peer
-from emofuse.metrics.statistics import compare_to_reference, smallest_p_value
+from emofuse.protocol.linear_peer import LEVEL, PEER_PREDICTIONS, RESAMPLES
+from emofuse.metrics.statistics import compare_to_reference, paired_difference, smallest_p_value
 from emofuse.features.cache import FeatureCache
 from emofuse.datasets.build import build_features
 from emofuse.losses import LOSSES
@@ -122,7 +122,7 @@ def peer_statistics(out: Path, predictions: dict[str, pd.DataFrame], seeds: int,
         peer = load_peer_predictions(out, method, seeds)
         if peer is None:
             continue
-        d = network_minus_peer(network, peer, seed)
+        d = paired_difference(network, peer, LEVEL, RESAMPLES, seed)
         rows.append({"method": method, "peer_accuracy_pooled": float((peer["label"] == peer["pred"]).mean()),
                      "delta_vs_peer": d["difference"], "delta_vs_peer_ci_low": d["ci_low"],
                      "delta_vs_peer_ci_high": d["ci_high"]})

@@ -67,6 +67,7 @@ from emofuse.inference.run_record import run_data_record
 from emofuse.inference.stream import StreamWindow
 from emofuse.inference.speaker_groups import MIN_GROUP_FILES, assign_speakers, group_warnings
 from emofuse.metrics.calibration import Temperatures
+from emofuse.metrics.classification import among_classes
 
 log = logging.getLogger(__name__)
 
@@ -373,13 +374,9 @@ class Predictor:
         """An entry's pred and probabilities among the classes ``keep`` (renormalised to sum to 1) and, with a
         ``min_confidence``, whether the top probability falls below it (``uncertain``)."""
         names = [self.class_names[k] for k in keep]
-
-        def among(p: np.ndarray) -> np.ndarray:
-            return p[keep] / max(p[keep].sum(), np.finfo(np.float64).tiny)
-
-        fused = among(fused)
+        fused = among_classes(fused, keep)
         answer = {"pred": names[int(np.argmax(fused))], "probs": self._named(fused, names),
-                  "modality_probs": {m: self._named(among(p), names) for m, p in sorted(branch.items())}}
+                  "modality_probs": {m: self._named(among_classes(p, keep), names) for m, p in sorted(branch.items())}}
         if min_confidence is not None:
             answer["uncertain"] = bool(fused.max() < min_confidence)
         return answer

@@ -77,6 +77,13 @@ class ClassificationEvaluator:
         return classification_metrics(predict(model, data, self.batch_size), self.n_classes)
 
 
+def among_classes(probs: np.ndarray, keep: list[int]) -> np.ndarray:
+    """Probabilities (..., K) restricted to the classes at ``keep`` and renormalised to sum to 1 over them: the answer of
+    a model asked to choose among some of its classes only."""
+    kept = np.asarray(probs, dtype=np.float64)[..., keep]
+    return kept / np.clip(kept.sum(-1, keepdims=True), np.finfo(np.float64).tiny, None)
+
+
 def unweighted_recall(table: pd.DataFrame) -> float:
     """UA of a predictions table (label and pred columns): the mean over its labels of each one's recall."""
     return float((table["label"] == table["pred"]).groupby(table["label"]).mean().mean())

@@ -59,6 +59,18 @@ def ratio_interval(numerator: np.ndarray, denominator: np.ndarray, indices: np.n
     return float(low), float(high)
 
 
+def paired_difference(predictions: pd.DataFrame, reference: pd.DataFrame, level: float = 0.95,
+                      n_resamples: int = 10_000, seed: int = 0) -> dict:
+    """Pooled accuracy of ``predictions`` minus ``reference``'s on the same (seed, clip) predictions (columns seed,
+    clip, fold, actor, label, pred), with a percentile cluster-bootstrap interval over test speakers (correct clips per
+    speaker summed over seeds, paired)."""
+    counts = speaker_counts(predictions, reference)
+    n, difference = counts["n"].to_numpy(), (counts["correct"] - counts["correct_reference"]).to_numpy()
+    low, high = ratio_interval(difference, n, bootstrap_indices(len(counts), n_resamples, seed), level)
+    return {"difference": float(difference.sum() / n.sum()), "ci_low": low, "ci_high": high, "level": level,
+            "n_speakers": len(counts), "interval": "cluster bootstrap over test speakers"}
+
+
 def signed_sums(values: np.ndarray) -> np.ndarray:
     """All 2^n sums of ±values (index bit i set: values[i] subtracted)."""
     sums = np.zeros(1, dtype=np.int64)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from emofuse.metrics.calibration import CALIBRATION_FILE, Temperatures, calibration_scores, fit_temperature
-from emofuse.metrics.classification import Predictions
+from emofuse.metrics.classification import Predictions, among_classes
 
 
 def fit_fold_temperatures(val: Predictions) -> Temperatures:
@@ -78,7 +78,6 @@ def cv_temperatures(cv_run: Path) -> Temperatures | None:
 def other_corpus_calibration(probs: np.ndarray, target: np.ndarray, classes: list[str], shared: list[str]) -> dict:
     """Scores of a run's probabilities over its ``classes`` on another corpus's scored rows (``target``: run class
     names): deciding among all classes, and among the ``shared`` ones (renormalised over them)."""
-    among = probs[:, [classes.index(c) for c in shared]]
-    among = among / np.clip(among.sum(1, keepdims=True), np.finfo(np.float64).tiny, None)
+    among = among_classes(probs, [classes.index(c) for c in shared])
     return {"all_classes": calibration_scores(probs, np.array([classes.index(t) for t in target])),
             "shared_classes": calibration_scores(among, np.array([shared.index(t) for t in target]))}

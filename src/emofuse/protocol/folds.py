@@ -64,7 +64,7 @@ def _validation(rest: list, val_fraction: float, rng: np.random.Generator, group
     val = []
     for corpus in dict.fromkeys(corpus_of[s] for s in rest):
         own = [s for s in rest if corpus_of[s] == corpus]
-        val += draw_validation(own, max(0, _n_val(own, val_fraction)), rng, groups)
+        val += draw_validation(own, _n_val(own, val_fraction), rng, groups)  # 0 for a corpus of one speaker here
     if not val:
         raise ConfigError("no corpus has two speakers outside a fold's test speakers to draw validation speakers from")
     return val

@@ -22,7 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from emofuse.metrics.statistics import bootstrap_indices, ratio_interval, speaker_counts
+from emofuse.metrics.statistics import paired_difference
 from emofuse.training.batches import TensorData
 
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
@@ -161,16 +161,5 @@ def peer_summary(fold_dirs: list[Path], fold_results: list[dict], predictions: p
                      ignore_index=True)
     summary = peer_figures([{"fold": r["fold"], **r["linear_peer"]} for r in fold_results], peer)
     network = predictions.assign(clip=predictions["clip"].astype(str), actor=predictions["actor"].astype(str))
-    difference = network_minus_peer(network.assign(seed=0), peer.assign(seed=0), seed)
+    difference = paired_difference(network.assign(seed=0), peer.assign(seed=0), LEVEL, RESAMPLES, seed)
     return {**summary, "network_minus_peer": difference, "below_peer": difference["difference"] < -BELOW_MARGIN}
-
-
-def network_minus_peer(network: pd.DataFrame, peer: pd.DataFrame, seed: int = 0) -> dict:
-    """The network's pooled accuracy minus its peer's on the same (seed, clip) predictions (columns seed, clip, fold,
-    actor, label, pred), with a percentile cluster-bootstrap interval over test speakers (correct clips per speaker
-    summed over seeds, paired)."""
-    counts = speaker_counts(network, peer)
-    n, difference = counts["n"].to_numpy(), (counts["correct"] - counts["correct_reference"]).to_numpy()
-    low, high = ratio_interval(difference, n, bootstrap_indices(len(counts), RESAMPLES, seed), LEVEL)
-    return {"difference": float(difference.sum() / n.sum()), "ci_low": low, "ci_high": high, "level": LEVEL,
-            "n_speakers": len(counts), "interval": "cluster bootstrap over test speakers"}
