@@ -33,6 +33,7 @@ class Prediction:
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)  # speaker statistics, warnings, faces found
     uncertain: bool | None = None  # the top probability is below the confidence level (None: no level applies)
+    no_speech: str | None = None  # why there is no answer: the audio holds no speech, or is too short (pred is None)
 
 
 class Run:
@@ -95,6 +96,64 @@ class Run:
                 values[m] = p.audio_features(wave, name, {}, extractor)
         return values, missing, {}
 
+    def segments(self, recording: str | Path | tuple[np.ndarray, int] | np.ndarray, min_s: float = 1.0,
+                 max_s: float = 10.0, enrol_self: bool = False, classes: Sequence[str] | None = None,
+                 min_confidence: float | None = None) -> dict:
+        """A long recording cut by speech, one prediction per segment (`emofuse predict --segments`): a path (decoded
+        in pieces, never whole), a waveform at :attr:`sample_rate` or a (waveform, rate) pair. Returns {file,
+        duration_s, speech_s, pred, label, segments: [{start, end, label, pred, probs}], summary: {emotion: share of
+        speech time}}; without speech ``pred`` is None, ``label`` "no speech" and ``no_speech`` says why.
+        :func:`emofuse.inference.timeline_formats.write_timeline` writes it as CSV, JSON, WebVTT or SRT."""
+        from emofuse.data.audio_stream import array_blocks, audio_blocks
+        from emofuse.data.media import resample
+        from emofuse.inference.segments import SegmentSettings, segment_recording
+
+        settings = SegmentSettings(min_s=min_s, max_s=max_s)
+        if isinstance(recording, (str, Path)):
+            return segment_recording(self.predictor, lambda rate: audio_blocks(recording, rate), str(recording), settings,
+                                     enrol_self, classes, min_confidence)
+        wave = _waveform_at(recording, 0, self.sample_rate) if isinstance(recording, tuple) else \
+            np.asarray(recording, dtype=np.float32)
+        own = self.sample_rate
+        return segment_recording(self.predictor, lambda rate: array_blocks(wave if rate == own else resample(wave, own, rate),
+                                                                           rate), "array", settings, enrol_self, classes,
+                                 min_confidence)
+
+    def predict_many(self, inputs: str | Path | Sequence[str | Path], out: str | Path | None = None,
+                     format: str | None = None, top_k: int | None = None, lists: Sequence[str | Path] = (),
+                     classes: Sequence[str] | None = None, min_confidence: float | None = None,
+                     chunk: int | None = None, workers: int | None = None) -> Iterator[Prediction]:
+        """Many recordings in constant memory (`emofuse predict INPUT... --out FILE`), yielded as they are predicted,
+        each file on its own. ``inputs``: files, folders (searched recursively), glob patterns, Kaldi ``wav.scp``
+        files; ``lists``: files of paths, one a line (or ``wav.scp``). Each result's ``details`` holds its ``id`` (the
+        path as given, or the utterance id) and, with ``top_k``, its ``top_k`` list of ``{label, score}``. ``out``:
+        also written there, as ``format`` or its suffix says (jsonl, csv: each chunk as it is made; json: when the
+        iteration ends); a file that exists is resumed, its recordings skipped (not yielded). Nothing is read until
+        the iteration starts. ``chunk`` recordings are decoded, predicted and written together; ``workers``
+        processes decode and extract (default: the run's ``features.workers`` for large batches, else none)."""
+        from emofuse.data.inputs import expand_inputs
+        from emofuse.inference.batch import CHUNK, default_workers, predicted_chunks
+        from emofuse.inference.formats import csv_columns, output_format
+        from emofuse.inference.results_file import ResultsFile
+
+        items = expand_inputs([inputs] if isinstance(inputs, (str, Path)) else inputs, lists)
+        names = [self.classes[k] for k in self.predictor.class_indices(classes)]
+        sink = None
+        if out is not None:
+            fmt = output_format(format, Path(out))
+            sink = ResultsFile(Path(out), fmt, csv_columns(names, top_k), names)
+            items = [i for i in items if i.id not in sink.done]
+        workers = default_workers(self.predictor, len(items)) if workers is None else workers
+        try:
+            for results in predicted_chunks(self.predictor, items, chunk or CHUNK, workers, None, classes,
+                                            min_confidence, top_k):
+                if sink is not None:
+                    sink.append(results)
+                yield from (_typed(r) for r in results)
+        finally:
+            if sink is not None:
+                sink.close()
+
     def stream(self, chunks: Iterable[np.ndarray], sample_rate: int | None = None, window_s: float = 3.0,
                hop_s: float = 1.0) -> Iterator:
         """Live audio on a sliding window (:meth:`emofuse.inference.predict.Predictor.stream`)."""
@@ -129,11 +188,11 @@ def _waveform_at(pair, index: int, sample_rate: int | None) -> np.ndarray:
 
 
 def _typed(entry: dict) -> Prediction:
-    known = {"file", "pred", "probs", "modality_probs", "modalities", "missing", "error", "uncertain"}
+    known = {"file", "pred", "probs", "modality_probs", "modalities", "missing", "error", "uncertain", "no_speech"}
     return Prediction(source=entry["file"], pred=entry["pred"], probs=entry["probs"] or {},
                       modality_probs=entry["modality_probs"], modalities=entry["modalities"], missing=entry["missing"],
                       error=entry.get("error"), details={k: v for k, v in entry.items() if k not in known},
-                      uncertain=entry.get("uncertain"))
+                      uncertain=entry.get("uncertain"), no_speech=entry.get("no_speech"))
 
 
 def load_run(run_dir: str | Path, fold: int | None = None) -> Run:

@@ -9,16 +9,36 @@ import sys
 from pathlib import Path
 
 from emofuse.cli.commands import command
-from emofuse.cli.common import _port, _positive, _at_least_zero, _config
+from emofuse.cli.common import _at_least_one, _port, _positive, _at_least_zero, _config
 from emofuse.core.registry import ConfigError
+from emofuse.inference.formats import FORMATS
 
 
 def parser_predict(pr) -> None:
-    pr.add_argument("paths", type=Path, nargs="*", metavar="[RUN_DIR] FILE",
+    pr.add_argument("paths", type=Path, nargs="*", metavar="[RUN_DIR] INPUT",
                     help="a run directory written by `emofuse cv` or `emofuse fit` (default: the bundled model, "
-                         "see `emofuse models`), then media files")
+                         "see `emofuse models`), then media files, folders (searched recursively), quoted glob "
+                         "patterns ('calls/**/*.wav') or Kaldi wav.scp files")
     pr.add_argument("--model", default=None, metavar="NAME", help="a bundled model instead of a run directory")
-    pr.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pr.add_argument("--json", action="store_true", help="print JSON instead of a table (--format json)")
+    pr.add_argument("--format", choices=FORMATS, default=None,
+                    help="table (the default on the console), json (a list), jsonl (one object a line) or csv; "
+                         "with --out, the default is the one the file's suffix names")
+    pr.add_argument("--top-k", type=_at_least_one, default=None, metavar="K",
+                    help="each result also lists its K most probable classes, highest first, as [{label, score}] "
+                         "(Hugging Face's audio-classification pipeline's format; json, jsonl, csv)")
+    pr.add_argument("--out", type=Path, default=None, metavar="FILE",
+                    help="write the results to FILE (.jsonl, .csv: line by line as they are made; .json: at the end); "
+                         "a rerun skips the recordings FILE already holds and predicts the rest")
+    pr.add_argument("--list", dest="lists", type=Path, action="append", default=[], metavar="FILE",
+                    help="also predict the files FILE names: one path a line, or a Kaldi wav.scp ('<utterance-id> "
+                         "<path>' a line, the id naming the result); repeatable")
+    pr.add_argument("--chunk", type=_at_least_one, default=None, metavar="N",
+                    help="recordings decoded, predicted and written together (default 32): memory holds two chunks' "
+                         "features, whatever the number of recordings")
+    pr.add_argument("--workers", type=_at_least_one, default=None, metavar="N",
+                    help="processes that decode and extract features while this one predicts (default: the run's "
+                         "features.workers, one per 64 recordings; 1: all in this process)")
     pr.add_argument("--openface", type=Path, default=None, metavar="DIR",
                     help="OpenFace per-frame CSVs named <file stem>.csv, for the visual branch")
     pr.add_argument("--fold", type=int, default=None, help="use this fold's model only (default: all folds, averaged)")
@@ -43,7 +63,30 @@ def parser_predict(pr) -> None:
                     help="--stream: the audio arrives in chunks this long (default 100)")
     pr.add_argument("--fast", action="store_true",
                     help="--stream: feed the chunks as fast as they are taken, not at the pace of the wall clock")
+    add_segment_arguments(pr)
     pr.set_defaults(overrides=[])
+
+
+def add_segment_arguments(pr) -> None:
+    """``predict --segments``: long recordings cut by speech, one prediction per segment."""
+    from emofuse.inference.segments import AUTO_SEGMENT_S
+    from emofuse.inference.timeline_formats import FORMATS
+
+    pr.add_argument("--segments", action="store_true",
+                    help="cut each recording at its pauses (voice-activity detection) and predict each utterance, "
+                         f"with its start and end, and a summary (automatic for a recording over {AUTO_SEGMENT_S:g} s)")
+    pr.add_argument("--segments-out", type=Path, default=None, metavar="FILE",
+                    help="--segments: also write the timeline to FILE, in the format its suffix names (.csv, .json, "
+                         ".vtt and .srt: emotion captions for a video player)")
+    pr.add_argument("--timeline-format", choices=FORMATS, default=None,
+                    help="--segments-out's format when FILE's suffix does not name one")
+    pr.add_argument("--min-segment", type=_positive, default=1.0, metavar="SECONDS",
+                    help="--segments: shorter speech joins a neighbour or is widened to this (default 1)")
+    pr.add_argument("--max-segment", type=_positive, default=10.0, metavar="SECONDS",
+                    help="--segments: longer speech is cut at its longest pause (default 10)")
+    pr.add_argument("--enrol-self", action="store_true",
+                    help="--segments: each recording is one speaker, normalised with statistics of its own segments "
+                         "(runs with features.speaker_norm; no labels needed)")
 
 
 def parser_models(md) -> None:
@@ -96,26 +139,74 @@ def parser_serve(sv) -> None:
                      "list, one object per file: file, pred, probs, modality_probs, modalities, missing "
                      "(and error where no prediction could be made). Exit code 1 when a file got an error entry.")
 def cmd_predict(args) -> int:
-    import json
-
+    from emofuse.data.inputs import expand_inputs
     from emofuse.data.media import VIDEO_SUFFIXES
     from emofuse.inference.predict import Predictor
-    from emofuse.inference.printing import print_predictions
-    from emofuse.inference.speaker_groups import read_speaker_map
 
     if args.stream is not None:
         return predict_stream(args)
-    args.run_dir, args.files = run_and_files(args.paths, args.model)
-    predictor = Predictor(args.run_dir, fold=args.fold)
-    speakers = read_speaker_map(args.speakers) if args.speakers else args.speaker
-    entries = predictor.predict(args.files, args.openface, speakers, classes=args.classes,
-                                min_confidence=args.min_confidence)
-    if args.json:
-        print(json.dumps(entries, indent=2))
+    if wants_segments(args):
+        return predict_segments(args)
+    fmt = predict_format(args)
+    run_dir, inputs = run_and_files(args.paths, args.model, listed=bool(args.lists))
+    items = expand_inputs(inputs, args.lists)
+    predictor = Predictor(run_dir, fold=args.fold)
+    if args.speaker or args.speakers:
+        code = predict_speaker_groups(args, predictor, items, fmt)
     else:
-        print_predictions(entries, [predictor.class_names[k] for k in predictor.class_indices(args.classes)])
-    if "visual" not in predictor.modalities and any(Path(f).suffix.lower() in VIDEO_SUFFIXES for f in args.files):
+        code = predict_batch(args, predictor, items, fmt)
+    if "visual" not in predictor.modalities and any(i.path.suffix.lower() in VIDEO_SUFFIXES for i in items):
         logging.getLogger("emofuse").info("this model has no visual branch: the picture of a video is not used")
+    return code
+
+
+def predict_format(args) -> str:
+    """The output format: --format, --json (= --format json), --out's suffix, else the table."""
+    from emofuse.inference.formats import output_format
+
+    if args.json and args.format not in (None, "json"):
+        raise ConfigError(f"--json is --format json; give one of --json and --format {args.format}")
+    fmt = output_format("json" if args.json else args.format, args.out)
+    if args.top_k is not None and fmt == "table":
+        raise ConfigError("--top-k lists go in --format json, jsonl or csv (or an --out file); the table shows every class")
+    return fmt
+
+
+def predict_batch(args, predictor, items, fmt: str) -> int:
+    """Each recording on its own, chunk by chunk: to --out as the results are made (resumable), or to stdout."""
+    from emofuse.inference.batch import CHUNK, run_batch
+    from emofuse.inference.formats import ConsoleResults, csv_columns
+    from emofuse.inference.results_file import ResultsFile
+
+    names = [predictor.class_names[k] for k in predictor.class_indices(args.classes)]
+    columns = csv_columns(names, args.top_k)
+    sink = ResultsFile(args.out, fmt, columns, names) if args.out else ConsoleResults(fmt, columns, names)
+    chunk = args.chunk or CHUNK
+    tell = None if fmt == "table" else lambda _, why: print(f"failed: {why}", file=sys.stderr)  # the table lists them
+    report = run_batch(predictor, items, sink.append, done=sink.done, chunk=chunk, workers=args.workers,
+                       progress=args.out is not None or len(items) > chunk, openface_dir=args.openface,
+                       classes=args.classes, min_confidence=args.min_confidence, top_k=args.top_k, on_failure=tell)
+    sink.close()
+    if args.out is not None or report.failed:
+        print(report.summary(args.out), file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def predict_speaker_groups(args, predictor, items, fmt: str) -> int:
+    """--speaker / --speakers: a speaker's files normalised together, so predicted all at once, to stdout."""
+    from emofuse.inference.formats import ConsoleResults, csv_columns, result
+    from emofuse.inference.speaker_groups import read_speaker_map
+
+    if args.out is not None:
+        raise ConfigError("--speaker and --speakers normalise a speaker's files with statistics of all of them at once, "
+                          "which a resumable --out batch does not hold; print the results (--format) instead")
+    speakers = read_speaker_map(args.speakers) if args.speakers else args.speaker
+    entries = predictor.predict([i.path for i in items], args.openface, speakers, classes=args.classes,
+                                min_confidence=args.min_confidence)
+    names = [predictor.class_names[k] for k in predictor.class_indices(args.classes)]
+    console = ConsoleResults(fmt, csv_columns(names, args.top_k), names)
+    console.append([result(e, i.id, args.top_k) for e, i in zip(entries, items)])
+    console.close()
     return 1 if any("error" in e for e in entries) else 0
 
 
@@ -258,20 +349,93 @@ def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def run_and_files(paths: list[Path], model: str | None) -> tuple[Path, list[Path]]:
-    """``[RUN_DIR] FILE...``: a leading directory with a config.yaml is the run; else the bundled model (--model, or
-    the default one) answers."""
+def run_and_files(paths: list[Path], model: str | None, listed: bool = False) -> tuple[Path, list[Path]]:
+    """``[RUN_DIR] INPUT...``: a leading directory with a config.yaml is the run; else the bundled model (--model, or
+    the default one) answers, and every path is an input (a file, a folder of recordings, a pattern). ``listed``:
+    inputs also come from --list, so none need follow."""
     from emofuse import zoo
+    from emofuse.data.inputs import media_in
 
-    if not paths:
+    if not paths and not listed:
         raise ConfigError("name the media files to predict (after a run directory, or alone for the bundled model)")
-    if paths[0].is_dir():
-        if not (paths[0] / "config.yaml").is_file():
-            raise ConfigError(f"{paths[0]}: no config.yaml; a directory before the files must be a run directory "
-                              f"written by `emofuse cv` or `emofuse fit`")
+    if paths and paths[0].is_dir() and (paths[0] / "config.yaml").is_file():
         if model is not None:
             raise ConfigError(f"give a run directory ({paths[0]}) or --model {model}, not both")
-        if len(paths) == 1:
+        if len(paths) == 1 and not listed:
             raise ConfigError(f"{paths[0]} is a run directory; name the media files to predict after it")
         return paths[0], paths[1:]
+    if paths and paths[0].is_dir() and len(paths) > 1 and not media_in(paths[0]):
+        raise ConfigError(f"{paths[0]}: no config.yaml, and no recordings in it; a directory before the files must be "
+                          "a run directory written by `emofuse cv` or `emofuse fit`, or a folder of recordings")
     return zoo.model_dir(model), paths
+
+
+def wants_segments(args) -> bool:
+    """--segments, or recordings named one by one of which one is longer than AUTO_SEGMENT_S (said on stderr)."""
+    from emofuse.core.errors import DataError
+    from emofuse.data.audio_stream import duration_s
+    from emofuse.inference.segments import AUTO_SEGMENT_S
+
+    if args.segments:
+        return True
+    files = [p for p in args.paths if p.is_file()]
+    if not files or len(files) < len(args.paths) - 1 or any(p.is_dir() for p in args.paths[1:]):
+        return False  # a folder or a list of inputs: the batch runner's
+    for f in files:
+        try:
+            seconds = duration_s(f)
+        except DataError:
+            continue  # predict reports the file
+        if seconds > AUTO_SEGMENT_S:
+            print(f"{f}: {seconds:.0f} s long, over {AUTO_SEGMENT_S:g} s: predicted per speech segment (--segments)",
+                  file=sys.stderr)
+            return True
+    return False
+
+
+def predict_segments(args) -> int:
+    """``predict --segments FILE...``: each recording cut by speech; a table, or JSON / CSV on stdout (--json,
+    --format), and the timeline in a file (--segments-out)."""
+    import json
+
+    from emofuse.core.errors import DataError
+    from emofuse.data.audio_stream import audio_blocks
+    from emofuse.inference.predict import Predictor
+    from emofuse.inference.segments import SegmentSettings, segment_recording
+    from emofuse.inference.timeline_formats import format_of, render, to_table, write_timeline
+
+    run_dir, files = run_and_files(args.paths, args.model)
+    folders = [str(f) for f in files if f.is_dir()]
+    if folders:
+        raise ConfigError(f"--segments takes recordings, not folders: {', '.join(folders)}")
+    if args.openface or args.speaker or args.speakers:
+        raise ConfigError("--segments predicts each segment from its audio: --openface, --speaker and --speakers do not "
+                          "apply (--enrol-self: each recording is one speaker)")
+    if args.segments_out is not None:
+        format_of(args.segments_out, args.timeline_format)  # refused before any recording is read
+    settings = SegmentSettings(min_s=args.min_segment, max_s=args.max_segment)
+    predictor = Predictor(run_dir, fold=args.fold)
+    fmt = "json" if args.json else getattr(args, "format", None)
+    results, failed = [], 0
+    for f in files:
+        try:
+            r = segment_recording(predictor, lambda rate, f=f: audio_blocks(f, rate), str(f), settings,
+                                  enrol_self=args.enrol_self, classes=args.classes, min_confidence=args.min_confidence)
+        except DataError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        results.append(r)
+        for m, reason in r["missing"].items():
+            print(f"{f}: {m} missing: {reason}", file=sys.stderr)
+        if fmt in (None, "table"):
+            print(to_table(r), end="", flush=True)
+        elif fmt == "jsonl":
+            print(json.dumps(r), flush=True)
+    if fmt == "json":
+        print(json.dumps(results, indent=2))
+    elif fmt == "csv":
+        print(render(results, "csv"), end="")
+    if args.segments_out is not None and results:
+        write_timeline(args.segments_out, results, args.timeline_format)
+    return 1 if failed else 0

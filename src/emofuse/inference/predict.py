@@ -62,7 +62,7 @@ from emofuse.datasets.normalize import Enrolment, SpeakerSummary, Standardizer
 from emofuse.core.registry import ConfigError, did_you_mean
 from emofuse.core.threads import thread_budget
 from emofuse.core.runs import deployed_run, finished_folds
-from emofuse.inference import stream
+from emofuse.inference import speech, stream
 from emofuse.inference.run_record import run_data_record
 from emofuse.inference.stream import StreamWindow
 from emofuse.inference.speaker_groups import MIN_GROUP_FILES, assign_speakers, group_warnings
@@ -122,12 +122,16 @@ def stated_confidence(run_dir: Path) -> float | None:
 
 
 class Predictor:
-    def __init__(self, run_dir: str | Path, fold: int | None = None, decimals: int | None = DECIMALS):
-        """``decimals``: probabilities rounded for byte-identical output (None: full precision, the Python API's)."""
+    def __init__(self, run_dir: str | Path, fold: int | None = None, decimals: int | None = DECIMALS,
+                 speech_gate: bool | None = None):
+        """``decimals``: probabilities rounded for byte-identical output (None: full precision, the Python API's).
+        ``speech_gate``: a file whose audio holds no speech (voice-activity detector) gets "no speech" and no class
+        (None: on unless the environment sets EMOFUSE_SPEECH_GATE=0)."""
         from emofuse.features import EXTRACTORS, VIDEO_EXTRACTORS
         from emofuse.models import create_model
 
         self.run_dir, self.decimals = Path(run_dir), decimals
+        self.speech_gate = speech.gate_default() if speech_gate is None else speech_gate
         if not (self.run_dir / "config.yaml").is_file():
             raise ConfigError(f"{self.run_dir}: no config.yaml; RUN_DIR must be a finished `emofuse cv` run directory")
         self.min_confidence = stated_confidence(self.run_dir)  # the level below which an answer is flagged uncertain
@@ -266,14 +270,23 @@ class Predictor:
             finally:
                 timings["decode"] = timings.get("decode", 0.0) + time.perf_counter() - started
         values, missing, records = {}, {}, {}
+        silenced: dict[str, str] = {}  # the branches that hear the audio, when it holds no speech: why
+        heard = [m for m in self.modalities if (m == "audio" or m in self.speech) and m not in self.stored]
+        if wave is not None and heard and self.speech_gate:
+            started = time.perf_counter()
+            silent = speech.why_no_speech(wave, self.media_rate)
+            timings["vad"] = timings.get("vad", 0.0) + time.perf_counter() - started
+            if silent:  # no speech, no emotion: the audio-borne branches are left out, the file says why
+                records["no_speech"] = silent
+                silenced = dict.fromkeys(heard, silent)
         own = {m: {} for m in self.modalities}  # each reader's timings, added up below
         readers = {"audio": lambda: self._audio(path, own["audio"], wave),
                    "visual": lambda: self._visual(path, openface_dir, own["visual"], records),
                    **{m: (lambda m=m: self._speech(m, path, own[m], wave)) for m in self.speech}}
 
         def read(m: str):
-            if m in self.stored:
-                return None, self.stored[m]
+            if m in self.stored or m in silenced:
+                return None, self.stored.get(m) or silenced[m]
             try:
                 return readers[m](), None
             except (DataError, Missing) as err:
@@ -428,7 +441,9 @@ class Predictor:
                 entry["speaker_stats"] = {m: "speaker" if m in own else "typical" for m in sorted(raw) if m in self.speaker_normalized}
             if notes:
                 entry["warnings"] = notes
-            if not raw:
+            if not raw and "no_speech" in records:
+                pass  # not an error: the answer is "no speech", and no class
+            elif not raw:
                 entry.setdefault("error", "no usable modality")  # a refused file's entry holds its refusal
             elif not self._predictable(raw):
                 entry["error"] = (f"fusion '{self.fusion_name}' combines the modalities before its own classifier and "
@@ -446,20 +461,25 @@ class Predictor:
         ``chunks`` (1-D mono pieces of any length, at the audio extractor's rate unless ``sample_rate`` gives theirs),
         the first once ``window_s`` seconds are in. A run that cannot be fed audio alone is refused here, before any
         audio is taken (ConfigError)."""
-        if self.extractor is None:
-            raise ConfigError(f"{self.run_dir}: the run's modalities are {self.modalities}; live input is audio, which "
-                              "only a run with an audio branch can take")
-        if "audio" in self.stored:
-            raise ConfigError(f"{self.run_dir}: the run's audio branch was trained on precomputed features "
-                              "(data.audio_source: features), which cannot be made from live audio")
-        others = [m for m in self.modalities if m != "audio"]
-        if others and not self.can_drop:
-            raise ConfigError(f"{self.run_dir}: fusion '{self.fusion_name}' combines the modalities before its own "
-                              f"classifier and cannot leave out {', '.join(others)}, which live input does not have")
+        others = self.audio_only("live input", LIVE_AUDIO_ONLY)
         rate = self.extractor.sample_rate
         window, hop = round(window_s * rate), round(hop_s * rate)
         if window < 1 or hop < 1:
             raise ValueError(f"window_s ({window_s}) and hop_s ({hop_s}) must each hold a sample at {rate} Hz")
         self.audio_features(np.zeros(rate, np.float32), "warm-up", {})  # loads lazy weights: not the first window's latency
-        return stream.windows(self, stream.at_rate(chunks, sample_rate, rate), window, hop,
-                              dict.fromkeys(others, LIVE_AUDIO_ONLY))
+        return stream.windows(self, stream.at_rate(chunks, sample_rate, rate), window, hop, others)
+
+    def audio_only(self, what: str, reason: str) -> dict[str, str]:
+        """The run's modalities other than audio, each with ``reason`` (predict's ``missing``), for input that is audio
+        alone (``what``: live input, a recording's segments); a run that cannot be fed audio alone is a ConfigError."""
+        if self.extractor is None:
+            raise ConfigError(f"{self.run_dir}: the run's modalities are {self.modalities}; {what} is audio, which "
+                              "only a run with an audio branch can take")
+        if "audio" in self.stored:
+            raise ConfigError(f"{self.run_dir}: the run's audio branch was trained on precomputed features "
+                              f"(data.audio_source: features), which cannot be made from {what}")
+        others = [m for m in self.modalities if m != "audio"]
+        if others and not self.can_drop:
+            raise ConfigError(f"{self.run_dir}: fusion '{self.fusion_name}' combines the modalities before its own "
+                              f"classifier and cannot leave out {', '.join(others)}, which {what} does not have")
+        return dict.fromkeys(others, reason)

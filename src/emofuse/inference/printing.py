@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from emofuse.inference.speech import NO_SPEECH
+
 
 def print_predictions(entries: list[dict], class_names) -> None:
     """A rich table: one row per file with its fused probabilities over ``class_names`` (the classes answered among);
@@ -25,6 +27,10 @@ def print_predictions(entries: list[dict], class_names) -> None:
     notes: dict[str, list[str]] = {}  # one note per distinct problem, with the files it concerns
     for e in entries:
         name = Path(e["file"]).name
+        if e["probs"] is None and "no_speech" in e:  # no speech, no emotion: not an error
+            table.add_row(name, NO_SPEECH, *[""] * len(class_names))
+            notes.setdefault(e["no_speech"], []).append(name)
+            continue
         if e["probs"] is None:
             table.add_row(name, "error", *[""] * len(class_names))
             notes.setdefault(f"error: {e['error']}", []).append(name)
