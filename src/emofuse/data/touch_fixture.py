@@ -29,42 +29,44 @@ RATE = 50  # frames per second
 FULL_SCALE = 1023.0
 
 
-def _blob(row: float, col: float, sigma: float) -> np.ndarray:
-    r, c = np.mgrid[0:GRID, 0:GRID]
+def _blob(row: float, col: float, sigma: float, grid: int = GRID) -> np.ndarray:
+    r, c = np.mgrid[0:grid, 0:grid]
     return np.exp(-((r - row) ** 2 + (c - col) ** 2) / (2 * sigma**2))
 
 
-def _spot(rng: np.random.Generator) -> tuple[float, float]:
-    return tuple(rng.uniform(1, GRID - 2, 2))
+def _spot(rng: np.random.Generator, grid: int = GRID) -> tuple[float, float]:
+    return tuple(rng.uniform(1, grid - 2, 2))
 
 
-def gesture_frames(gesture: str, frames: int, rng: np.random.Generator) -> np.ndarray:
-    """The pressure pattern (frames, 8, 8) of one gesture, in [0, 1]."""
-    out = np.zeros((frames, GRID, GRID))
+def gesture_frames(gesture: str, frames: int, rng: np.random.Generator, grid: int = GRID, rate: float = RATE) -> np.ndarray:
+    """The pressure pattern (frames, grid, grid) of one gesture at ``rate`` frames per second, in [0, 1]; sizes in
+    cells are those of an 8 x 8 grid scaled to ``grid``."""
+    out, scale, per = np.zeros((frames, grid, grid)), grid / GRID, rate / RATE
     if gesture == "pat":
-        starts = np.sort(rng.choice(frames - 8, size=rng.integers(2, 5), replace=False))
+        starts = np.sort(rng.choice(frames - int(8 * per), size=rng.integers(2, 5), replace=False))
         for start in starts:
-            out[start : start + rng.integers(5, 9)] += rng.uniform(0.6, 0.9) * _blob(*_spot(rng), 1.0)
+            out[start : start + int(rng.integers(5, 9) * per)] += rng.uniform(0.6, 0.9) * _blob(*_spot(rng, grid), scale, grid)
     elif gesture == "stroke":
         passes = int(rng.integers(1, 3))
         length = frames // passes
         for k in range(passes):
-            lane, ends, across_rows = rng.uniform(1, GRID - 2), rng.permutation([0.0, GRID - 1.0]), rng.random() < 0.5
+            lane, ends, across_rows = rng.uniform(1, grid - 2), rng.permutation([0.0, grid - 1.0]), rng.random() < 0.5
             strength = rng.uniform(0.5, 0.8)
             for i, position in enumerate(np.linspace(*ends, length)):
-                out[k * length + i] += strength * _blob(*((lane, position) if across_rows else (position, lane)), 1.2)
+                out[k * length + i] += strength * _blob(*((lane, position) if across_rows else (position, lane)),
+                                                        1.2 * scale, grid)
     elif gesture == "press":
-        rise = int(0.2 * RATE)
+        rise = int(0.2 * rate)
         envelope = np.minimum(1.0, np.arange(frames) / rise)[:, None, None]
-        out += rng.uniform(0.7, 1.0) * envelope * _blob(*_spot(rng), 2.5)
+        out += rng.uniform(0.7, 1.0) * envelope * _blob(*_spot(rng, grid), 2.5 * scale, grid)
     elif gesture == "tickle":
-        centre = np.array(_spot(rng))
+        centre = np.array(_spot(rng, grid))
         t = 0
         while t < frames:
-            hold = int(rng.integers(1, 3))
-            row, col = np.clip(centre + rng.normal(0, 1.5, 2), 0, GRID - 1)
-            out[t : t + hold] += rng.uniform(0.3, 0.5) * _blob(row, col, 0.7)
-            t += hold + int(rng.integers(0, 2))
+            hold = max(1, int(rng.integers(1, 3) * per))
+            row, col = np.clip(centre + rng.normal(0, 1.5 * scale, 2), 0, grid - 1)
+            out[t : t + hold] += rng.uniform(0.3, 0.5) * _blob(row, col, 0.7 * scale, grid)
+            t += hold + int(rng.integers(0, 2) * per)
     else:
         raise ValueError(f"unknown gesture {gesture!r}; known: {', '.join(GESTURES)}")
     return np.clip(out, 0, 1)
