@@ -77,13 +77,16 @@ class ProgressLines:
 
 
 @contextmanager
-def progress(what: str, total: int, enabled: bool = True, unit: str = "files") -> Iterator[Callable[[], None]]:
+def progress(what: str, total: int, enabled: bool = True, unit: str = "files",
+             stderr: bool = False) -> Iterator[Callable[[], None]]:
     """Yields ``advance()``, to call once per item done: a rich progress bar on a terminal, log lines when the
-    console is not a terminal, nothing when not ``enabled``."""
+    console is not a terminal, nothing when not ``enabled``. ``stderr``: the bar on stderr, for a command whose stdout
+    carries its results."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   disable=not enabled, transient=True)
+                   disable=not enabled, transient=True, console=Console(stderr=True) if stderr else None)
     if enabled and not bar.console.is_terminal:
         lines = ProgressLines(what, total, unit)
         yield lines.advance
