@@ -193,6 +193,7 @@ def test_cli_segments_a_long_recording_by_itself_and_writes_captions(tmp_path, c
     assert len(r["segments"]) == len(spans) and r["speaker_stats"] == f"enrolled from {len(spans)} of its {len(spans)} segments"
 
 
+@pytest.mark.slow
 def test_api_segments_a_waveform_at_its_own_rate(recording):
     import librosa
 
