@@ -144,8 +144,8 @@ def test_make_touch_fixture_command(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cv_on_generated_pressure_grids_through_a_manifest(tmp_path):
-    """configs/manifest_touch.yaml end to end: generated 8 x 8 grids at 50 Hz as .npy frame sequences, the touch3d
-    branch, folds by person; gestures are told apart for people the model never saw."""
+    """configs/manifest_touch.yaml end to end: generated 8 x 8 grids at 50 Hz as .npy frame sequences, the robust
+    touch features (touch_stats), folds by person; gestures are told apart for people the model never saw."""
     import json
 
     from emofuse.cli import main

@@ -21,7 +21,8 @@ def parser_extract(ex) -> None:
 
 
 def parser_manifest(mf) -> None:
-    mf.add_argument("corpus", help="ravdess, crema-d, tess, savee, emodb, nemo, folder, or emobox; or merge")
+    mf.add_argument("corpus", help="ravdess, crema-d, tess, savee, emodb, nemo, folder, or emobox; or merge; "
+                                   "or touch (pressure-grid captures, one CSV each)")
     mf.add_argument("dir", type=Path, nargs="+", metavar="DIR",
                     help="the corpus folder (searched at any depth); for emobox, one or more partition files (.jsonl); "
                          "for merge, the manifests of several corpora")
@@ -35,6 +36,24 @@ def parser_manifest(mf) -> None:
     mf.add_argument("--corpus", dest="corpus_name", default=None,
                     help="the corpus column's value (default: the layout's name; for folder, the folder's name; for "
                          "emobox, each line's dataset)")
+    touch = mf.add_argument_group("touch (pressure-grid captures: frames written to --out, with its manifest.csv)")
+    touch.add_argument("--pattern", default=None,
+                       help="where person and label are in each capture's name or folders, e.g. "
+                            "'{speaker}_{label}_{take}.csv' or '{label}/{speaker}_{take}.csv' ({} matches anything)")
+    touch.add_argument("--regex", default=None,
+                       help="instead of --pattern: a regular expression searched in each capture's path under DIR, "
+                            "with the groups speaker and label")
+    touch.add_argument("--out", type=Path, default=None, help="folder to write touch/<id>.npy and manifest.csv to")
+    touch.add_argument("--grid", default=None, metavar="RxC",
+                       help="the sensor's rows x columns, e.g. 8x8 (default: read from the files)")
+    touch.add_argument("--rate", type=float, default=None, metavar="HZ",
+                       help="frames per second of every capture (default: from a time column, where the files have one)")
+    touch.add_argument("--time-column", default=None,
+                       help="the column of frame times, by name or 0-based number (default: a column named like time, "
+                            "timestamp, ms)")
+    touch.add_argument("--invert", choices=("auto", "yes", "no"), default="auto",
+                       help="turn the scale over so that higher means more pressure: auto (where most captures rest "
+                            "near their highest values, as sensors that read high at rest do), yes or no")
     mf.set_defaults(overrides=[])
 
 
@@ -47,6 +66,15 @@ def parser_make_touch_fixture(tf) -> None:
     tf.add_argument("--speakers", type=int, default=6, help="people touching (default 6)")
     tf.add_argument("--per-gesture", type=int, default=8, help="samples of each gesture per person (default 8)")
     tf.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    tf.add_argument("--captures", action="store_true",
+                    help="write sensor-like captures instead: one CSV per capture, OUT_DIR/<person>/<person>_<gesture>_"
+                         "<take>.csv, 8 s long with idle frames, per-person gain and offset, dead and noisy cells, "
+                         "inverted scale, 54 Hz (read them with emofuse manifest touch)")
+    tf.add_argument("--grid", type=int, default=8, help="--captures: cells per side (default 8)")
+    tf.add_argument("--layout", choices=("frame", "rows"), default="frame",
+                    help="--captures: a frame per line after its time (frame), or a grid row per line, frames "
+                         "separated by blank lines (rows)")
+    tf.add_argument("--upright", action="store_true", help="--captures: higher = more pressure (default: inverted)")
 
 
 @command("extract", "data", parser_extract, help="extract (and cache) the features a config needs",
@@ -98,6 +126,13 @@ def cmd_manifest(args) -> int:
     except re.error as err:
         raise ConfigError(f"--speaker-regex {args.speaker_regex!r}: {err}") from None
 
+    touch_options = [o for o, v in (("--pattern", args.pattern), ("--regex", args.regex), ("--out", args.out),
+                                    ("--grid", args.grid), ("--rate", args.rate), ("--time-column", args.time_column),
+                                    ("--invert", args.invert != "auto" or None)) if v is not None]
+    if args.corpus == "touch":
+        return touch_manifest(args)
+    if touch_options:
+        raise ConfigError(f"{', '.join(touch_options)}: for touch captures only (emofuse manifest touch DIR ...)")
     if args.corpus == "merge":
         from emofuse.data.corpora.base import merge_manifests
 
@@ -137,6 +172,38 @@ def cmd_manifest(args) -> int:
     return 0
 
 
+def touch_manifest(args) -> int:
+    """``emofuse manifest touch``: the captures' frames and their manifest written to ``--out``."""
+    from emofuse.core.errors import DataError
+    from emofuse.data.corpora.touch import name_matcher, read_touch_corpus, write_touch_corpus
+    from emofuse.data.touch_csv import parse_grid
+
+    if args.out is None:
+        raise ConfigError("touch needs --out: the folder for the frames (touch/<id>.npy) and manifest.csv")
+    if len(args.dir) != 1:
+        raise ConfigError(f"touch reads one folder of captures ({len(args.dir)} given)")
+    try:
+        grid = parse_grid(args.grid) if args.grid else None
+    except ValueError as err:
+        raise ConfigError(f"--grid: {err}") from None
+    matcher = name_matcher(args.pattern, args.regex)
+    corpus = read_touch_corpus(args.dir[0], matcher, args.pattern is not None, grid, args.time_column, args.rate,
+                               args.invert)
+    if not corpus.rows:
+        raise DataError(args.dir[0], f"no capture (.csv, .tsv, .txt) fits {args.pattern or args.regex!r} "
+                                     f"({len(corpus.unrecognised)} files that do not)")
+    manifest = write_touch_corpus(corpus, args.out)
+    speakers, labels = {r["speaker"] for r in corpus.rows}, sorted({r["label"] for r in corpus.rows})
+    print(f"{len(corpus.rows)} captures of {len(speakers)} people, labels {', '.join(labels)}: {manifest}", file=sys.stderr)
+    for note in corpus.notes:
+        print(f"  {note}", file=sys.stderr)
+    if corpus.unrecognised:
+        more = f" and {len(corpus.unrecognised) - 5} more" if len(corpus.unrecognised) > 5 else ""
+        print(f"left out {len(corpus.unrecognised)} files that do not fit the pattern: "
+              f"{', '.join(map(str, corpus.unrecognised[:5]))}{more}", file=sys.stderr)
+    return 0
+
+
 @command("registry", "data", parser_registry, help="list the registered extractors, encoders, fusions and losses",
          description="List every registered part that a config can name.")
 def cmd_registry(args) -> int:
@@ -170,11 +237,22 @@ def cmd_configs(args) -> int:
          help="write a synthetic social-touch manifest (8 x 8 pressure grids)",
          description="Write synthetic social-touch data: 8 x 8 pressure grids at 50 Hz for four gestures "
                      "(pat, stroke, press, tickle) by several people, one .npy of frames (T, 64) per sample "
-                     "and a manifest with a touch_features column (for tests and demos; not real data).",
+                     "and a manifest with a touch_features column (for tests and demos; not real data). With "
+                     "--captures, sensor-like recordings instead: one CSV per capture as sensors write them, for "
+                     "emofuse manifest touch to read.",
          aliases=("make-touch-fixture",))
 def cmd_make_touch_fixture(args) -> int:
     from emofuse.data.touch_fixture import write_touch_fixture
 
+    if args.captures:
+        from emofuse.data.touch_captures import write_touch_captures
+
+        out = write_touch_captures(args.out_dir, args.speakers, args.per_gesture, args.seed, args.grid,
+                                   layout=args.layout, inverted=not args.upright)
+        print(f"synthetic touch captures for {args.speakers} people in {out} (4 gestures x {args.per_gesture} each, "
+              f"{args.grid} x {args.grid}, {args.layout} layout); emofuse manifest touch {out} "
+              f"--pattern '{{speaker}}_{{label}}_{{take}}.csv' --out DIR{' --rate 54' if args.layout == 'rows' else ''}")
+        return 0
     manifest = write_touch_fixture(args.out_dir, args.speakers, args.per_gesture, args.seed)
     print(f"synthetic touch data for {args.speakers} people in {manifest} (4 gestures x {args.per_gesture} samples each)")
     return 0

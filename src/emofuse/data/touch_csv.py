@@ -110,9 +110,10 @@ def _rate(path: Path, times: np.ndarray) -> float:
     steps = np.diff(times)
     if len(steps) == 0:
         raise DataError(path, "one frame only: the time column cannot give a frame rate")
-    step = float(np.median(steps))
-    if step <= 0:
-        raise DataError(path, "the time column does not increase from frame to frame")
+    if (steps <= 0).any():
+        line = int(np.flatnonzero(steps <= 0)[0]) + 2
+        raise DataError(path, f"the time column does not increase at frame {line}")
+    step = float(times[-1] - times[0]) / len(steps)  # the mean step: rounded times do not bias it
     seconds = step if step < 1 else step / 1e3 if step < 1e3 else step / 1e6
     return 1.0 / seconds
 

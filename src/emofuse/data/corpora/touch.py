@@ -154,7 +154,7 @@ def _rates(captures: dict[Path, Capture], rate: float | None,
     if len(timed) < len(captures):
         untimed = next(p for p in captures if p not in timed)
         raise DataError(untimed, f"no time column, but {next(iter(timed))} has one: give --rate for the corpus")
-    target = float(np.median(list(timed.values())))
+    target = float(sorted(timed.values())[(len(timed) - 1) // 2])  # a median that is some capture's rate
     out, resampled = {}, 0
     for path, capture in captures.items():
         if abs(capture.rate / target - 1) > RATE_TOLERANCE:
@@ -175,8 +175,8 @@ def resample(frames: np.ndarray, rate: float, target: float) -> np.ndarray:
 def resting_high(frames: np.ndarray) -> bool:
     """Whether a capture's resting level (its median value: most cells are untouched most of the time) lies nearer
     its highest values than its lowest, as on a sensor that reads high at rest."""
-    low, rest, high = np.percentile(frames, [0.5, 50, 99.5])
-    return bool(high - rest < rest - low)
+    rest = float(np.median(frames))
+    return bool(frames.max() - rest < rest - frames.min())
 
 
 def _oriented(frames: dict[Path, np.ndarray], invert: str, notes: list[str]) -> dict[Path, np.ndarray]:

@@ -10,7 +10,8 @@ Input: a per-sample (T, D) array reaches the model as padded frames (B, T, D) wi
 frame is a grid flattened row-major, so ``grid: [H, W]`` must give H * W = D, and ``begin`` reshapes to the
 (B, 1, T, H, W) layout of ``nn.Conv3d``. Padded frames are zeroed before every convolution and left out of the
 pooled mean (over real frames and all cells), so in eval mode a sample's embedding does not depend on its batch's
-padding. Tactile feature vectors (D,) take the ``mlp`` encoder instead.
+padding. Tactile feature vectors (D,) take the ``mlp`` encoder instead. ``augment`` flips, turns, rolls or crops the
+frames in training (models/encoders/touch_augment.py); ``touch_stats`` is the other touch encoder.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import nn
 
 from emofuse.models.encoders.base import ENCODERS, Encoder
 from emofuse.models.encoders.resnext3d import zero_padding
+from emofuse.models.encoders.touch_augment import TouchAugment, augment
 from emofuse.core.registry import ConfigError
 
 
@@ -48,13 +50,16 @@ class Touch3DEncoder(Encoder):
         grid: tuple[PositiveInt, PositiveInt] = Field((8, 8), description="sensor rows and columns [H, W] of a frame")
         channels: list[PositiveInt] = Field(default_factory=lambda: [64, 128, 256], min_length=1,
                                             description="widths of the convolution blocks")
+        augment: TouchAugment = Field(default_factory=TouchAugment, description="training-time augmentation")
 
     def __init__(self, params: Params, input_dim: int, sequence: bool = True):
         super().__init__()
         if not sequence:
             raise ConfigError("the touch3d encoder takes pressure-frame sequences (T, H*W); use mlp for tactile feature vectors")
-        self.grid = tuple(params.grid)
+        self.grid, self.augment = tuple(params.grid), params.augment
         height, width = self.grid
+        if params.augment.rotate and height != width:
+            raise ConfigError(f"touch3d: augment.rotate turns square grids only; this one is {height}x{width}")
         if input_dim != height * width:
             raise ConfigError(f"the touch3d encoder's grid {height}x{width} has {height * width} cells per frame but the "
                               f"frames have {input_dim} values; set grid: [H, W] with H * W = {input_dim}")
@@ -73,6 +78,8 @@ class Touch3DEncoder(Encoder):
                              f"grid; got shape {tuple(x.shape)}")
         if lengths is None:
             lengths = torch.full((x.shape[0],), x.shape[1], device=x.device, dtype=torch.long)
+        if self.training and self.augment.active:
+            x, lengths = augment(x, lengths, self.grid, self.augment)
         return zero_padding(x.reshape(x.shape[0], 1, x.shape[1], *self.grid), lengths), lengths
 
     def pool(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
