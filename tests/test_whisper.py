@@ -114,6 +114,15 @@ def test_cached_array_holds_every_state_and_layers_are_a_view(tiny, wave):
         EXTRACTORS.validate_params("whisper", {"combine": "stack"})
 
 
+@pytest.mark.parametrize("output", ["pooled", "sequence"])
+def test_prediction_runs_the_encoder_only_as_deep_as_the_layers_used(wave, output):
+    """Predicting (``extractor(wave)``, nothing cached) stops the encoder at the highest layer used: the same numbers,
+    bit for bit, as every state computed and the layers chosen from them."""
+    extractor = EXTRACTORS.create("whisper", {"model": "tiny.en", "layers": [1, 2], "output": output})
+    assert len(extractor.hidden_states(wave, upto=2)) == 3 and len(extractor.hidden_states(wave)) == 5
+    np.testing.assert_array_equal(extractor(wave), extractor.view(extractor.compute(extractor.trimmed(wave))))
+
+
 @pytest.mark.parametrize("context", ["real", "30s"])
 def test_pooling_uses_the_frames_of_the_clip_only(wave, context):
     """Mean and std over the ceil(samples / 320) encoder frames that cover the audio: with 30 s of padding the other

@@ -105,14 +105,16 @@ class WhisperEncoderStates(AudioExtractor):
         self.encoder  # noqa: B018  (loads the mel front end with the weights)
         return self.mel_frontend(piece, self.params.context)
 
-    def hidden_states(self, piece: np.ndarray):
-        """Hidden states (N + 1, n, D) of the n encoder frames that cover ``piece`` (at most 30 s)."""
+    def hidden_states(self, piece: np.ndarray, upto: int | None = None):
+        """Hidden states (N + 1, n, D) of the n encoder frames that cover ``piece`` (at most 30 s); ``upto``: states
+        0..upto only, where the encoder can stop there (the bundled ones; a Hugging Face encoder gives all)."""
         import torch
 
         mel = self.log_mel(piece)
         real = max(1, math.ceil(len(piece) / (2 * HOP)))
+        depth = {"upto": upto} if upto is not None and self.source.kind == "ctranslate2" else {}
         with self._positions_for(mel.shape[-1] // 2), torch.inference_mode():
-            states = self.encoder(mel.to(self.encoder.dtype), output_hidden_states=True).hidden_states
+            states = self.encoder(mel.to(self.encoder.dtype), output_hidden_states=True, **depth).hidden_states
         return torch.stack([s[0, :real].float() for s in states])
 
     @contextmanager
@@ -131,14 +133,20 @@ class WhisperEncoderStates(AudioExtractor):
         finally:
             encoder.embed_positions, encoder.config.max_source_positions = full, limit
 
-    def compute(self, wave: np.ndarray) -> np.ndarray:
-        """What the cache holds: every hidden state, pooled (N + 1, 2D) float32 or as frames (T, N + 1, D) float16."""
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        """The model's features of a waveform (prediction): as ``view(compute(...))``, with the encoder run only as
+        deep as the highest layer used, since nothing is cached here (a third fewer layers for tiny.en's 1-3)."""
+        return self.view(self.compute(self.trimmed(wave), upto=max(self.layer_ids)))
+
+    def compute(self, wave: np.ndarray, upto: int | None = None) -> np.ndarray:
+        """What the cache holds: every hidden state, pooled (N + 1, 2D) float32 or as frames (T, N + 1, D) float16
+        (``upto``: states 0..upto only)."""
         import torch
 
         wave = np.asarray(wave, dtype=np.float32)
         if len(wave) == 0:
             wave = np.zeros(2 * HOP, np.float32)
-        states = torch.cat([self.hidden_states(wave[i : i + WINDOW]) for i in range(0, len(wave), WINDOW)], dim=1)
+        states = torch.cat([self.hidden_states(wave[i : i + WINDOW], upto) for i in range(0, len(wave), WINDOW)], dim=1)
         if self.params.output == "pooled":
             return torch.cat([states.mean(1), states.std(1, unbiased=False)], dim=-1).numpy()
         frames = states.transpose(0, 1)  # (T, N + 1, D)

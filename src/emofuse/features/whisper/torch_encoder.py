@@ -117,14 +117,16 @@ class WhisperEncoder(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.conv1.weight.dtype
 
-    def forward(self, mel: torch.Tensor, output_hidden_states: bool = True) -> EncoderOutput:
+    def forward(self, mel: torch.Tensor, output_hidden_states: bool = True, upto: int | None = None) -> EncoderOutput:
+        """``upto``: hidden states 0..upto only, the layers above them not run (the states are those of a full pass)."""
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
         x = x + self.embed_positions.weight[: x.shape[1]]
+        depth = len(self.layers) if upto is None else min(upto, len(self.layers))
         states = []
-        for layer in self.layers:
+        for layer in self.layers[:depth]:
             states.append(x)
             x = layer(x)
-        states.append(self.layer_norm(x))
+        states.append(self.layer_norm(x) if depth == len(self.layers) else x)
         return EncoderOutput(tuple(states))
 
 
