@@ -145,9 +145,9 @@ def test_page_draws_a_timeline_for_a_long_recording(browser, server, artifacts, 
     open_page(browser, server)
     assert upload_in_page(browser, recording) == "done", by_id(browser, "error").text
     analyzed = httpx.post(f"{server}/api/analyze", files={"file": (recording.name, recording.read_bytes())}, timeout=300).json()
-    windows = analyzed["timeline"]["windows"]
-    cells = by_id(browser, "timeline").find_elements("css selector", "rect.window")
-    assert [c.get_attribute("data-pred") for c in cells] == [w["pred"] for w in windows]
+    segments = analyzed["timeline"]["segments"]
+    cells = by_id(browser, "timeline").find_elements("css selector", "rect.segment")
+    assert [c.get_attribute("data-pred") for c in cells] == [s["pred"] for s in segments] and segments
     assert len(by_id(browser, "timeline").find_elements("css selector", "polyline")) == 8
     assert by_id(browser, "pred").text == analyzed["prediction"]["pred"]
     browser.execute_script("document.getElementById('timeline-section').scrollIntoView()")

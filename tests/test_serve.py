@@ -19,7 +19,6 @@ from emofuse.data.audio import load_audio
 from emofuse.inference.predict import Predictor
 from emofuse.serve import is_loopback
 from emofuse.serve.app import Settings, create_app
-from emofuse.serve.timeline import MAX_WINDOWS, WINDOW_S, window_starts
 
 from test_media import CREMA, requires_crema, write_video
 from web_fixtures import live_server, long_recording, sample_run
@@ -185,16 +184,8 @@ def test_an_internal_failure_is_a_json_500_and_the_server_goes_on(predictor, mon
         assert not any(Path(client.app.state.upload_root).iterdir())
 
 
-def test_window_starts():
-    assert window_starts(2.0) == [] and window_starts(3.0) == [0.0]
-    assert window_starts(6.4) == [0.0, 1.0, 2.0, 3.0]  # 0.4 s left uncovered: less than half a hop
-    assert window_starts(6.6) == [0.0, 1.0, 2.0, 3.0, 3.6]  # the last window ends with the recording
-    long = window_starts(1000.0)
-    assert len(long) == MAX_WINDOWS and long[0] == 0.0 and long[-1] == pytest.approx(1000.0 - WINDOW_S, abs=1e-3)
-
-
 @requires_crema
-def test_timeline_windows_are_predictions_of_the_windows(client, predictor, tmp_path):
+def test_timeline_segments_are_predictions_of_their_speech(client, predictor, tmp_path):
     recording = long_recording(tmp_path / "long.wav")
     response = upload(client, recording, endpoint="analyze", content_type="audio/wav")
     assert response.status_code == 200, response.text
@@ -203,15 +194,19 @@ def test_timeline_windows_are_predictions_of_the_windows(client, predictor, tmp_
     assert answer["prediction"] == whole
     timeline = answer["timeline"]
     wave = load_audio(recording, 16000)
-    assert timeline["duration_s"] == pytest.approx(len(wave) / 16000, abs=1e-3) and timeline["window_s"] == WINDOW_S
-    windows = timeline["windows"]
-    assert [w["start"] for w in windows] == window_starts(len(wave) / 16000) and len(windows) >= 10
-    for w in windows[::3]:  # recomputed here: the window's samples, predicted on their own
-        first = int(round(w["start"] * 16000))
-        sf.write(tmp_path / "window.wav", wave[first:first + int(WINDOW_S * 16000)], 16000, subtype="FLOAT")
-        (expected,) = predictor.predict([tmp_path / "window.wav"])
-        assert w["pred"] == expected["pred"] and w["probs"] == pytest.approx(expected["probs"], abs=1e-6)
-    assert len({w["pred"] for w in windows}) > 1 or len({tuple(w["probs"].values()) for w in windows}) == len(windows)
+    assert timeline["duration_s"] == pytest.approx(len(wave) / 16000, abs=1e-3)
+    segments = timeline["segments"]
+    assert len(segments) >= 2 and all(1.0 <= s["end"] - s["start"] <= 10.0 for s in segments)
+    assert all(a["end"] <= b["start"] for a, b in zip(segments, segments[1:]))
+    assert sum(timeline["summary"].values()) == pytest.approx(1, abs=1e-3)
+    for s in segments:  # recomputed here: the segment's samples, predicted on their own
+        sf.write(tmp_path / "segment.wav", wave[round(s["start"] * 16000):round(s["end"] * 16000)], 16000, subtype="FLOAT")
+        (expected,) = predictor.predict([tmp_path / "segment.wav"])
+        assert s["pred"] == expected["pred"] and s["probs"] == pytest.approx(expected["probs"], abs=1e-5)
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(8 * 16000, np.float32), 16000)
+    quiet = upload(client, silence, endpoint="analyze").json()["timeline"]
+    assert quiet["segments"][0]["label"] == "no speech" and quiet["no_speech"].startswith("no speech")
     short = upload(client, FLV, endpoint="analyze").json()
     assert short["timeline"]["skipped"] == "recording shorter than 6 s" and short["prediction"]["file"] == FLV.name
 

@@ -290,7 +290,7 @@ def cmd_cost(args) -> int:
 
 @command("serve", "predict", parser_serve, help="a local web page and JSON API to try a cv run on recordings",
          description="Serve a page to upload or record a recording and see the fused and per-modality "
-                     "probabilities (with a timeline over sliding windows for long recordings), and "
+                     "probabilities (with a timeline of the speech segments of long recordings), and "
                      "a JSON API: POST /api/predict (multipart field 'file'; the JSON of `emofuse predict --json` for "
                      "that file), POST /api/analyze (the same upload; that prediction and the timeline the page "
                      "draws), GET /api/model (what the model is), GET /api/health. Predictions run one at a time. "

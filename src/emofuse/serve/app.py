@@ -136,7 +136,7 @@ def create_app(predictor, settings: Settings | None = None) -> Starlette:
             raise RequestError(422, "no_prediction", f"{upload.name}: no prediction: {entry['error']}", entry=entry)
         if not with_timeline:
             return entry
-        return {"prediction": entry, "timeline": timelines.timeline(predictor, wave, sample_rate, upload.path.parent)}
+        return {"prediction": entry, "timeline": timelines.timeline(predictor, wave, sample_rate)}
 
     async def answer_upload(request: Request, with_timeline: bool) -> JSONResponse:
         options = answer_options(request)

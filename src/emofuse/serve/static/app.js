@@ -54,6 +54,7 @@ function renderBars(probs, pred) {
   box.replaceChildren();
   for (const name of classes) {
     const p = probs[name];
+    if (p === undefined) continue;  // no speech: no probabilities
     const bar = el("div", {class: name === pred ? "bar top" : "bar"});
     const fill = el("div");
     fill.style.width = `${(100 * p).toFixed(1)}%`;
@@ -74,7 +75,8 @@ function renderModalities(entry) {
   }
   const rows = classes.map((name) => {
     const row = el("tr");
-    row.append(el("td", {}, name), el("td", {class: name === entry.pred ? "num top" : "num"}, entry.probs[name].toFixed(3)));
+    const fused = entry.probs ? entry.probs[name].toFixed(3) : "";
+    row.append(el("td", {}, name), el("td", {class: name === entry.pred ? "num top" : "num"}, fused));
     for (const m of modalities) {
       row.append(el("td", {class: best[m] === name ? "num top" : "num"}, entry.modality_probs[m][name].toFixed(3)));
     }
@@ -93,7 +95,7 @@ function renderModalities(entry) {
 
 function renderTimeline(timeline) {
   const section = $("timeline-section");
-  if (!timeline || !timeline.windows) {
+  if (!timeline || !timeline.segments) {
     section.hidden = !timeline || !timeline.skipped || !timeline.duration_s;
     $("timeline-note").textContent = timeline && timeline.skipped ? `No timeline: ${timeline.skipped}.` : "";
     $("timeline").replaceChildren();
@@ -101,13 +103,15 @@ function renderTimeline(timeline) {
     return;
   }
   section.hidden = false;
-  const w = timeline.windows;
-  $("timeline-note").textContent = `${w.length} windows of ${timeline.window_s} s every ${timeline.hop_s} s over ` +
-    `${timeline.duration_s.toFixed(1)} s of sound, each predicted on its own; lines: probability of each class at the ` +
-    `window's centre; strip: the predicted class.`;
+  const w = timeline.segments.filter((d) => d.pred !== null);  // speech segments; the rest of the strip is no speech
+  const shares = Object.entries(timeline.summary).map(([c, s]) => `${c} ${(100 * s).toFixed(0)} %`).join(", ");
+  $("timeline-note").textContent = timeline.no_speech ? `No speech in ${timeline.duration_s.toFixed(1)} s: ` +
+    `${timeline.no_speech}.` : `${w.length} speech segments in ${timeline.duration_s.toFixed(1)} s ` +
+    `(${timeline.speech_s.toFixed(1)} s of speech), each predicted on its own; lines: probability of each class at the ` +
+    `segment's centre; strip: the predicted class (blank: no speech). Share of speech time: ${shares}.`;
   const width = 900, height = 260, left = 40, right = 10, top = 10, plot = 170, strip = 22;
   // the probability axis ends at the largest probability shown (rounded up to a tenth), so that small changes show
-  const highest = Math.max(...w.flatMap((d) => Object.values(d.probs)));
+  const highest = Math.max(0, ...w.flatMap((d) => Object.values(d.probs)));
   const yMax = Math.min(1, Math.max(0.2, Math.ceil(highest * 10) / 10));
   const x = (t) => left + (t / timeline.duration_s) * (width - left - right);
   const y = (p) => top + (1 - p / yMax) * plot;
@@ -122,14 +126,10 @@ function renderTimeline(timeline) {
     const points = w.map((d) => `${x((d.start + d.end) / 2).toFixed(1)},${y(d.probs[name]).toFixed(1)}`).join(" ");
     chart.append(svg("polyline", {points, fill: "none", stroke: colorOf(name), "stroke-width": 2, "data-class": name}));
   }
-  const half = timeline.hop_s / 2;
   const stripTop = top + plot + 12;
-  w.forEach((d, i) => {
-    const centre = (d.start + d.end) / 2;
-    const from = i === 0 ? d.start : Math.max(d.start, centre - half);
-    const to = i === w.length - 1 ? d.end : Math.min(d.end, centre + half);
-    const cell = svg("rect", {x: x(from), y: stripTop, width: Math.max(1, x(to) - x(from)), height: strip,
-                              fill: colorOf(d.pred), class: "window", "data-pred": d.pred});
+  w.forEach((d) => {
+    const cell = svg("rect", {x: x(d.start), y: stripTop, width: Math.max(1, x(d.end) - x(d.start)), height: strip,
+                              fill: colorOf(d.pred), class: "segment", "data-pred": d.pred});
     const title = svg("title");
     title.textContent = `${d.start.toFixed(1)}–${d.end.toFixed(1)} s: ${d.pred} (${d.probs[d.pred].toFixed(2)})`;
     cell.append(title);
@@ -154,8 +154,8 @@ function renderTimeline(timeline) {
 function render(answer) {
   const entry = answer.prediction;
   $("result").hidden = false;
-  $("pred").textContent = entry.pred;
-  $("pred-prob").textContent = `(${entry.probs[entry.pred].toFixed(3)})`;
+  $("pred").textContent = entry.pred === null ? "no speech" : entry.pred;  // no speech, no emotion
+  $("pred-prob").textContent = entry.pred === null ? `(${entry.no_speech})` : `(${entry.probs[entry.pred].toFixed(3)})`;
   $("result-file").textContent = entry.file;
   $("result-modalities").textContent = entry.modalities.join(", ");
   const stats = entry.speaker_stats ? Object.entries(entry.speaker_stats) : [];
@@ -163,7 +163,7 @@ function render(answer) {
     stats.length ? `Speaker normalisation: ${stats.map(([m, s]) => `${m} with ${STATS_WORDS[s] || s}`).join(", ")}.` : "",
     ...(entry.warnings || []).map((w) => `Warning: ${w}.`),
   ].filter(Boolean).join(" ");
-  renderBars(entry.probs, entry.pred);
+  renderBars(entry.probs || {}, entry.pred);
   renderModalities(entry);
   renderTimeline(answer.timeline);
 }
