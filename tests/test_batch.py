@@ -16,7 +16,7 @@ from emofuse.cli import main
 from emofuse.core.errors import DataError
 from emofuse.data.inputs import Item, expand_inputs, read_wav_scp
 from emofuse.inference.batch import run_batch
-from emofuse.inference.formats import csv_columns, top_k
+from emofuse.inference.formats import csv_columns, result_id, top_k
 from emofuse.inference.predict import Predictor
 from emofuse.inference.results_file import ResultsFile
 
@@ -106,14 +106,15 @@ def test_an_interrupted_then_torn_output_resumes_without_duplicates(predictor, t
 
     with pytest.raises(Stop):
         run_batch(predictor, items, write_then_stop, chunk=2, workers=1, progress=False, top_k=3)
-    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [str(p) for p in CLIPS[:2]]
+    assert [result_id(json.loads(line)) for line in out.read_text().splitlines()] == [str(p) for p in CLIPS[:2]]
     again = open_out()
     assert again.done == {str(p) for p in CLIPS[:2]}
     report = run_batch(predictor, items, again.append, done=again.done, chunk=2, workers=1, progress=False, top_k=3)
     assert (report.named, report.skipped, report.predicted, report.failed) == (5, 2, 3, {})
     whole = out.read_text()
     lines = whole.splitlines()
-    assert [json.loads(line)["id"] for line in lines] == [str(p) for p in CLIPS]
+    assert [json.loads(line)["file"] for line in lines] == [str(p) for p in CLIPS]
+    assert "id" not in json.loads(lines[0])  # a file named by its path: the entry --json has always printed
     # a write torn in the middle of the last line: that line is dropped and its clip predicted again, identically
     out.write_text(whole[: len(whole) - len(lines[-1]) // 2 - 1])
     torn = open_out()
@@ -221,7 +222,7 @@ def test_predict_many_writes_resumes_and_yields(tmp_path):
         shutil.copy(clip, folder / clip.name)
     out = tmp_path / "r.csv"
     first = list(model.predict_many(folder, out=out, top_k=2))
-    assert [p.details["id"] for p in first] == [str(folder / c.name) for c in CLIPS[:3]]
+    assert [p.source for p in first] == [str(folder / c.name) for c in CLIPS[:3]]
     assert all(len(p.details["top_k"]) == 2 and p.details["top_k"][0]["label"] == p.pred for p in first)
     shutil.copy(CLIPS[3], folder / CLIPS[3].name)
     assert [p.source for p in model.predict_many(folder, out=out, top_k=2)] == [str(folder / CLIPS[3].name)]

@@ -125,8 +125,8 @@ class Run:
                      chunk: int | None = None, workers: int | None = None) -> Iterator[Prediction]:
         """Many recordings in constant memory (`emofuse predict INPUT... --out FILE`), yielded as they are predicted,
         each file on its own. ``inputs``: files, folders (searched recursively), glob patterns, Kaldi ``wav.scp``
-        files; ``lists``: files of paths, one a line (or ``wav.scp``). Each result's ``details`` holds its ``id`` (the
-        path as given, or the utterance id) and, with ``top_k``, its ``top_k`` list of ``{label, score}``. ``out``:
+        files; ``lists``: files of paths, one a line (or ``wav.scp``). Each result's ``details`` holds, with ``top_k``, its
+        ``top_k`` list of ``{label, score}``, and a ``wav.scp`` utterance's ``id``. ``out``:
         also written there, as ``format`` or its suffix says (jsonl, csv: each chunk as it is made; json: when the
         iteration ends); a file that exists is resumed, its recordings skipped (not yielded). Nothing is read until
         the iteration starts. ``chunk`` recordings are decoded, predicted and written together; ``workers``

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from emofuse.core import console
 from emofuse.data.inputs import Item
-from emofuse.inference.formats import result
+from emofuse.inference.formats import result, result_id
 from emofuse.inference.predict import Predictor
 
 CHUNK = 32  # recordings per chunk: the unit of writing and of memory
@@ -57,7 +57,7 @@ def run_batch(predictor: Predictor, items: Sequence[Item], write: Callable[[list
               min_confidence: float | None = None, top_k: int | None = None,
               on_failure: Callable[[str, str], None] | None = None) -> BatchReport:
     """Predict ``items`` (those whose id is in ``done`` skipped), handing ``write`` each chunk's results (formats.result:
-    entries led by their id, error entries included) as soon as they are made; ``on_failure(id, reason)`` for each file
+    the entries, error entries included) as soon as they are made; ``on_failure(id, reason)`` for each file
     that failed. A progress bar on stderr counts the recordings."""
     predictor.class_indices(classes)  # refused before any file is read
     done = set(done)
@@ -70,9 +70,9 @@ def run_batch(predictor: Predictor, items: Sequence[Item], write: Callable[[list
             write(results)
             for r in results:
                 if "error" in r:
-                    report.failed[r["id"]] = r["error"]
+                    report.failed[result_id(r)] = r["error"]
                     if on_failure is not None:
-                        on_failure(r["id"], r["error"])
+                        on_failure(result_id(r), r["error"])
                 else:
                     report.predicted += 1
                 advance()

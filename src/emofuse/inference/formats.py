@@ -1,6 +1,7 @@
 """The shapes `emofuse predict` writes its results in: a JSON list, JSON Lines, CSV (and the table, printing.py).
 
-A JSON or JSONL result is the prediction entry as ``Predictor.predict`` makes it, led by its ``id``; ``--top-k K``
+A JSON or JSONL result is the prediction entry as ``Predictor.predict`` makes it, led by its ``id`` where that differs
+from its ``file`` (a ``wav.scp`` utterance id); ``--top-k K``
 adds ``top_k``: the K most probable classes as ``[{"label": ..., "score": ...}, ...]``, highest first, as Hugging Face's
 audio-classification pipeline returns them. A CSV row is flat, one column per value, so that a spreadsheet or
 ``pandas.read_csv`` takes it as it is: id, file, pred, score (the top probability), uncertain (empty where no confidence
@@ -45,10 +46,16 @@ def top_k(probs: dict[str, float], k: int) -> list[dict]:
     return [{"label": label, "score": score} for label, score in ranked[:k]]
 
 
+def result_id(result: dict) -> str:
+    """The id a result answers for: its ``id``, else (a file named by its path) its ``file``."""
+    return result.get("id") or result["file"]
+
+
 def result(entry: dict, item_id: str, k: int | None) -> dict:
-    """A prediction entry as the outputs hold it: its id first, and its ``top_k`` list where K is asked for (empty for a
-    file that got no prediction)."""
-    out = {"id": item_id, **entry}
+    """A prediction entry as the outputs hold it: led by its id where that is not its file (a wav.scp utterance id;
+    so that a file's entry stays the one ``--json`` has always printed), with its ``top_k`` list where K is asked for
+    (empty for a file that got no prediction)."""
+    out = {"id": item_id, **entry} if item_id != entry["file"] else dict(entry)
     if k is not None:
         out["top_k"] = top_k(entry["probs"], k) if entry["probs"] else []
     return out
@@ -65,7 +72,7 @@ def csv_row(entry: dict, columns: Sequence[str]) -> dict:
     ``modality: reason`` joined with '; ', line breaks made spaces so that every row is one line."""
     probs = entry["probs"] or {}
     pred = entry["pred"] or (NO_SPEECH if entry.get("no_speech") else "")
-    row = {"id": entry["id"], "file": entry["file"], "pred": pred,
+    row = {"id": result_id(entry), "file": entry["file"], "pred": pred,
            "score": max(probs.values()) if probs else "", "uncertain": entry.get("uncertain", ""),
            "modalities": "+".join(entry["modalities"]),
            "missing": "; ".join(f"{m}: {why}" for m, why in entry["missing"].items()), "error": entry.get("error", "")}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from emofuse.core.atomic import atomic_write_text
 from emofuse.core.errors import DataError
-from emofuse.inference.formats import csv_text, jsonl_text
+from emofuse.inference.formats import csv_text, jsonl_text, result_id
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class ResultsFile:
                 self.dropped += 1
             else:
                 keep.append(line)
-                self.done.add(entry["id"])
+                self.done.add(result_id(entry))
         self.dropped += bool(partial)
         if self.dropped:
             log.info("%s: %d partial or failed line(s) removed; their recordings are predicted again", self.path, self.dropped)
@@ -82,7 +82,7 @@ class ResultsFile:
                 raise
             return None
         answered = entry.get("pred") or entry.get("no_speech") if isinstance(entry, dict) else None
-        if not answered or not entry.get("id") or entry.get("error"):
+        if not answered or not (entry.get("id") or entry.get("file")) or entry.get("error"):
             return None
         return entry
 
@@ -96,7 +96,7 @@ class ResultsFile:
         for entry in earlier:
             if isinstance(entry, dict) and self._parse(json.dumps(entry)) is not None:
                 self.kept.append(entry)
-                self.done.add(entry["id"])
+                self.done.add(result_id(entry))
             else:
                 self.dropped += 1
 
