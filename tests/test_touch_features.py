@@ -74,7 +74,8 @@ def test_padding_does_not_change_a_sample_and_the_encoder_reads_any_square_grid(
     torch.manual_seed(0)
     enc = ENCODERS.create("touch_stats", {"hidden": [8]}, input_dim=100).eval()
     assert enc.grid == (10, 10) and enc.out_dim == 8 and enc.stage_dims == [3 * 100 + N_GLOBAL, 8]
-    sample = torch.rand(1, 30, 100)
+    sample = torch.rand(1, 30, 100) * 0.1
+    sample[0, 8:20, 40:43] += 5.0  # contact, so that every feature has something to say
     padded = torch.cat([sample, torch.rand(1, 9, 100)], dim=1)
     torch.testing.assert_close(enc(padded, torch.tensor([30])), enc(sample))
     assert ENCODERS.create("touch_stats", {"cells": False}, input_dim=64).out_dim == N_GLOBAL

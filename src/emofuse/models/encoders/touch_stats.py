@@ -83,15 +83,20 @@ def touch_features(x: torch.Tensor, lengths: torch.Tensor, grid: tuple[int, int]
 
 
 def _spectrum(signal: torch.Tensor, valid: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-    """Relative power in BANDS (log) and the spectral centroid (fraction of the rate) of each (B, T) signal."""
+    """Relative power in BANDS (log) and the spectral centroid (fraction of the rate) of each (B, T) signal, each
+    over its own valid length (samples of one length at once), so that a batch's padding changes nothing."""
     centred = (signal - (signal * valid).sum(1, keepdim=True) / n) * valid
-    power = torch.fft.rfft(centred, dim=1).abs() ** 2
-    freqs = torch.fft.rfftfreq(signal.shape[1], device=signal.device)
-    total = power[:, 1:].sum(1, keepdim=True).clamp(min=1e-12)
-    bands = [power[:, (freqs > lo) & (freqs <= hi)].sum(1, keepdim=True) for lo, hi in zip(BANDS[:-1], BANDS[1:])]
-    relative = torch.log(torch.cat(bands, dim=1) / total + 1e-4)
-    centroid = (power * freqs).sum(1, keepdim=True) / total
-    return torch.cat([relative, centroid], dim=1)
+    out = torch.empty(len(signal), len(BANDS), device=signal.device, dtype=signal.dtype)
+    lengths = valid.sum(1)
+    for length in lengths.unique().tolist():
+        rows = lengths == length
+        power = torch.fft.rfft(centred[rows, : max(int(length), 1)], dim=1).abs() ** 2
+        freqs = torch.fft.rfftfreq(max(int(length), 1), device=signal.device)
+        total = power[:, 1:].sum(1, keepdim=True).clamp(min=1e-12)
+        bands = [power[:, (freqs > lo) & (freqs <= hi)].sum(1, keepdim=True) for lo, hi in zip(BANDS[:-1], BANDS[1:])]
+        out[rows] = torch.cat([torch.log(torch.cat(bands, dim=1) / total + 1e-4), (power * freqs).sum(1, keepdim=True) / total],
+                              dim=1)
+    return out
 
 
 def pressure_centroid(weight: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
