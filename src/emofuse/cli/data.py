@@ -21,7 +21,7 @@ def parser_extract(ex) -> None:
 
 
 def parser_manifest(mf) -> None:
-    mf.add_argument("corpus", help="ravdess, crema-d, tess, savee, emodb, nemo, folder, or emobox; or merge; "
+    mf.add_argument("corpus", help="ravdess, crema-d, tess, savee, emodb, nemo, meld, folder, or emobox; or merge; "
                                    "or touch (pressure-grid captures, one CSV each)")
     mf.add_argument("dir", type=Path, nargs="+", metavar="DIR",
                     help="the corpus folder (searched at any depth); for emobox, one or more partition files (.jsonl); "
@@ -105,7 +105,9 @@ def cmd_extract(args) -> int:
                      "manifest: id, corpus (the layout's name, or --corpus), speaker, gender (where the corpus "
                      "documents it), label (common vocabulary: neutral, calm, happy, sad, angry, fearful, disgust, "
                      "surprised), corpus_label (as the corpus writes it), audio, video, and the corpus's own fields "
-                     "(nemo: transcript, normalized_text, age). Manifests of several corpora, merged, train one model "
+                     "(nemo: transcript, normalized_text, age; meld, written text without media: split (the official train / "
+                     "dev / test), transcript, context (the previous utterance of the dialogue), character, sentiment; "
+                     "its speaker is the dialogue). Manifests of several corpora, merged, train one model "
                      "on them all (docs/own-data.md). emobox reads EmoBox partition files "
                      "(JSON lines) instead of a folder and finds each clip by its file stem under --audio-root; several "
                      "*_test_fold_K files add a fold column (each clip's test fold), which fixes the "

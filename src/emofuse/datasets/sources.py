@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emofuse.core import console
 from emofuse.core.errors import DataError
 from emofuse.datasets.feature_table import ColumnTable
 from emofuse.data.openface import FLOAT32_MAX, VisualSource
@@ -130,21 +131,37 @@ class FeatureTable:
 @dataclass
 class TextColumn:
     """What was said, given as text (a manifest's transcript column), embedded by a text-embedding extractor's
-    ``embed`` (the ``transcript`` extractor's sentence encoder): the same vector as transcribing audio that says it."""
+    ``embed_texts`` (the ``transcript`` extractor's sentence encoder): the same vector as transcribing audio that says
+    it. Embeddings are cached by the text's digest under the extractor's settings, so a corpus is encoded once."""
 
     texts: dict[str, str]
     encoder: Extractor
     what: str
+    batch: int = 256  # texts encoded per call: the cache fills as it goes
 
     def load(self, cache: FeatureCache, workers: int, progress: bool, problems: Problems) -> Loaded:
-        loaded = Loaded()
+        loaded, key, todo = Loaded(), self.encoder.settings_key(), {}
         for sample, text in self.texts.items():
             text = text.strip() if isinstance(text, str) else ""
             if not text:
                 problems[sample].append(f"{self.what}: no text")
                 continue
-            loaded.values[sample] = self.encoder.embed(text)
-            loaded.digests[sample] = hashlib.sha256(text.encode()).hexdigest()
+            digest = loaded.digests[sample] = hashlib.sha256(text.encode()).hexdigest()
+            cached = cache.load(key, digest)
+            if cached is None:
+                todo.setdefault(digest, (text, []))[1].append(sample)
+            else:
+                loaded.values[sample] = cached
+        pending = list(todo.items())
+        with console.progress(f"embedding {self.what}", len(pending), progress and bool(pending), "texts") as advance:
+            for start in range(0, len(pending), self.batch):
+                chunk = pending[start:start + self.batch]
+                for (digest, (_, samples)), vector in zip(chunk, self.encoder.embed_texts([t for _, (t, _) in chunk])):
+                    cache.save(key, digest, vector)
+                    loaded.values.update({sample: vector for sample in samples})
+                    advance()
+        log.info("%s (%s): %d texts embedded, %d from cache", self.encoder.registry_name, self.what, len(pending),
+                 len(loaded.values) - sum(len(s) for _, (_, s) in pending))
         return loaded
 
 

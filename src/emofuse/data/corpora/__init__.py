@@ -7,6 +7,6 @@ of a corpus instead of its folder.
 """
 
 from emofuse.data.corpora.base import CORPORA, COMMON_EMOTIONS, Listing, common_label, write_manifest
-from emofuse.data.corpora import crema_d, emodb, folder, nemo, ravdess, savee, tess  # noqa: F401  (registration)
+from emofuse.data.corpora import crema_d, emodb, folder, meld, nemo, ravdess, savee, tess  # noqa: F401  (registration)
 
 __all__ = ["CORPORA", "COMMON_EMOTIONS", "Listing", "common_label", "write_manifest"]
