@@ -378,6 +378,8 @@ def wants_segments(args) -> bool:
 
     if args.segments:
         return True
+    if getattr(args, "out", None) or getattr(args, "top_k", None) or getattr(args, "lists", None):
+        return False  # one answer per file was asked for
     files = [p for p in args.paths if p.is_file()]
     if not files or len(files) < len(args.paths) - 1 or any(p.is_dir() for p in args.paths[1:]):
         return False  # a folder or a list of inputs: the batch runner's
@@ -411,6 +413,9 @@ def predict_segments(args) -> int:
     if args.openface or args.speaker or args.speakers:
         raise ConfigError("--segments predicts each segment from its audio: --openface, --speaker and --speakers do not "
                           "apply (--enrol-self: each recording is one speaker)")
+    if getattr(args, "out", None) or getattr(args, "top_k", None) or getattr(args, "lists", None):
+        raise ConfigError("--segments answers per segment: its timeline goes to --segments-out FILE; --out, --top-k "
+                          "and --list are for one answer per file")
     if args.segments_out is not None:
         format_of(args.segments_out, args.timeline_format)  # refused before any recording is read
     settings = SegmentSettings(min_s=args.min_segment, max_s=args.max_segment)
