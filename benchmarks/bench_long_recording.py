@@ -61,12 +61,13 @@ def main() -> None:
         command = ["emofuse", "predict", str(recording), "--segments", "--segments-out", str(tmp / "timeline.csv")]
         if args.model:
             command += ["--model", args.model]
-        load = os.getloadavg()[0]
+        load, before = os.getloadavg()[0], resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
         wall = time.perf_counter() - started
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        peak_gb, cpu = usage.ru_maxrss / 1024 ** 2, usage.ru_utime + usage.ru_stime  # ru_maxrss: kB on Linux
+        peak_gb = usage.ru_maxrss / 1024 ** 2  # kB on Linux
+        cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
         with (tmp / "timeline.csv").open(newline="") as f:
             segments = sum(1 for _ in csv.DictReader(f))
     rtf = wall / seconds
