@@ -16,6 +16,7 @@ without labels, as ``predict --speaker`` would make them from that speaker's fil
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -51,26 +52,32 @@ class SegmentSettings:
 def plan(regions: Sequence[tuple[int, int]], samples: int, rate: int, settings: SegmentSettings) -> list[tuple[int, int]]:
     """Speech regions (samples) as segments of ``min_s`` to ``max_s`` seconds where the recording allows."""
     lo, hi, gap = (round(x * rate) for x in (settings.min_s, settings.max_s, settings.join_gap_s))
-    segments = [list(r) for r in regions]
-    merged = True
-    while merged:  # join the shortest segment that can join a neighbour, until none can
-        merged = False
-        for i in sorted(range(len(segments)), key=lambda k: segments[k][1] - segments[k][0]):
-            start, end = segments[i]
-            if end - start >= lo:
-                break
-            options = []
-            for j in (i - 1, i + 1):
-                if 0 <= j < len(segments):
-                    pause = start - segments[j][1] if j < i else segments[j][0] - end
-                    if pause <= gap and max(end, segments[j][1]) - min(start, segments[j][0]) <= hi:
-                        options.append((pause, j))
-            if options:
-                _, j = min(options)
-                a, b = min(i, j), max(i, j)
-                segments[a:b + 1] = [[segments[a][0], segments[b][1]]]
-                merged = True
-                break
+    starts, ends = [a for a, _ in regions], [b for _, b in regions]
+    before, after = list(range(-1, len(regions) - 1)), list(range(1, len(regions) + 1))
+    alive = [True] * len(regions)
+    queue = [(b - a, i) for i, (a, b) in enumerate(regions)]
+    heapq.heapify(queue)
+    while queue:  # the shortest segment joins its nearer neighbour where the two may join, until none is short
+        length, i = heapq.heappop(queue)
+        if not alive[i] or length != ends[i] - starts[i]:
+            continue  # merged away, or grown since it was queued
+        if length >= lo:
+            break
+        options = []
+        for j, pause in ((before[i], starts[i] - ends[before[i]] if before[i] >= 0 else 0),
+                         (after[i], starts[after[i]] - ends[i] if after[i] < len(regions) else 0)):
+            if 0 <= j < len(regions) and pause <= gap and max(ends[i], ends[j]) - min(starts[i], starts[j]) <= hi:
+                options.append((pause, j))
+        if not options:
+            continue  # a neighbour that grows keeps its pause and only gets longer: this one stays alone
+        _, j = min(options)
+        keep, gone = min(i, j), max(i, j)
+        starts[keep], ends[keep], alive[gone] = min(starts[i], starts[j]), max(ends[i], ends[j]), False
+        after[keep] = after[gone]
+        if after[gone] < len(regions):
+            before[after[gone]] = keep
+        heapq.heappush(queue, (ends[keep] - starts[keep], keep))
+    segments = [[starts[i], ends[i]] for i in range(len(regions)) if alive[i]]
     out = []
     for k, (start, end) in enumerate(segments):  # widen what is still short, within its neighbours and the recording
         if end - start < lo:
@@ -105,11 +112,11 @@ def _spread(n: int, k: int) -> list[int]:
 
 def segment_recording(predictor, blocks: Blocks, name: str, settings: SegmentSettings = SegmentSettings(),
                       enrol_self: bool = False, classes: Sequence[str] | None = None,
-                      min_confidence: float | None = None, on_segment: Callable[[dict], None] | None = None) -> dict:
+                      min_confidence: float | None = None) -> dict:
     """{file, duration_s, speech_s, pred, label, segments: [{start, end, label, pred, probs, ...}], summary, missing,
     settings} of one recording; ``blocks(rate)`` reads it from the start at ``rate``. ``pred`` is the emotion with the
     most speech time (None without speech, when ``label`` is "no speech" and ``no_speech`` says why); ``summary``
-    maps each emotion to its share of the speech time. ``on_segment`` sees each segment as it is predicted."""
+    maps each emotion to its share of the speech time."""
     missing = predictor.audio_only("a recording's segments", AUDIO_ONLY)
     keep = predictor.class_indices(classes)
     if enrol_self and not predictor.config.features.per_speaker:
@@ -127,8 +134,6 @@ def segment_recording(predictor, blocks: Blocks, name: str, settings: SegmentSet
                   if duration < settings.vad.min_speech_s else
                   f"no speech: the voice-activity detector found none in {duration:.2f} s of audio")
         entry = {"start": 0.0, "end": round(duration, 3), "label": NO_SPEECH, "pred": None, "probs": None}
-        if on_segment:
-            on_segment(entry)
         return {**result, "speech_s": 0.0, "pred": None, "label": NO_SPEECH, "no_speech": reason,
                 "segments": [entry], "summary": {}}
     enrolment = _enrolment(predictor, blocks, segments, name) if enrol_self else []
@@ -148,8 +153,6 @@ def segment_recording(predictor, blocks: Blocks, name: str, settings: SegmentSet
                 segment["uncertain"] = entry["uncertain"]
             warnings.extend(w for w in entry.get("warnings", []) if w not in warnings)
             answered.append(segment)
-            if on_segment:
-                on_segment(segment)
         batch.clear()
 
     for (a, b), wave in zip(segments, cut(blocks(rate), segments)):
