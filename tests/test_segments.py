@@ -23,6 +23,7 @@ from emofuse.data.audio_stream import array_blocks, audio_blocks, duration_s
 from emofuse.inference.predict import Predictor
 from emofuse.inference.segments import SegmentSettings, cut, plan, segment_recording
 from emofuse.inference.speech import NO_SPEECH, why_no_speech
+from emofuse.inference.stream import audio_chunks
 from emofuse.inference.timeline_formats import format_of, render, write_timeline
 
 from conftest import RAVDESS, SHARED_DATA, requires_shared_data
@@ -135,6 +136,14 @@ def test_silence_and_a_blip_get_no_speech_and_no_class(predictor, tmp_path):
     model.predictor.speech_gate = True
     answer = model.predict(silence)
     assert answer.pred is None and answer.no_speech.startswith("no speech") and answer.error is None
+
+
+def test_stream_windows_without_speech_have_no_class(predictor):
+    wave = np.concatenate([np.zeros(4 * RATE, np.float32), load_audio(takes()[0], RATE)])
+    windows = list(predictor.stream(audio_chunks(wave, RATE, 0.5), window_s=3.0, hop_s=1.0))
+    first, last = windows[0], windows[-1]
+    assert first.pred is None and first.probs is None and first.no_speech.startswith("no speech")
+    assert last.pred in predictor.class_names and last.no_speech is None
 
 
 CUE = re.compile(r"(\d+)\n(\d\d):(\d\d):(\d\d)([.,])(\d{3}) --> (\d\d):(\d\d):(\d\d)[.,](\d{3})\n([^\n]+)\n")

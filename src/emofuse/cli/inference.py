@@ -336,8 +336,9 @@ def predict_stream(args) -> int:
             for m, reason in w.missing.items():
                 print(f"{m} missing: {reason}", file=sys.stderr)
         windows += 1
+        answer = "no speech" if w.pred is None else f"{w.pred:<10} {w.probs[w.pred]:.2f}"
         line = json.dumps(asdict(w)) if args.json else \
-            f"{w.start_s:7.2f}-{w.end_s:7.2f} s  {w.pred:<10} {w.probs[w.pred]:.2f}  latency {1000 * w.latency_s:.0f} ms"
+            f"{w.start_s:7.2f}-{w.end_s:7.2f} s  {answer}  latency {1000 * w.latency_s:.0f} ms"
         print(line, flush=True)
     if not windows:
         print(f"{args.stream}: shorter than the {args.window:g} s window, nothing predicted", file=sys.stderr)

@@ -8,18 +8,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emofuse.inference.speech import why_no_speech
+
 
 @dataclass(frozen=True)
 class StreamWindow:
     """One window of live input: where it lies in the stream (seconds from the first sample), the fused probabilities
     and prediction, ``latency_s``, the seconds from receiving the chunk that completed the window to this result, and
-    the run's modalities left out of the fusion, with the reason (as predict's ``missing``)."""
+    the run's modalities left out of the fusion, with the reason (as predict's ``missing``). A window without speech
+    has no class: ``pred`` and ``probs`` are None and ``no_speech`` says why (with the predictor's speech gate)."""
     start_s: float
     end_s: float
-    probs: dict[str, float]
-    pred: str
+    probs: dict[str, float] | None
+    pred: str | None
     latency_s: float
     missing: dict[str, str]
+    no_speech: str | None = None
 
 
 def audio_chunks(wave: np.ndarray, sample_rate: int, chunk_s: float, real_time: bool = False) -> Iterator[np.ndarray]:
@@ -65,10 +69,15 @@ def windows(predictor, chunks: Iterator[tuple[float, np.ndarray]], window: int, 
         while first + len(buffered) >= end:
             start = end - window
             name = f"stream {start / rate:.3f}-{end / rate:.3f} s"
-            raw = {"audio": predictor.audio_features(buffered[start - first:end - first], name, {})}
-            (entry,) = predictor.predict_extracted([name], [(raw, missing, {})])  # as a file on its own
-            yield StreamWindow(start / rate, end / rate, entry["probs"], entry["pred"], time.perf_counter() - arrived,
-                               missing)
+            wave = buffered[start - first:end - first]
+            silent = why_no_speech(wave, rate) if predictor.speech_gate else None
+            if silent:  # no speech, no emotion
+                yield StreamWindow(start / rate, end / rate, None, None, time.perf_counter() - arrived, missing, silent)
+            else:
+                raw = {"audio": predictor.audio_features(wave, name, {})}
+                (entry,) = predictor.predict_extracted([name], [(raw, missing, {})])  # as a file on its own
+                yield StreamWindow(start / rate, end / rate, entry["probs"], entry["pred"], time.perf_counter() - arrived,
+                                   missing)
             end += hop
         drop = min(end - window - first, len(buffered))
         buffered, first = buffered[drop:], first + drop
