@@ -1,7 +1,7 @@
 """MELD's headline figures of finished `emofuse cv` runs on MELD's official split (a manifest from `emofuse manifest
 meld`): test weighted-F1 and accuracy of the network and of its linear peer (logistic regression, C chosen on dev),
-the dev weighted-F1 the network's epoch was chosen by, and with several runs (seeds) the average of their test
-probabilities, an ensemble fixed in advance (every run given), not chosen on test.
+the dev weighted-F1 the network's epoch was chosen by, and with several runs (seeds) the average of their
+probabilities on dev and on test, an ensemble fixed in advance (every run given), not chosen on test.
 
     python benchmarks/meld_text.py runs/meld_text runs/meld_text_s1 runs/meld_text_s2
 """
@@ -28,7 +28,7 @@ def fold_dir(run: Path) -> Path:
     return folds[0]
 
 
-def run_rows(run: Path) -> tuple[list[dict], pd.DataFrame]:
+def run_rows(run: Path) -> tuple[list[dict], dict[str, pd.DataFrame]]:
     fold = fold_dir(run)
     result = json.loads((fold / "result.json").read_text())
     net = pd.read_csv(fold / "predictions.csv")
@@ -41,23 +41,30 @@ def run_rows(run: Path) -> tuple[list[dict], pd.DataFrame]:
             name = "joint" if column == "pred" else column[len("pred_"):]
             rows.append({"run": run.name, "model": f"linear peer ({name}, C {result['linear_peer']['chosen_C']})"
                          if name == "joint" else f"linear peer ({name})", **figures(peer["label"], peer[column])})
-    return rows, net
+    return rows, {"dev": pd.read_csv(fold / "val_predictions.csv"), "test": net}
+
+
+def ensemble(tables: list[pd.DataFrame]) -> tuple[pd.Series, pd.Series]:
+    """(labels, predictions) of the mean of several runs' class probabilities on the same utterances."""
+    tables = [t.set_index("clip").sort_index() for t in tables]
+    probs = [c for c in tables[0] if c.startswith("prob_")]
+    mean = np.mean([t[probs].to_numpy() for t in tables], axis=0)
+    return tables[0]["label"], pd.Series(np.asarray([c[len("prob_"):] for c in probs])[mean.argmax(1)], index=tables[0].index)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path, nargs="+", help="finished cv run directories")
     args = ap.parse_args()
-    rows, nets = [], []
+    rows, parts = [], []
     for run in args.runs:
-        found, net = run_rows(run)
+        found, tables = run_rows(run)
         rows += found
-        nets.append(net.set_index("clip").sort_index())
-    if len(nets) > 1:
-        probs = [c for c in nets[0] if c.startswith("prob_")]
-        mean = np.mean([n[probs].to_numpy() for n in nets], axis=0)
-        pred = pd.Series(np.asarray([c[len("prob_"):] for c in probs])[mean.argmax(1)], index=nets[0].index)
-        rows.append({"run": f"mean of {len(nets)} runs", "model": "network ensemble", **figures(nets[0]["label"], pred)})
+        parts.append(tables)
+    if len(parts) > 1:
+        dev = figures(*ensemble([p["dev"] for p in parts]))["weighted_f1"]
+        rows.append({"run": f"mean of {len(parts)} runs", "model": "network ensemble", "dev_weighted_f1": dev,
+                     **figures(*ensemble([p["test"] for p in parts]))})
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 

@@ -74,6 +74,20 @@ def test_a_text_table_names_the_line_of_a_bad_split_or_target(tmp_path):
         read_text_table(path, "text", ["V", "A", "D"])
 
 
+@pytest.mark.slow
+def test_token_states_mean_pooled_are_the_sentence_vector_and_batches_change_nothing():
+    from emofuse.features import EXTRACTORS
+
+    texts = ["Oh my God, he's lost it.", "What?", "You must've had your hands full with the move to the new system."]
+    sentences = EXTRACTORS.create("transcript", {}).embed_texts(texts)
+    tokens = EXTRACTORS.create("transcript", {"output": "tokens"}).embed_texts(texts)
+    assert [t.shape[1] for t in tokens] == [384] * 3 and len({t.shape[0] for t in tokens}) == 3  # own lengths, no padding
+    for sentence, states in zip(sentences, tokens):
+        pooled = states.mean(0)
+        np.testing.assert_allclose(pooled / np.linalg.norm(pooled), sentence, atol=1e-5)  # MiniLM: mean, unit length
+    np.testing.assert_allclose(EXTRACTORS.create("transcript", {}).embed(texts[1]), sentences[1], atol=1e-5)
+
+
 def test_weighted_f1_is_sklearns():
     rng = np.random.default_rng(0)
     probs, target = rng.random((300, 7)), rng.integers(0, 6, 300)  # class 6 never a target, sometimes predicted
