@@ -7,7 +7,7 @@ by the bundled default model (or --model) through the command line, as a user ru
 
 1. the whole folder into a new JSONL file: files/s over the whole command (start-up included) and over the batch alone
    (the command's own summary line), the peak memory of the command and its worker processes together (the sum of
-   their resident sets, read from /proc every 0.2 s: Linux), and of the largest single process (getrusage);
+   their proportional sets, PSS, read from /proc every 0.2 s: Linux), and of the largest single process (getrusage);
 2. the same command into a second file, interrupted (SIGINT, as Ctrl-C) once --interrupt-after results are on disk;
 3. that command again: it must skip what the file holds, predict the rest, and leave every clip exactly once with the
    answers of run 1.
@@ -48,8 +48,10 @@ def make_folder(root: Path, count: int) -> Path:
     return folder
 
 
-def tree_rss(pid: int) -> int:
-    """Bytes resident in ``pid`` and all its descendants (from /proc)."""
+def tree_memory(pid: int) -> tuple[int, int]:
+    """Bytes resident in ``pid`` and all its descendants (from /proc): the sum of their resident sets (RSS, which counts
+    the pages of a shared library once per process) and of their proportional sets (PSS: a shared page split among the
+    processes that map it, so that the sum is the memory the job takes)."""
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -63,14 +65,15 @@ def tree_rss(pid: int) -> int:
         children = [p for p, pp in parents.items() if pp == parent and p not in tree]
         tree.update(children)
         frontier += children
-    total = 0
+    rss = pss = 0
     for p in tree:
         try:
-            rss = next(line for line in Path(f"/proc/{p}/status").read_text().splitlines() if line.startswith("VmRSS"))
-            total += int(rss.split()[1]) * 1024
-        except (OSError, StopIteration):
+            fields = dict(line.split(":", 1) for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines()[1:])
+            rss += int(fields["Rss"].split()[0]) * 1024
+            pss += int(fields["Pss"].split()[0]) * 1024
+        except (OSError, KeyError, ValueError):
             continue
-    return total
+    return rss, pss
 
 
 def run(command: list[str], out: Path, interrupt_after: int | None = None) -> dict:
@@ -81,9 +84,11 @@ def run(command: list[str], out: Path, interrupt_after: int | None = None) -> di
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
                                start_new_session=True)
-    peak, first = 0, None
+    peak_rss = peak_pss = 0
+    first = None
     while process.poll() is None:
-        peak = max(peak, tree_rss(process.pid))
+        rss, pss = tree_memory(process.pid)
+        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
         lines = out.read_bytes().count(b"\n") if out.exists() else 0
         if lines and first is None:
             first = time.perf_counter() - started
@@ -94,7 +99,8 @@ def run(command: list[str], out: Path, interrupt_after: int | None = None) -> di
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall": wall, "cpu": cpu, "peak_tree": peak, "first_result_s": first, "code": process.returncode,
+    return {"wall": wall, "cpu": cpu, "peak_rss": peak_rss, "peak_pss": peak_pss, "first_result_s": first,
+            "code": process.returncode,
             "stderr": process.stderr.read(), "largest_process": after.ru_maxrss * 1024}
 
 
@@ -112,6 +118,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from emofuse import zoo
+    from emofuse.inference.formats import result_id
 
     model = args.model or zoo.DEFAULT
     card = zoo.card(model)
@@ -129,11 +136,12 @@ def main() -> None:
         summary = r["stderr"].strip().splitlines()[-1] if r["stderr"].strip() else "(no summary)"
         results = read_results(whole)
         print(f"1. {args.files} clips, whole run: {r['wall']:.1f} s wall, {args.files / r['wall']:.1f} files/s "
-              f"(start-up included; first result on disk after {r['first_result_s'] or 0:.1f} s), CPU {r['cpu']:.1f} s; "
-              f"exit {r['code']}, {len(results)} results")
+              f"(start-up included; first result on disk after {r['first_result_s'] or 0:.1f} s); CPU {r['cpu']:.1f} s "
+              f"in all processes, {1000 * r['cpu'] / args.files:.0f} ms a file; exit {r['code']}, {len(results)} results")
         print(f"   predict's summary: {summary}")
-        print(f"   peak memory: {r['peak_tree'] / 2**30:.2f} GB the command and its workers together, "
-              f"{r['largest_process'] / 2**30:.2f} GB the largest single process")
+        print(f"   peak memory: {r['largest_process'] / 2**30:.2f} GB RSS of the largest single process (getrusage); "
+              f"the command and its workers together {r['peak_pss'] / 2**30:.2f} GB PSS "
+              f"({r['peak_rss'] / 2**30:.2f} GB summing their RSS, shared libraries counted once per process)")
 
         resumed = Path(tmp) / "resumed.jsonl"
         cut = run([*command, str(resumed)], resumed, interrupt_after=args.interrupt_after)
@@ -142,8 +150,8 @@ def main() -> None:
               f"disk after {cut['wall']:.1f} s")
         rest = run([*command, str(resumed)], resumed)
         again = read_results(resumed)
-        ids = [e["id"] for e in again]
-        same = {e["id"]: e["probs"] for e in again} == {e["id"]: e["probs"] for e in results}
+        ids = [result_id(e) for e in again]
+        same = {result_id(e): e["probs"] for e in again} == {result_id(e): e["probs"] for e in results}
         print(f"3. rerun: {rest['wall']:.1f} s, exit {rest['code']}; {len(again)} results, {len(set(ids))} distinct ids, "
               f"answers {'identical to' if same else 'DIFFERENT from'} run 1; "
               f"{rest['stderr'].strip().splitlines()[-1] if rest['stderr'].strip() else ''}")

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from emofuse import zoo
 from emofuse.cli import main
 from emofuse.core.errors import DataError
 from emofuse.data.inputs import Item, expand_inputs, read_wav_scp
+from emofuse.inference import batch
 from emofuse.inference.batch import run_batch
 from emofuse.inference.formats import csv_columns, result_id, top_k
 from emofuse.inference.predict import Predictor
@@ -202,12 +204,24 @@ def test_every_output_format_parses_back_to_the_same_answers(tmp_path, capsys):
 
 @requires_shared_data()
 @pytest.mark.slow
-def test_worker_processes_give_the_answers_of_this_process(predictor, tmp_path):
-    items = [Item(str(p), p) for p in CLIPS[:4]] + [Item("gone", tmp_path / "gone.wav")]
-    here, there = [], []
-    run_batch(predictor, items, here.extend, chunk=2, workers=1, progress=False)
-    report = run_batch(predictor, items, there.extend, chunk=2, workers=2, progress=False)
-    assert here == there and report.failed == {"gone": f"{tmp_path / 'gone.wav'}: file does not exist"}
+def test_worker_processes_give_the_answers_of_this_process(predictor, tmp_path, monkeypatch):
+    """The features read by worker processes, and by this one while they are behind, give the entries this process
+    gives alone, in the order given; a missing file is reported from a worker as here."""
+    items = [Item(str(p), p) for p in CLIPS[:4] * 2] + [Item("gone", tmp_path / "gone.wav")]
+    alone = predictor.predict_extracted([i.id for i in items], [predictor.features(i.path) for i in items])
+    read_here, original = [], batch._features_here
+
+    def here(predictor, path, openface_dir):
+        read_here.append(path)
+        return original(predictor, path, openface_dir)
+
+    monkeypatch.setattr(batch, "_features_here", here)
+    with batch.worker_pool(predictor, 2) as pool:
+        list(pool.map(time.sleep, [1, 1]))  # both workers started
+        shared = list(batch._features_in_order(predictor, items, None, pool, ahead=len(items)))
+    assert 0 < len(items) - len(read_here)  # the workers read some
+    assert predictor.predict_extracted([i.id for i in items], shared) == alone
+    assert alone[-1]["error"] == f"{tmp_path / 'gone.wav'}: file does not exist"
 
 
 @requires_shared_data()

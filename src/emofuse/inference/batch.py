@@ -1,8 +1,9 @@
 """Many recordings in constant memory: a folder of thousands of clips, predicted chunk by chunk.
 
 The recordings are taken ``chunk`` at a time: decoded and put through the run's extractors (in ``workers`` processes,
-each with its own copy of the extractors and one thread, while this process runs the fold models and writes), then
-predicted and handed on as one chunk of results, in the order given. Only the features of the chunk in hand and of the
+each with its own copy of the extractors and one thread, while this process runs the fold models, writes, and reads
+files itself whenever the workers are behind, as while they start), then predicted and handed on as one chunk of
+results, in the order given. Only the features of the chunk in hand and of the
 next (read ahead by the workers) are held, whatever the number of recordings. Each file is predicted on its own, as
 ``emofuse predict`` does without ``--speaker``: a speaker group's statistics would need all of its files at once.
 A file that cannot be predicted (missing, empty, corrupt, no usable modality) gets its error entry and the batch goes on.
@@ -14,12 +15,13 @@ import multiprocessing
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from emofuse.core import console
+from emofuse.core.threads import thread_budget
 from emofuse.data.inputs import Item
 from emofuse.inference.formats import result, result_id
 from emofuse.inference.predict import Predictor
@@ -87,11 +89,7 @@ def predicted_chunks(predictor: Predictor, items: Sequence[Item], chunk: int = C
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1, got {chunk}")
     with ExitStack() as stack:
-        pool = None
-        if workers > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn"),  # fork is unsafe once torch threads exist
-                initializer=_init_worker, initargs=(str(predictor.run_dir), predictor.speech_gate)))
+        pool = stack.enter_context(worker_pool(predictor, workers)) if workers > 1 else None
         features = _features_in_order(predictor, items, openface_dir, pool, ahead=2 * chunk)
         for start in range(0, len(items), chunk):
             part = items[start : start + chunk]
@@ -103,18 +101,34 @@ def predicted_chunks(predictor: Predictor, items: Sequence[Item], chunk: int = C
 
 def _features_in_order(predictor: Predictor, items: Sequence[Item], openface_dir: Path | None,
                        pool: ProcessPoolExecutor | None, ahead: int) -> Iterator[tuple[dict, dict, dict]]:
-    """``Predictor.features`` of each item in turn: here, or in the pool with up to ``ahead`` files read ahead."""
+    """``Predictor.features`` of each item in turn: here, or in the pool with up to ``ahead`` files read ahead. While
+    the next result is not ready (the workers still starting, say), this process reads a file no worker has taken yet,
+    the last one queued, and keeps its result for its turn."""
     if pool is None:
         for item in items:
-            yield _features(predictor, item.path, openface_dir)
+            yield _features_here(predictor, item.path, openface_dir)
         return
-    pending: deque[Future] = deque()
-    for item in items:
-        pending.append(pool.submit(_worker_features, item.path, openface_dir))
-        if len(pending) >= ahead:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
+    queued: deque[list] = deque()  # [item, future or None, result read here]
+    upcoming = iter(items)
+    while True:
+        while len(queued) < ahead and (item := next(upcoming, None)) is not None:
+            queued.append([item, pool.submit(_worker_features, item.path, openface_dir), None])
+        if not queued:
+            return
+        head = queued[0]
+        while head[1] is not None and not head[1].done():
+            spare = next((q for q in reversed(queued) if q[1] is not None and q[1].cancel()), None)
+            if spare is None:
+                break
+            spare[1], spare[2] = None, _features_here(predictor, spare[0].path, openface_dir)
+        queued.popleft()
+        yield head[2] if head[1] is None else head[1].result()
+
+
+def _features_here(predictor: Predictor, path: Path, openface_dir: Path | None) -> tuple[dict, dict, dict]:
+    """One file's features in this process, on one thread as in a worker (thread_budget: --threads overrides)."""
+    with thread_budget(parallel=False):
+        return _features(predictor, path, openface_dir)
 
 
 def _features(predictor: Predictor, path: Path, openface_dir: Path | None) -> tuple[dict, dict, dict]:
@@ -123,6 +137,12 @@ def _features(predictor: Predictor, path: Path, openface_dir: Path | None) -> tu
         return predictor.features(path, openface_dir)
     except Exception as err:  # noqa: BLE001  (a decoder or extractor failure on this file only)
         return {}, {}, {"error": f"{path}: cannot be read ({type(err).__name__}: {err})"}
+
+
+def worker_pool(predictor: Predictor, workers: int) -> ProcessPoolExecutor:
+    """Processes that each hold the run's extractors (``Predictor.features``) on one thread."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),  # fork is unsafe once torch threads exist
+                               initializer=_init_worker, initargs=(str(predictor.run_dir), predictor.speech_gate))
 
 
 _worker: Predictor | None = None
