@@ -88,14 +88,22 @@ def predictor():
     return Predictor(zoo.model_dir())
 
 
+def ids_in(path: Path, fmt: str) -> list[str]:
+    text = path.read_text()
+    if fmt == "csv":
+        return [row["id"] for row in csv.DictReader(io.StringIO(text))]
+    return [result_id(json.loads(line)) for line in text.splitlines()]
+
+
 @requires_shared_data()
-def test_an_interrupted_then_torn_output_resumes_without_duplicates(predictor, tmp_path):
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_an_interrupted_then_torn_output_resumes_without_duplicates(predictor, tmp_path, fmt):
     items = [Item(str(p), p) for p in CLIPS]
     names = list(predictor.class_names)
-    out = tmp_path / "out.jsonl"
+    out = tmp_path / f"out.{fmt}"
 
     def open_out():
-        return ResultsFile(out, "jsonl", csv_columns(names, 3), names)
+        return ResultsFile(out, fmt, csv_columns(names, 3), names)
 
     class Stop(Exception):
         pass
@@ -108,25 +116,29 @@ def test_an_interrupted_then_torn_output_resumes_without_duplicates(predictor, t
 
     with pytest.raises(Stop):
         run_batch(predictor, items, write_then_stop, chunk=2, workers=1, progress=False, top_k=3)
-    assert [result_id(json.loads(line)) for line in out.read_text().splitlines()] == [str(p) for p in CLIPS[:2]]
+    assert ids_in(out, fmt) == [str(p) for p in CLIPS[:2]]
     again = open_out()
     assert again.done == {str(p) for p in CLIPS[:2]}
     report = run_batch(predictor, items, again.append, done=again.done, chunk=2, workers=1, progress=False, top_k=3)
     assert (report.named, report.skipped, report.predicted, report.failed) == (5, 2, 3, {})
     whole = out.read_text()
-    lines = whole.splitlines()
-    assert [json.loads(line)["file"] for line in lines] == [str(p) for p in CLIPS]
-    assert "id" not in json.loads(lines[0])  # a file named by its path: the entry --json has always printed
+    assert ids_in(out, fmt) == [str(p) for p in CLIPS]
     # a write torn in the middle of the last line: that line is dropped and its clip predicted again, identically
-    out.write_text(whole[: len(whole) - len(lines[-1]) // 2 - 1])
+    last = whole.splitlines()[-1]
+    out.write_text(whole[: len(whole) - len(last) // 2 - 1])
     torn = open_out()
     assert torn.done == {str(p) for p in CLIPS[:4]} and torn.dropped == 1
     report = run_batch(predictor, items, torn.append, done=torn.done, workers=1, progress=False, top_k=3)
     assert (report.skipped, report.predicted) == (4, 1)
     assert out.read_text() == whole
-    entry = json.loads(lines[0])
-    assert [r["label"] for r in entry["top_k"]] == sorted(entry["probs"], key=lambda c: -entry["probs"][c])[:3]
-    assert entry["top_k"][0]["label"] == entry["pred"]
+    # another model's classes (or --top-k) in the file are refused, not mixed in
+    with pytest.raises(DataError, match="another"):
+        ResultsFile(out, fmt, csv_columns(names[:4], 3 if fmt == "jsonl" else 2), names[:4])
+    if fmt == "jsonl":
+        entry = json.loads(whole.splitlines()[0])
+        assert "id" not in entry  # a file named by its path: the entry --json has always printed
+        assert [r["label"] for r in entry["top_k"]] == sorted(entry["probs"], key=lambda c: -entry["probs"][c])[:3]
+        assert entry["top_k"][0]["label"] == entry["pred"]
 
 
 def bad_files(folder: Path) -> dict[str, str]:
