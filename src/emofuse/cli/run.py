@@ -97,6 +97,9 @@ def parser_evaluate(ev) -> None:
     ev.add_argument("--modalities", nargs="+", default=None, metavar="MODALITY",
                     help="cv run: score with these of the run's modalities only (its decision fusion averages the "
                          "branches it has), e.g. --modalities audio for a run whose visual branch the data cannot feed")
+    ev.add_argument("--enrolment-clips", type=int, default=None, metavar="K",
+                    help="cv run with speaker_norm inductive: each speaker enrols with K of their clips, which are not "
+                         "scored (default: the run's features.adapt_clips; 0: every file on its own)")
     ev.add_argument("--cache", type=Path, default=None,
                     help="cv run: feature cache directory (default: $EMOFUSE_CACHE or ~/.cache/emofuse)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -287,12 +290,13 @@ def cmd_evaluate(args) -> int:
         from emofuse.protocol.cross_corpus import evaluate_on_manifest, parse_label_map, print_evaluation
 
         result = evaluate_on_manifest(args.run_dir, args.data, out, _cache_dir(args.cache), parse_label_map(args.label_map),
-                                      args.split, args.on_incomplete, args.modalities, progress=not args.no_progress)
+                                      args.split, args.on_incomplete, args.modalities, args.enrolment_clips,
+                                      progress=not args.no_progress)
         print_evaluation(result, out)
         return 0
-    if args.label_map or args.on_incomplete or args.modalities:
-        raise ConfigError(f"{args.run_dir} is an `emofuse train` (EMI) run: --label-map, --on-incomplete and --modalities "
-                          "are for `emofuse cv` runs")
+    if args.label_map or args.on_incomplete or args.modalities or args.enrolment_clips is not None:
+        raise ConfigError(f"{args.run_dir} is an `emofuse train` (EMI) run: --label-map, --on-incomplete, --modalities "
+                          "and --enrolment-clips are for `emofuse cv` runs")
     args.split = args.split or "test"
     result = evaluate_run(args.run_dir, args.data, args.split, out)
     score = f"mean Pearson {result['pearson_mean']:.4f}" if result["scored"] else "no targets, not scored"

@@ -10,7 +10,19 @@ from emofuse.core.registry import ConfigError
 
 
 def set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    """``a.b.c`` set in the nested mapping; a ``*`` key (``model.encoders.*``) sets it under every key the section
+    already has, so that one override serves whichever modalities a config names."""
     keys = dotted.split(".")
+    if "*" in keys:
+        i = keys.index("*")
+        node = tree
+        for k in keys[:i]:
+            node = node.get(k) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{dotted}': '{'.'.join(keys[:i])}' is not a section")
+        for name in list(node):
+            set_dotted(tree, ".".join([*keys[:i], name, *keys[i + 1:]]), value)
+        return
     node = tree
     for k in keys[:-1]:
         if node.get(k) is None:  # absent, or an optional section that is off (null): start it

@@ -102,13 +102,20 @@ def speaker_groups(meta: pd.DataFrame, features: FeaturesConfig, seed: int) -> t
 def evaluate_on_manifest(run_dir: str | Path, manifest: str | Path, out_dir: str | Path, cache_dir: str | Path,
                          label_map: dict[str, str] | None = None, split: str | None = None,
                          on_incomplete: str | None = None, modalities: list[str] | None = None,
-                         progress: bool = True) -> dict:
+                         enrolment_clips: int | None = None, progress: bool = True) -> dict:
     """``modalities`` scores with some of the run's modalities only (a run trained on RAVDESS's action-unit table, say,
-    on another corpus's audio): its decision fusion averages the branches it has."""
+    on another corpus's audio): its decision fusion averages the branches it has. ``enrolment_clips`` enrols each
+    speaker of an inductive run with that many clips instead of the run's own number (0: every file on its own)."""
     started = time.perf_counter()
     run_dir, manifest, out_dir = Path(run_dir), Path(manifest), Path(out_dir)
     predictor = Predictor(run_dir)
     config, classes = predictor.config, list(predictor.class_names)
+    if enrolment_clips is not None:
+        if config.features.speaker_norm != "inductive" or enrolment_clips < 0:
+            raise ConfigError(f"--enrolment-clips {enrolment_clips}: a number of clips (0 or more) for a run whose "
+                              f"speakers enrol (speaker_norm inductive; {run_dir} has {config.features.speaker_norm})")
+        config = config.model_copy(update={"features": config.features.model_copy(
+            update={"adapt_clips": enrolment_clips})})
     modalities = modalities or list(config.data.modalities)
     if not set(modalities) <= set(config.data.modalities):
         raise ConfigError(f"--modalities {modalities}: the run has {config.data.modalities}")

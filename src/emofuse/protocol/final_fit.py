@@ -3,7 +3,8 @@
 Cross-validation estimates how a recipe does on new speakers; the model a user runs should then learn from every
 speaker. With no speaker left to select an epoch on, the epoch comes from a finished cross-validation of the same
 config: the median over folds of the selected epoch (the same schedule is run up to it, and its weights kept), or
-it is given. Its temperatures (``protocol.calibrate``) are the median of that cross-validation's folds' (none with a given
+it is given; a config with ``selection`` fits the candidate most of that cross-validation's folds chose, at its
+epochs. Its temperatures (``protocol.calibrate``) are the median of that cross-validation's folds' (none with a given
 epoch; protocol/calibration.py).
 Speaker statistics (the typical training speaker, the enrolment estimator) come from every speaker;
 the estimator choice under ``enrolment: auto`` is label-free.
@@ -26,7 +27,7 @@ import pandas as pd
 from emofuse.core.threads import thread_budget
 from emofuse.models.encoders import compute_bound
 from emofuse.config.loading import dump_config, load_run_config
-from emofuse.config.schema import ExperimentConfig
+from emofuse.config.schema import ExperimentConfig, candidate_config
 from emofuse.metrics.calibration import CALIBRATION_FILE
 from emofuse.protocol.calibration import cv_temperatures
 from emofuse.protocol.cross_validation import data_record, fold_standardizers, prepare_inputs, train_fold
@@ -59,12 +60,28 @@ def epoch_from_cv(cv_run: Path, config: ExperimentConfig) -> tuple[int, list[int
     return int(np.floor(np.median(selected))), selected
 
 
+def deployed_choice(config: ExperimentConfig, cv_run: Path | None) -> tuple[ExperimentConfig, Path]:
+    """A config with ``selection``: the candidate most of its cv run's folds chose (what predict deploys) and that
+    candidate's own cv run, whose folds give the epoch."""
+    if cv_run is None:
+        raise ConfigError("a config with selection.candidates is fitted from its cv run (--epochs-from), which says "
+                          "which candidate the folds chose")
+    results = Path(cv_run) / "results.json"
+    if not results.is_file():
+        raise ConfigError(f"{cv_run}: no results.json; --epochs-from needs a finished `emofuse cv` run of this config")
+    if dump_config(_trained_alike(load_run_config(cv_run))) != dump_config(_trained_alike(config)):
+        raise ConfigError(f"{cv_run} is a cross-validation of another config; its choice says nothing of this one")
+    chosen = json.loads(results.read_text())["deployed_candidate"]
+    log.info("final fit of candidate %s, the one most folds of %s chose", chosen, cv_run)
+    return candidate_config(config, chosen), Path(cv_run) / "candidates" / chosen
+
+
 def fit_final(config: ExperimentConfig, data_dir: Path, out: Path, cache_dir: Path, epoch: int | None = None,
               cv_run: Path | None = None, progress: bool = True) -> dict:
     if (epoch is None) == (cv_run is None):
         raise ConfigError("a final fit needs its epoch: --epochs-from a cv run of the config, or --epoch N")
     if config.selection is not None:
-        raise ConfigError("a final fit trains one config; for a selection config, fit the candidate most folds chose")
+        config, cv_run = deployed_choice(config, cv_run)
     selected = None
     if cv_run is not None:
         epoch, selected = epoch_from_cv(cv_run, config)

@@ -26,7 +26,7 @@ from emofuse.training.batches import TensorData
 
 
 def predictions_at_k(run: Path, k: int, data: Path, cache: Path, pool: EnrolmentPool | None = None) -> pd.DataFrame:
-    """One row per scored test clip of the run's folds (fold, actor, label, pred) with k enrolment clips per speaker,
+    """One row per scored test clip of the run's folds (fold, actor, label, pred; corpus where several) with k enrolment clips per speaker,
     drawn from ``pool`` where given (e.g. one emotion's clips: what a speaker whose recordings are one-sided gives)."""
     predictor = Predictor(run)  # the fold models and their input statistics, loaded as predict loads them
     config = predictor.config
@@ -45,7 +45,8 @@ def predictions_at_k(run: Path, k: int, data: Path, cache: Path, pool: Enrolment
         meta = fs.meta.iloc[rows]
         tables.append(pd.DataFrame({"seed": config.seed, "clip": meta["clip"].to_numpy(), "fold": fold.index,
                                     "actor": meta["actor"].to_numpy(), "label": preds.target,
-                                    "pred": preds.probs.argmax(1)}))
+                                    "pred": preds.probs.argmax(1),
+                                    **({"corpus": meta["corpus"].to_numpy()} if "corpus" in meta else {})}))
     return pd.concat(tables, ignore_index=True)
 
 

