@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.optimize import minimize_scalar
-from torchmetrics.functional.classification import multiclass_calibration_error
 
 from emofuse.core.registry import ConfigError
 
@@ -56,6 +54,8 @@ def fit_temperature(probs: np.ndarray, target: np.ndarray) -> float:
     def loss(log_t: float) -> float:
         return float(torch.nn.functional.cross_entropy(log_p / np.exp(log_t), target))
 
+    from scipy.optimize import minimize_scalar  # here, not at import: predict loads this module, never fits
+
     found = minimize_scalar(loss, bounds=LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-6})
     return float(np.exp(found.x))
 
@@ -63,6 +63,8 @@ def fit_temperature(probs: np.ndarray, target: np.ndarray) -> float:
 def expected_calibration_error(probs: np.ndarray, target: np.ndarray, n_bins: int = N_BINS) -> float:
     """ECE: over ``n_bins`` equal-width bins of the top probability, the share of samples in a bin times the gap
     between their accuracy and their mean top probability, summed (torchmetrics' top-label L1 calibration error)."""
+    from torchmetrics.functional.classification import multiclass_calibration_error  # seconds to import: predict needs none
+
     p = torch.tensor(np.clip(np.asarray(probs, dtype=np.float64), 0.0, 1.0))
     t = torch.tensor(np.asarray(target), dtype=torch.long)
     return float(multiclass_calibration_error(p, t, num_classes=p.shape[1], n_bins=n_bins, norm="l1"))

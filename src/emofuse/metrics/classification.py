@@ -9,7 +9,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.classification import MulticlassStatScores
 
 from emofuse.losses.base import restrict_classes
 from emofuse.training.batches import TensorData
@@ -43,12 +42,20 @@ def predict(model: nn.Module, data: TensorData, batch_size: int = 256) -> Predic
     )
 
 
+def _class_counts(probs: np.ndarray, target: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, ...]:
+    """torchmetrics' per-class (tp, fp, tn, fn, support) in float64; imported here, as it takes seconds to import and
+    predict, which loads this module, counts nothing."""
+    from torchmetrics.classification import MulticlassStatScores
+
+    return tuple(c.double() for c in MulticlassStatScores(n_classes, average=None)(torch.as_tensor(probs), target).T)
+
+
 def headline_scores(probs: np.ndarray, target: torch.Tensor, n_classes: int) -> tuple[float, float, float]:
     """Micro accuracy, macro-F1 and UA as torchmetrics defines them, from its exact per-class counts in float64 (its
     own ratios are float32: 13/30 would be 0.4333333373069763). Classes absent from both predictions and targets are
     left out of the macro-F1 mean, as torchmetrics does. UA, the unweighted average recall (EmoBox's headline;
     sklearn's balanced accuracy), is the mean over the classes the targets have of each one's recall."""
-    tp, fp, _, fn, _ = (c.double() for c in MulticlassStatScores(n_classes, average=None)(torch.as_tensor(probs), target).T)
+    tp, fp, _, fn, _ = _class_counts(probs, target, n_classes)
     f1 = 2 * tp / (2 * tp + fp + fn).clamp_min(1)  # counts: a zero denominator has tp = 0
     support = (tp + fn) > 0
     return float(tp.sum() / len(target)), float(f1[(tp + fp + fn) > 0].mean()), float((tp / (tp + fn))[support].mean())
@@ -57,7 +64,7 @@ def headline_scores(probs: np.ndarray, target: torch.Tensor, n_classes: int) -> 
 def weighted_f1(probs: np.ndarray, target: torch.Tensor, n_classes: int) -> float:
     """The F1 of each class weighted by its share of the targets (sklearn's average="weighted"; MELD's headline), from
     torchmetrics' exact counts in float64."""
-    tp, fp, _, fn, _ = (c.double() for c in MulticlassStatScores(n_classes, average=None)(torch.as_tensor(probs), target).T)
+    tp, fp, _, fn, _ = _class_counts(probs, target, n_classes)
     f1 = 2 * tp / (2 * tp + fp + fn).clamp_min(1)
     return float((f1 * (tp + fn)).sum() / len(target))
 
