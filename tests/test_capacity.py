@@ -78,7 +78,9 @@ def test_the_capacity_choice_is_nested_and_fit_trains_the_deployed_candidate(tmp
     fit = fit_final(config, manifest, tmp_path / "fit", tmp_path / "cache", cv_run=run, progress=False)
     trained = load_config(tmp_path / "fit" / "config.yaml")
     assert trained.selection is None
-    assert trained.model.encoders == candidate_config(config, deployed).model.encoders
+    expected = candidate_config(config, deployed).model.encoders
+    assert {m: (p.name, p.params.get("hidden")) for m, p in trained.model.encoders.items()} == \
+        {m: (p.name, p.params.get("hidden")) for m, p in expected.items()}
     own = json.loads((run / "candidates" / deployed / "results.json").read_text())["folds"]
     assert fit["epoch"] == int(np.floor(np.median([f["best_epoch"] for f in own])))
     with pytest.raises(ConfigError, match="fitted from its cv run"):
