@@ -18,7 +18,7 @@ from emofuse.core.errors import DataError
 from emofuse.data.inputs import Item, expand_inputs, read_wav_scp
 from emofuse.inference import batch
 from emofuse.inference.batch import run_batch
-from emofuse.inference.formats import csv_columns, result_id, top_k
+from emofuse.inference.formats import csv_columns, result, result_id, top_k
 from emofuse.inference.predict import Predictor
 from emofuse.inference.results_file import ResultsFile
 
@@ -81,6 +81,23 @@ def test_top_k_is_sorted_highest_first_and_clamped():
     probs = {"angry": 0.1, "calm": 0.5, "happy": 0.1, "sad": 0.3}
     assert top_k(probs, 2) == [{"label": "calm", "score": 0.5}, {"label": "sad", "score": 0.3}]
     assert [r["label"] for r in top_k(probs, 9)] == ["calm", "sad", "angry", "happy"]  # ties in the model's order
+
+
+def test_a_recording_without_speech_is_an_answer_in_every_format_and_done_on_resume(tmp_path):
+    names = ["angry", "calm"]
+    silent = {"file": "hum.wav", "pred": None, "probs": None, "modality_probs": {}, "modalities": [],
+              "missing": {"audio": "no speech: ..."}, "no_speech": "no speech: the detector found none in 2.00 s"}
+    said = {"file": "said.wav", "pred": "calm", "probs": {"angry": 0.25, "calm": 0.75}, "modality_probs": {},
+            "modalities": ["audio"], "missing": {}}
+    results = [result(silent, "hum.wav", 2), result(said, "utt7", 2)]
+    assert results[0]["top_k"] == [] and "id" not in results[0] and results[1]["id"] == "utt7"
+    for fmt in ("csv", "jsonl"):
+        out = tmp_path / f"r.{fmt}"
+        ResultsFile(out, fmt, csv_columns(names, 2), names).append(results)
+        assert ResultsFile(out, fmt, csv_columns(names, 2), names).done == {"hum.wav", "utt7"}
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text())))
+    assert rows[0]["pred"] == "no speech" and rows[0]["prob_calm"] == "" and rows[0]["missing"] == "audio: no speech: ..."
+    assert (rows[1]["id"], rows[1]["file"], rows[1]["label_1"], rows[1]["score"]) == ("utt7", "said.wav", "calm", "0.75")
 
 
 @pytest.fixture(scope="module")
