@@ -38,7 +38,7 @@ def parser_predict(pr) -> None:
                          "features, whatever the number of recordings")
     pr.add_argument("--workers", type=_at_least_one, default=None, metavar="N",
                     help="processes that decode and extract features while this one predicts (default: the run's "
-                         "features.workers, one per 64 recordings; 1: all in this process)")
+                         "features.workers, at most one per core and one per 64 recordings; 1: all in this process)")
     pr.add_argument("--openface", type=Path, default=None, metavar="DIR",
                     help="OpenFace per-frame CSVs named <file stem>.csv, for the visual branch")
     pr.add_argument("--fold", type=int, default=None, help="use this fold's model only (default: all folds, averaged)")

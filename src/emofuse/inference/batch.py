@@ -12,6 +12,7 @@ A file that cannot be predicted (missing, empty, corrupt, no usable modality) ge
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -49,8 +50,9 @@ class BatchReport:
 
 
 def default_workers(predictor: Predictor, files: int) -> int:
-    """The run's ``features.workers``, as many as the files keep busy (one per MIN_FILES_PER_WORKER files)."""
-    return max(1, min(predictor.config.features.workers, files // MIN_FILES_PER_WORKER))
+    """The run's ``features.workers``, at most one per core and as many as the files keep busy (one per
+    MIN_FILES_PER_WORKER files)."""
+    return max(1, min(predictor.config.features.workers, os.cpu_count() or 1, files // MIN_FILES_PER_WORKER))
 
 
 def run_batch(predictor: Predictor, items: Sequence[Item], write: Callable[[list[dict]], None],
