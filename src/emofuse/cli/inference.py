@@ -137,7 +137,10 @@ def parser_serve(sv) -> None:
                      "(probabilities averaged over folds; --fold k for one). A modality that is missing "
                      "or unreadable is left out of the decision fusion and reported. --json prints a "
                      "list, one object per file: file, pred, probs, modality_probs, modalities, missing "
-                     "(and error where no prediction could be made). Exit code 1 when a file got an error entry.")
+                     "(and error where no prediction could be made). Exit code 1 when a file got an error entry. "
+                     "Folders, patterns, path lists and wav.scp files are predicted chunk by chunk in constant "
+                     "memory; --out FILE (.jsonl, .csv) is written as the results are made and resumed by a rerun, "
+                     "bad files reported on stderr and counted.")
 def cmd_predict(args) -> int:
     from emofuse.data.inputs import expand_inputs
     from emofuse.data.media import VIDEO_SUFFIXES
