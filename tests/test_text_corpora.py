@@ -88,6 +88,14 @@ def test_token_states_mean_pooled_are_the_sentence_vector_and_batches_change_not
     np.testing.assert_allclose(EXTRACTORS.create("transcript", {}).embed(texts[1]), sentences[1], atol=1e-5)
 
 
+def test_token_states_have_a_cache_key_of_their_own_and_sentence_vectors_keep_theirs():
+    from emofuse.features import EXTRACTORS
+
+    sentence, tokens = (EXTRACTORS.create("transcript", {"output": o}) for o in ("sentence", "tokens"))
+    assert "output" not in sentence.key_params()  # the key caches written before the option have
+    assert tokens.key_params()["output"] == "tokens" and tokens.settings_key() != sentence.settings_key()
+
+
 def test_weighted_f1_is_sklearns():
     rng = np.random.default_rng(0)
     probs, target = rng.random((300, 7)), rng.integers(0, 6, 300)  # class 6 never a target, sometimes predicted

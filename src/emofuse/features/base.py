@@ -42,10 +42,14 @@ class Extractor:
 
     def settings_key(self) -> str:
         """Identifies the extractor's output: a cache entry is reused only under the same key."""
-        params = self.params.model_dump(mode="json", exclude=set(self.view_params))
+        params = self.key_params()
         spec = {"name": self.registry_name, "version": self.version, "params": params}
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
         return f"{self.registry_name}-{digest}"
+
+    def key_params(self) -> dict:
+        """The params that identify the output (all but ``view_params``)."""
+        return self.params.model_dump(mode="json", exclude=set(self.view_params))
 
     def extract_file(self, path: Path) -> tuple[np.ndarray, dict | None]:
         """What the cache keeps of the file and an optional small record about it (kept beside the cache entry);

@@ -59,6 +59,11 @@ class Transcript(AudioExtractor):
         self._encoder = None
         self._key: str | None = None
 
+    def key_params(self) -> dict:
+        """``output: sentence``, the default, is left out: caches written before the option existed stay valid."""
+        params = super().key_params()
+        return {k: v for k, v in params.items() if k != "output"} if self.params.output == "sentence" else params
+
     def settings_key(self) -> str:
         if self._key is None:
             text_weights = directory_digest(self.text_source) if self.text_local else "hub"
