@@ -1,7 +1,7 @@
 """What a user waits for: start-up of the command line, `emofuse predict FILE` from a cold start, the warm
 real-time factor.
 
-    python benchmarks/bench_cold_start.py [--model ravdess-speech] [--file CLIP] [--repeats 5]
+    python benchmarks/bench_cold_start.py [--model speech] [--file CLIP] [--repeats 5]
 
 Mistakes: fresh processes run `emofuse cv` with an unknown config key and with a --data that does not exist; both
 must be refused before anything heavy (torch) is imported. Cold: a fresh Python process runs `emofuse predict FILE`

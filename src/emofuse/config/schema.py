@@ -258,6 +258,11 @@ class FeaturesConfig(Strict):
                            "standardised with features.adapt_clips random clips of their own through the same estimator "
                            "(redrawn every epoch) instead of with all of their clips"
     )
+    train_draw_clips: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, min_length=1, description="train_draws: how many enrolment clips a training speaker is standardised with, "
+                                        "one of these drawn per speaker and epoch (0: the typical training speaker's "
+                                        "statistics, as a file on its own gets them), so that one network serves a "
+                                        "file on its own and an enrolled speaker; default: features.adapt_clips")
     workers: int = Field(2, ge=1)
 
     @field_validator("speaker_norm", mode="before")

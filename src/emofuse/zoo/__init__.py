@@ -17,7 +17,7 @@ from pathlib import Path
 
 from emofuse.core.registry import ConfigError
 
-DEFAULT = "ravdess-speech"
+DEFAULT = "speech"
 WEIGHTS = Path("folds") / "fold_0" / "best.pt"
 
 

@@ -11,7 +11,6 @@ as ``touch/<id>.npy`` (T, R * C) float32, higher = more pressure, beside ``manif
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from collections import Counter
@@ -203,9 +202,7 @@ def write_touch_corpus(corpus: TouchCorpus, out: str | Path) -> Path:
     rows = []
     for row in corpus.rows:
         name = Path("touch", row["id"].replace("/", "__") + ".npy")
-        buffer = io.BytesIO()
-        np.save(buffer, corpus.frames[row["id"]])
-        atomic_write(out / name, lambda f, data=buffer.getvalue(): f.write(data))
+        atomic_write(out / name, lambda f, frames=corpus.frames[row["id"]]: np.save(f, frames))
         rows.append({**{k: v for k, v in row.items() if k != "capture"}, "touch_features": name.as_posix(),
                      "frames": len(corpus.frames[row["id"]]), **({"rate": round(corpus.rate, 2)} if corpus.rate else {}),
                      "capture": os.path.abspath(row["capture"])})
