@@ -85,3 +85,18 @@ def test_the_capacity_choice_is_nested_and_fit_trains_the_deployed_candidate(tmp
     assert fit["epoch"] == int(np.floor(np.median([f["best_epoch"] for f in own])))
     with pytest.raises(ConfigError, match="fitted from its cv run"):
         fit_final(config, manifest, tmp_path / "fit2", tmp_path / "cache", epoch=3, progress=False)
+
+
+def test_a_capacity_best_only_on_a_folds_test_speakers_is_not_chosen_for_it(tmp_path):
+    """Planted: the linear candidate is by far the best on fold 2's test speakers but not on its validation speakers;
+    fold 2 keeps the MLP, so the pooled figure does not take the test speakers' side."""
+    from emofuse.protocol.selection import run_selection
+    from test_selection import fake_candidate
+
+    config = load_config(REPO / "configs" / "manifest_audio.yaml", ["data.path=m.csv"])
+    plan = {"mlp": ({1: 0.70, 2: 0.80}, {1: 0.7, 2: 0.5}),
+            "mlp_wide": ({1: 0.60, 2: 0.70}, {1: 0.6, 2: 0.6}),
+            "linear": ({1: 0.90, 2: 0.75}, {1: 0.8, 2: 1.0})}
+    result = run_selection(config, tmp_path / "run", lambda cfg, out: fake_candidate(out, *plan[out.name]))
+    assert result["selection"]["chosen"] == {1: "linear", 2: "mlp"}
+    assert result["pooled_accuracy"] == pytest.approx((8 + 5) / 20)
