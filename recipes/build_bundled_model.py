@@ -62,8 +62,8 @@ ABOUT = {
                    "audio only: the face in a video is not used"]},
     "speech": {
         "corpus": "RAVDESS (English) and nEMO (Polish), speech, audio only",
-        "nesting": "the recipe (Whisper base hidden states 2-4, the network's size and regularisation) was chosen "
-                   "during development on cross-validated and leave-one-corpus-out accuracy of these two corpora: not "
+        "nesting": "the recipe (Whisper base hidden states 2-4, the network's size and regularisation, training on "
+                   "0- and 10-clip statistics) was chosen during development on cross-validated and leave-one-corpus-out accuracy of these two corpora: not "
                    "strictly nested; the leave-one-corpus-out figures are the fairer guide to other corpora",
         "limits": ["acted speech of 33 actors in two languages (English, Polish), studio recordings: expect lower "
                    "accuracy on spontaneous speech, other languages, noisy, telephone or far-field recordings",
