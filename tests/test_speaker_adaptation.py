@@ -283,6 +283,30 @@ def test_training_draws_use_training_speakers_only_and_are_seeded():
     assert any(np.allclose(offset[0], speaker4[list(c)].mean(0), atol=1e-4) for c in itertools.combinations(range(16), 4))
 
 
+@pytest.mark.parametrize("frames", [False, True])
+def test_training_draws_of_no_clip_give_the_typical_speaker_and_mix_per_speaker(frames):
+    """train_draw_clips: [0] standardises every training speaker as a file on its own is (the typical speaker's
+    statistics); [0, 4] draws per speaker and epoch, each speaker either typical or from 4 clips of their own."""
+    fs = feature_set(frames=frames)
+    alone = split(fs, "inductive", k=4, train_draws=True, enrolment="mean", train_draw_clips=[0])[0]
+    typical = alone.fold_statistics(FOLD)[0]["audio"]
+    train = np.flatnonzero(np.isin(fs.meta["actor"].to_numpy(), FOLD.train_actors))
+    raw = fs.features["audio"]
+    expected = typical.transform([raw[i] for i in train] if frames else raw[train])
+    drawn = alone.training_draw(FOLD, epoch=0)["audio"]
+    for got, want in zip(drawn, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    mixed = split(fs, "inductive", k=4, train_draws=True, enrolment="mean", train_draw_clips=[0, 4])[0]
+    kinds = set()
+    for epoch in range(6):
+        draw = mixed.training_draw(FOLD, epoch)["audio"]
+        for s in range(3):  # 16 rows a training speaker: typical, or a 4-clip draw (not the typical speaker's)
+            rows = slice(16 * s, 16 * (s + 1))
+            is_typical = all(np.allclose(a, b, atol=1e-5) for a, b in zip(draw[rows], expected[rows]))
+            kinds.add(is_typical)
+    assert kinds == {True, False}
+
+
 def test_train_draws_act_under_inductive_only():
     fs = feature_set()
     for setting in ("none", "transductive"):
