@@ -154,7 +154,7 @@ def main() -> None:
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(work / "model" / name, target / name)
     fingerprint = json.loads((work / "model" / "data_fingerprint.json").read_text())
-    names = sorted(corpora) or ["ravdess"]
+    names = list(corpora) or ["ravdess"]  # in the order given: the manifest's, which a retrain must repeat
     about = ABOUT[args.name]
     source = " ".join(f"--corpus {item}" for item in args.corpus) or f"--data {args.data}"
     card = {
