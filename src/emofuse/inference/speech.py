@@ -31,7 +31,7 @@ class VadSettings:
     clip_threshold: float = 0.15  # a whole clip holds speech if one frame reaches this (why_no_speech)
     min_speech_s: float = 0.25
     min_silence_s: float = 0.5
-    pad_s: float = 0.1
+    pad_s: float = 0.3  # wider than Silero's 0.1: the features trim silence, and a take's soft edges stay in
 
 
 @lru_cache(maxsize=1)
