@@ -194,14 +194,17 @@ def speaker_normalize(values: Values, speakers: np.ndarray, fit_on: np.ndarray |
                       enrolment: Enrolment | None = None, typical: Standardizer | None = None) -> Values:
     """Standardise each speaker's rows with statistics of that speaker's rows where ``fit_on`` (a boolean mask; all
     rows by default) is set, its enrolment clips: their own mean and standard deviation, or, with ``enrolment``
-    and the ``typical`` training speaker, that estimator's."""
+    and the ``typical`` training speaker, that estimator's; a speaker with no enrolment clip gets ``typical``'s
+    statistics, as a file on its own does."""
     speakers = np.asarray(speakers)
     fit_on = np.ones(len(speakers), bool) if fit_on is None else np.asarray(fit_on, bool)
     out: list = list(values) if isinstance(values, list) else np.empty_like(values, dtype=np.float32)
     for s in np.unique(speakers):
         idx = np.flatnonzero(speakers == s)
         rows, enrolled = select_rows(values, idx), select_rows(values, idx[fit_on[idx]])
-        if enrolment is None:
+        if typical is not None and not fit_on[idx].any():
+            scaler = typical
+        elif enrolment is None:
             scaler = Standardizer()
             scaler.mean, scaler.std = fit_stats(enrolled)
         else:

@@ -204,32 +204,15 @@ class SpeakerInputs:
         with ``train_draw_clips`` k is drawn per speaker too, k = 0 giving the typical speaker's statistics."""
         train = np.flatnonzero(np.isin(self.speakers, fold.train_actors))
         typical, estimators = self.fold_statistics(fold)
-        enrolled = np.zeros(len(train), bool)
-        alone = np.zeros(len(train), bool)  # speakers drawn with no clip: the typical speaker's statistics
+        enrolled = np.zeros(len(train), bool)  # a speaker drawn with no clip gets the typical speaker's statistics
         speakers = self.speakers[train]
         for s in np.unique(speakers):
             mine = np.flatnonzero(speakers == s)
             rng = np.random.default_rng([self.seed, fold.index, epoch, zlib.crc32(str(s).encode())])
             k = self.k if self.config.train_draw_clips is None else int(rng.choice(self.config.train_draw_clips))
-            alone[mine] = k == 0
             enrolled[rng.choice(mine, size=min(k, len(mine)), replace=False)] = True
-        out = {}
-        for m in self.normalized:
-            values = select_rows(self.raw[m], train)
-            if not alone.any():
-                out[m] = speaker_normalize(values, speakers, enrolled, estimators[m], typical[m])
-                continue
-            own = np.flatnonzero(~alone)
-            normed = list(values) if isinstance(values, list) else np.empty_like(values, dtype=np.float32)
-            parts = [(np.flatnonzero(alone), typical[m].transform(select_rows(values, np.flatnonzero(alone))))]
-            if own.size:
-                parts.append((own, speaker_normalize(select_rows(values, own), speakers[own], enrolled[own],
-                                                     estimators[m], typical[m])))
-            for rows, part in parts:
-                for j, i in enumerate(rows):
-                    normed[i] = part[j]
-            out[m] = normed
-        return out
+        return {m: speaker_normalize(select_rows(self.raw[m], train), speakers, enrolled, estimators[m], typical[m])
+                for m in self.normalized}
 
     def enrolment_table(self, fold: Fold) -> pd.DataFrame:
         """The fold's enrolment clips (validation and test speakers): speaker, role, clip, emotion."""
