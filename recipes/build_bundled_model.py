@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from emofuse.api import locate_data
 from emofuse.config.loading import load_config
 from emofuse.core.runs import write_json
 from emofuse.data.corpora import CORPORA
@@ -87,10 +88,6 @@ def cross_corpus(model_dir: Path, root: Path) -> dict:
             "clips": [{"id": i, "label": label, "pred": pred} for i, label, pred in scored]}
 
 
-def with_data(config, manifest: Path):
-    return config.model_copy(update={"data": config.data.model_copy(update={"path": str(manifest)})})
-
-
 def per_corpus(predictions: pd.DataFrame) -> dict:
     """Pooled accuracy with its interval, over all clips and, where the run has several corpora, per corpus."""
     out = accuracy_with_interval(predictions)
@@ -108,7 +105,7 @@ def leave_one_corpus_out(config, corpora: dict[str, Path], work: Path, cache: Pa
         rest = {name: path for name, path in corpora.items() if name != held_out}
         manifest = corpora_manifest(rest, work / f"without_{held_out}" / "data")
         run = work / f"without_{held_out}" / "cv"
-        run_cross_validation(with_data(config, manifest), manifest, run, cache, progress=False)
+        run_cross_validation(locate_data(config, manifest)[0], manifest, run, cache, progress=False)
         target = corpora_manifest({held_out: root}, work / f"only_{held_out}")
         row = {"held_out": held_out, "trained_on": sorted(rest)}
         for k in (0, 10):
@@ -142,10 +139,7 @@ def main() -> None:
     if unknown or (config.data.dataset == "manifest") != bool(corpora):
         parser.error(f"a manifest config takes --corpus NAME=DIR (NAME one of {', '.join(CORPORA.names())}), a RAVDESS "
                      f"config --data DIR{f'; unknown: {unknown}' if unknown else ''}")
-    data = args.data
-    if corpora:
-        data = corpora_manifest(corpora, work / "data")
-        config = with_data(config, data)
+    config, data = locate_data(config, corpora_manifest(corpora, work / "data") if corpora else args.data)
     cv = run_cross_validation(config, data, work / "cv", args.cache, progress=False)
     fit = fit_final(config, data, work / "model", args.cache, cv_run=work / "cv", progress=False)
     estimates = {f"k={k}": per_corpus(predictions_at_k(work / "cv", k, data, args.cache)) for k in ENROLMENT_CLIPS}

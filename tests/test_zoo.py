@@ -79,6 +79,7 @@ def test_a_retrain_gives_the_shipped_model_back(tmp_path):
     from emofuse.protocol.final_fit import fit_final
     from emofuse.features.cache import default_cache_dir
 
+    from emofuse.api import locate_data
     from emofuse.data.corpora.base import corpora_manifest
 
     shipped = zoo.model_dir(zoo.DEFAULT)
@@ -87,7 +88,7 @@ def test_a_retrain_gives_the_shipped_model_back(tmp_path):
     data = RAVDESS
     if config.data.dataset == "manifest":  # a model of several corpora: their manifest, rebuilt from the folders
         data = corpora_manifest({c: CORPORA[c] for c in card["training_data"]["corpora"]}, tmp_path / "data")
-        config = config.model_copy(update={"data": config.data.model_copy(update={"path": str(data)})})
+    config, data = locate_data(config, data)
     fit_final(config, data, tmp_path / "model", default_cache_dir(), epoch=card["epoch"], progress=False)
     assert json.loads((tmp_path / "model" / "data_fingerprint.json").read_text())["sha256"] == \
         card["training_data"]["data_fingerprint"]
