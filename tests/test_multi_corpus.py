@@ -309,17 +309,3 @@ def test_planted_label_noise_is_refused_on_several_corpora(tmp_path):
     config = config_from_dict(feature_manifest_config(path, **{"data.label_noise": {"rate": 0.2}, "protocol.n_folds": 2}))
     with pytest.raises(ConfigError, match="data.label_noise .* several corpora"):
         run_cross_validation(config, path, tmp_path / "run", tmp_path / "cache", progress=False)
-
-
-def test_a_corpus_without_a_modality_the_config_reads_stops_with_what_to_do(tmp_path):
-    """nEMO has no faces: an audio + visual run on it beside a corpus with faces stops at once, naming the corpus."""
-    path = two_corpora(tmp_path)
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    table.loc[table["corpus"] == "beta", "visual_features"] = ""
-    table.to_csv(path, index=False)
-    with pytest.raises(Exception, match=r"corpus 'beta' has no 'visual_features' on any of its 48 rows: .* leave the "
-                                        r"corpus out"):
-        feature_set(path, tmp_path)
-    audio_only = build_manifest_features(path, DataConfig(**FEATURES, modalities=["audio"]), FeaturesConfig(workers=1),
-                                         FeatureCache(tmp_path / "cache"), progress=False)
-    assert set(audio_only.meta["corpus"]) == {"alpha", "beta"}

@@ -12,7 +12,9 @@ Relative paths resolve against the manifest's folder.
 
 Reading checks everything that can be checked without decoding: a missing column stops at once; a row's problem
 (an empty cell, a file that does not exist, a label seen once, a speaker in two splits or folds) is kept with the
-row's line number, the column and the file, for the dataset builder to stop on or skip and report.
+row's line number, the column and the file, for the dataset builder to stop on or skip and report. Of several
+corpora (training), one with no value of a file column on any of its rows (nEMO has no video) lacks that modality:
+its rows are not incomplete, they train the branches of the modalities they have (``Manifest.absent``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Manifest:
     files: dict[str, dict[str, Path]]  # column -> id -> resolved file ("audio" includes the video fallbacks)
     columns: dict[str, dict[str, str]]  # column -> id -> the column the file was read from (for messages)
     problems: dict[str, list[str]] = field(default_factory=dict)  # id -> what is wrong with the row
+    absent: dict[str, list[str]] = field(default_factory=dict)  # file column -> the corpora without it on any row
 
     def describe(self, sample: str) -> str:
         return f"line {self.line(sample)} ({sample})"
@@ -134,10 +137,13 @@ def read_manifest(path: str | Path, file_columns: list[str], key_columns: list[s
             if not (rows["fold"].iat[i].isdecimal() and int(rows["fold"].iat[i]) >= 1):
                 problem(i, "fold", f"{rows['fold'].iat[i]!r} is not a fold number (1, 2, ...)")
 
+    absent = absent_corpora(path, table, rows, file_columns) if training else {}
     files: dict[str, dict[str, Path]] = {c: {} for c in file_columns}
     columns: dict[str, dict[str, str]] = {c: {} for c in file_columns}
     for column in file_columns:
         for i, sample in enumerate(rows["id"]):
+            if column in absent and rows["corpus"].iat[i] in absent[column]:
+                continue  # a corpus without the modality: the row trains the branches of the others
             source = column
             cell = table[column].iat[i] if column in table.columns else ""
             if not cell and column == "audio" and "video" in table.columns:
@@ -155,28 +161,30 @@ def read_manifest(path: str | Path, file_columns: list[str], key_columns: list[s
                 problem(i, source, f"{file}: file does not exist")
                 continue
             files[column][sample], columns[column][sample] = file, source
-    manifest = Manifest(path, rows, files, columns, problems)
+    manifest = Manifest(path, rows, files, columns, problems, absent)
     if training:
-        check_corpus_modalities(path, table, rows, file_columns)
         check_training_rows(manifest)
     return manifest
 
 
-def check_corpus_modalities(path: Path, table: pd.DataFrame, rows: pd.DataFrame, file_columns: list[str]) -> None:
-    """Of several corpora, one without a file column's values on any row (nEMO has no video) stops with what to do:
-    training a branch on the corpora that have its modality only is not supported."""
+def absent_corpora(path: Path, table: pd.DataFrame, rows: pd.DataFrame, file_columns: list[str]) -> dict[str, list[str]]:
+    """Of several corpora, per file column those without its value on any of their rows (nEMO has no video): their
+    rows lack that modality, which is no problem of theirs (an empty cell in a corpus that has the column elsewhere
+    is). A corpus with none of the file columns stops: its rows would train no branch."""
     if "corpus" not in rows:
-        return
+        return {}
+    absent: dict[str, list[str]] = {}
     for column in file_columns:
         cells = table[column] if column in table else pd.Series("", index=table.index)
         if column == "audio" and "video" in table:
             cells = cells.where(cells != "", table["video"])
         for corpus, group in cells.groupby(rows["corpus"].to_numpy()):
             if corpus and not group.any():
-                raise DataError(path, f"corpus {corpus!r} has no {column!r} on any of its {len(group)} rows: every row "
-                                      f"needs each modality the config reads (a model cannot yet train some branches "
-                                      f"on a corpus without the others' modalities); leave the corpus out of the "
-                                      f"manifest or train on the modalities every corpus has")
+                absent.setdefault(column, []).append(corpus)
+    for corpus in set.intersection(*(set(c) for c in absent.values())) if absent and len(absent) == len(file_columns) else ():
+        raise DataError(path, f"corpus {corpus!r} has none of the columns the config reads ({', '.join(file_columns)}) "
+                              f"on any of its rows: leave it out of the manifest or add its files")
+    return absent
 
 
 def _default_ids(table: pd.DataFrame, file_columns: list[str], base: Path) -> pd.Series:

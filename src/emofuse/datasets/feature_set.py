@@ -41,6 +41,23 @@ class FeatureSet:
     skipped: list[dict] = field(default_factory=list)  # takes left out, with the reason
     fingerprint: str = ""
     face_report: dict | None = None  # face detection over the videos (visual from video only)
+    # modality -> (N,) booleans, for a modality some samples lack (a corpus without it): those samples' features are
+    # zeros, which standardisation replaces by the training mean, and its branch is neither trained nor heard on them
+    presence: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def present(self, m: str) -> np.ndarray:
+        """(N,) booleans: the samples that have modality ``m``."""
+        return self.presence.get(m, np.ones(len(self.meta), bool))
+
+    @property
+    def absent_modalities(self) -> dict[str, list[str]]:
+        """Per corpus (or sample group, without a corpus column) lacking some modality: the modalities it lacks."""
+        groups = self.meta["corpus"].to_numpy() if "corpus" in self.meta else np.full(len(self.meta), "the manifest")
+        out: dict[str, list[str]] = {}
+        for m, present in self.presence.items():
+            for group in dict.fromkeys(groups[~present]):
+                out.setdefault(str(group), []).append(m)
+        return out
 
     @property
     def sequence(self) -> dict[str, bool]:
@@ -98,11 +115,15 @@ def announce_extraction(data: DataConfig, features: FeaturesConfig, n_samples: i
 def assemble(meta: pd.DataFrame, sources: dict[str, Source], data: DataConfig, workers: int, cache: FeatureCache,
              progress: bool, where: Path, class_names: tuple[str, ...] | None = None, problems: Problems | None = None,
              check: Callable[[pd.DataFrame], Problems] | None = None, identity: pd.Series | None = None,
-             skipped: list[dict] | None = None, name_sample: Callable[[str], str] = str) -> FeatureSet:
+             skipped: list[dict] | None = None, name_sample: Callable[[str], str] = str,
+             absent: dict[str, set[str]] | None = None) -> FeatureSet:
     """The FeatureSet of the samples in ``meta`` (one row each, keyed by its ``take`` column, the class name in
     ``emotion``): every modality's features from its source, the samples with a problem (theirs already, the
     sources', then ``check``'s on the rest) stopped on or left out as ``data.on_incomplete`` says, labels indexed
-    by ``class_names`` (default: the classes present, common emotions first), and a fingerprint of the data."""
+    by ``class_names`` (default: the classes present, common emotions first), and a fingerprint of the data.
+    ``absent``: per modality, the samples without it (their source has no entry for them): filled with zeros, and
+    marked in ``presence``."""
+    absent = absent or {}
     takes = meta["take"].tolist()
     problems = {take: list((problems or {}).get(take, [])) for take in takes}
     loaded = {m: sources[m].load(cache, workers, progress, problems) for m in data.modalities}
@@ -117,14 +138,22 @@ def assemble(meta: pd.DataFrame, sources: dict[str, Source], data: DataConfig, w
     class_names = class_names or ordered_classes(meta["emotion"])
     meta.insert(meta.columns.get_loc("emotion"), "label", meta["emotion"].map({c: i for i, c in enumerate(class_names)}))
     feats: dict[str, np.ndarray | list[np.ndarray]] = {}
+    presence: dict[str, np.ndarray] = {}
     for m in data.modalities:
-        values = [loaded[m].values[t] for t in takes]
+        present = np.array([t not in absent.get(m, ()) for t in takes], bool)
+        if not present.any():
+            raise DataError(where, f"no usable sample has the {m} modality: leave it out of data.modalities")
+        if not present.all():
+            presence[m] = present
+        values = [loaded[m].values[t] if p else None for t, p in zip(takes, present)]
+        values = [v if v is not None else empty_like(values[int(np.argmax(present))]) for v in values]
         feats[m] = values if values and values[0].ndim >= 2 else np.stack(values)
     identity = identity if identity is not None else pd.Series(takes, index=takes)
     fingerprint = hashlib.sha256()
     for take in takes:
-        audio = loaded["audio"].digests[take] if "audio" in loaded else ""
-        others = "".join(f":{loaded[m].digests[take]}" for m in data.modalities if m != "audio" and loaded[m].digests)
+        digest = lambda m: loaded[m].digests.get(take, "absent")  # noqa: E731
+        audio = digest("audio") if "audio" in loaded else ""
+        others = "".join(f":{digest(m)}" for m in data.modalities if m != "audio" and loaded[m].digests)
         fingerprint.update(f"{identity[take]}:{audio}{others}\n".encode())
     for m in data.modalities:
         if loaded[m].source_digest:
@@ -132,7 +161,12 @@ def assemble(meta: pd.DataFrame, sources: dict[str, Source], data: DataConfig, w
     records = loaded["visual"].records if "visual" in loaded else {}
     face_report = face_summary({t: records[t] for t in takes if t in records}) if records else None
     return FeatureSet(meta=meta, features=feats, class_names=tuple(class_names), skipped=(skipped or []) + incomplete,
-                      fingerprint=fingerprint.hexdigest(), face_report=face_report)
+                      fingerprint=fingerprint.hexdigest(), face_report=face_report, presence=presence)
+
+
+def empty_like(value: np.ndarray) -> np.ndarray:
+    """What an absent modality's sample holds: zeros of a present sample's shape; one frame of a sequence."""
+    return np.zeros((1, *value.shape[1:]) if value.ndim >= 2 else value.shape, value.dtype)
 
 
 def report_incomplete(incomplete: list[dict], total: int, where: Path, on_incomplete: str,

@@ -13,6 +13,7 @@ Everything after that (folds, training, predict, export) is what a RAVDESS direc
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -29,35 +30,63 @@ from emofuse.features.extract import in_shard
 from emofuse.datasets.sources import FeatureFiles, FeatureTable, MediaFiles, TextColumn
 from emofuse.features.visual.extractors import VIDEO_EXTRACTORS
 
+log = logging.getLogger(__name__)
+
+def modality_files(data: DataConfig) -> dict[str, str]:
+    """The file column each modality read from files comes from (a computed modality: ``audio``'s)."""
+    files = {}
+    for m in data.modalities:
+        if m == "audio":
+            files[m] = "audio" if data.audio_source == "media" else "audio_features"
+        elif m == "visual" and data.visual.kind in ("video", "features"):
+            files[m] = "video" if data.visual.kind == "video" else "visual_features"
+        elif m != "visual" and data.source(m).kind == "features":
+            files[m] = f"{m}_features"
+        elif m != "visual" and data.source(m).computed:
+            files[m] = "audio"
+    return files
+
 
 def needed_columns(data: DataConfig) -> tuple[list[str], list[str]]:
     """(file columns, key columns) the data config reads from a manifest."""
-    files, keys = [], []
+    from_files = modality_files(data)
+    keys = []
     for m in data.modalities:
-        if m == "audio":
-            files.append("audio" if data.audio_source == "media" else "audio_features")
-        elif m == "visual" and data.visual.kind in ("video", "features"):
-            files.append("video" if data.visual.kind == "video" else "visual_features")
+        if m in from_files:
+            continue
         elif m == "visual":
             keys.append(data.visual.key)
-        elif data.source(m).kind == "features":
-            files.append(f"{m}_features")
-        elif data.source(m).computed:
-            files.append("audio")
         elif data.source(m).kind == "transcript":
             keys.append(data.source(m).column)
         elif data.source(m).key != "id":  # every row has its id
             keys.append(data.source(m).key)
-    return list(dict.fromkeys(files)), keys
+    return list(dict.fromkeys(from_files.values())), keys
+
+
+def absent_samples(manifest: Manifest, data: DataConfig) -> dict[str, set[str]]:
+    """Per modality, the rows of the corpora without it (``Manifest.absent``), said once per corpus."""
+    by_corpus: dict[str, list[str]] = {}
+    absent: dict[str, set[str]] = {}
+    for m, column in modality_files(data).items():
+        corpora = manifest.absent.get(column, [])
+        if corpora:
+            absent[m] = set(manifest.rows.loc[manifest.rows["corpus"].isin(corpora), "id"])
+        for corpus in corpora:
+            by_corpus.setdefault(corpus, []).append(m)
+    for corpus, missing in by_corpus.items():
+        has = [m for m in data.modalities if m not in missing]
+        log.info("corpus %s has no %s: its rows train the %s branch%s only", corpus, " or ".join(missing),
+                 " and ".join(has), "es" * (len(has) > 1))
+    return absent
 
 
 def _sources(manifest: Manifest, samples: list[str], data: DataConfig, features: FeaturesConfig,
              expected_dims: dict[str, int]) -> dict[str, Source]:
-    def files(column: str) -> dict[str, Path]:
-        return {s: manifest.files[column][s] for s in samples}
+    def files(column: str) -> dict[str, Path]:  # rows of a corpus without the column have none
+        return {s: manifest.files[column][s] for s in samples if s in manifest.files[column]}
 
     def what(column: str) -> dict[str, str]:
-        return {s: f"column '{manifest.columns[column][s]}'" for s in samples}
+        return {s: f"column '{manifest.columns[column][s]}'" for s in samples if s in manifest.columns[column]}
 
     def keyed(key: str) -> dict[str, list[str]]:
         values = manifest.rows.set_index("id", drop=False)[key]
@@ -129,7 +158,7 @@ def build_manifest_features(path: str | Path, data: DataConfig, features: Featur
                          .agg("\t".join, axis=1).to_numpy(), index=samples)
     fs = assemble(meta, sources, data, features.workers, cache, progress, path, problems={s: [] for s in samples},
                   check=labels_seen_once_in_meta if training else None, identity=identity, skipped=early,
-                  name_sample=manifest.describe)
+                  name_sample=manifest.describe, absent=absent_samples(manifest, data))
     for entry in fs.skipped:
         entry.setdefault("line", manifest.line(entry["take"]))
     if training and shard is None:

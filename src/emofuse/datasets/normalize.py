@@ -215,6 +215,19 @@ def speaker_normalize(values: Values, speakers: np.ndarray, fit_on: np.ndarray |
     return out
 
 
+def fill_absent(values: Values, present: np.ndarray | None) -> Values:
+    """Standardised values with the rows of an absent modality (``present`` False) at 0, the training mean: what a
+    feature-level fusion reads for them (mean imputation); a branch of their modality ignores them. Face clips
+    (standardised lazily) are left as they are."""
+    if present is None or present.all() or not isinstance(values, (np.ndarray, list)):
+        return values
+    if isinstance(values, list):
+        return [v if p else np.zeros((1, *np.shape(v)[1:]), np.float32) for v, p in zip(values, present)]
+    out = np.array(values, copy=True)
+    out[~present] = 0
+    return out
+
+
 def typical_speaker(values: Values, speakers: np.ndarray) -> Standardizer:
     """A typical speaker's statistics: the mean of the speakers' means and the root mean of their variances.
 

@@ -2,6 +2,10 @@
 
 Most fusion losses here are per-branch cross-entropies with per-sample weights,
 ``L = mean_i sum_m w_m(i) * CE(z_m(i), y_i)``; a subclass only says how the weights are made.
+
+A branch whose modality some samples lack (a training corpus without it; ``ModelOutput.presence``) is trained on the
+samples that have it only: each branch term is its mean over those (``present_mean``), and a weight that looks at the
+other branches (Multiplication's) looks at the present ones.
 """
 
 from __future__ import annotations
@@ -69,23 +73,39 @@ class Loss(nn.Module):
 
 class BranchReweightingLoss(Loss):
     def branch_weights(
-        self, branch_logits: dict[str, torch.Tensor], target: torch.Tensor, epoch: int
+        self, branch_logits: dict[str, torch.Tensor], target: torch.Tensor, epoch: int,
+        presence: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Per-sample weight (B,) for each branch; treated as constants (no gradient)."""
+        """Per-sample weight (B,) for each branch; treated as constants (no gradient). ``presence``: per branch some
+        samples lack, (B,) booleans of those that have it (a weight of an absent sample is never used)."""
         raise NotImplementedError
 
     def forward(self, output, target: torch.Tensor, epoch: int) -> LossOutput:
         logits = {m: z.float() for m, z in output.branch_logits.items()}
+        presence = branch_presence(output)
         with torch.no_grad():
-            weights = self.branch_weights(logits, target, epoch)
+            weights = self.branch_weights(logits, target, epoch, presence)
         total = torch.zeros((), device=target.device)
         terms: dict[str, float] = {}
         for m, z in logits.items():
             ce = F.cross_entropy(z, target, reduction="none")
-            total = total + (weights[m].detach() * ce).mean()
-            terms[f"ce/{m}"] = ce.mean().item()
-            terms[f"weight/{m}"] = weights[m].mean().item()
+            total = total + present_mean(weights[m].detach() * ce, presence.get(m))
+            terms[f"ce/{m}"] = present_mean(ce, presence.get(m)).item()
+            terms[f"weight/{m}"] = present_mean(weights[m], presence.get(m)).item()
         return LossOutput(total=total, terms=terms)
+
+
+def branch_presence(output) -> dict[str, torch.Tensor]:
+    """Per branch some samples lack, (B,) booleans of those that have its modality; {} when every sample has all."""
+    return getattr(output, "presence", None) or {}
+
+
+def present_mean(values: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
+    """Mean of per-sample ``values`` over the samples that have the branch's modality (all where ``present`` is
+    None); 0 without any, so that an absent sample gives the branch no gradient."""
+    if present is None:
+        return values.mean()
+    return torch.where(present, values, torch.zeros_like(values)).sum() / present.sum().clamp_min(1)
 
 
 def mask_logits(logits: torch.Tensor, class_mask: torch.Tensor) -> torch.Tensor:
@@ -106,11 +126,13 @@ def restrict_classes(output, class_mask: torch.Tensor | None):
                    probs=probs / probs.sum(-1, keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny))
 
 
-def global_mean(values: torch.Tensor) -> torch.Tensor:
-    """Mean of ``values`` over the global batch (every rank's slice; no gradient): what one process would divide by."""
+def global_mean(values: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of ``values`` over the global batch (every rank's slice; no gradient): what one process would divide by;
+    with ``present``, over the samples it marks."""
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):  # one process
-        return values.mean()
-    total = torch.stack([values.detach().sum().double(), torch.tensor(float(values.numel()), dtype=torch.float64,
-                                                                        device=values.device)])
+        return present_mean(values, present)
+    present = torch.ones_like(values, dtype=torch.bool) if present is None else present
+    total = torch.stack([torch.where(present, values.detach(), 0).sum().double(),
+                         present.sum().double()])
     dist.all_reduce(total)
     return (total[0] / total[1]).to(values.dtype)

@@ -11,5 +11,5 @@ from emofuse.losses.base import LOSSES, BranchReweightingLoss
 class BranchCrossEntropy(BranchReweightingLoss):
     comparable_branch_losses = True
 
-    def branch_weights(self, branch_logits, target, epoch):
+    def branch_weights(self, branch_logits, target, epoch, presence=None):
         return {m: torch.ones_like(target, dtype=torch.float32) for m in branch_logits}

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat
 
-from emofuse.losses.base import LOSSES, Loss, LossOutput
+from emofuse.losses.base import LOSSES, Loss, LossOutput, branch_presence, present_mean
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -28,8 +28,9 @@ class FocalLoss(Loss):
     def forward(self, output, target, epoch) -> LossOutput:
         total = torch.zeros((), device=target.device)
         terms = {}
+        presence = branch_presence(output)
         for m, z in output.branch_logits.items():
-            per_sample = focal_loss(z, target, self.params.gamma)
-            total = total + per_sample.mean()
-            terms[f"focal/{m}"] = per_sample.mean().item()
+            term = present_mean(focal_loss(z, target, self.params.gamma), presence.get(m))
+            total = total + term
+            terms[f"focal/{m}"] = term.item()
         return LossOutput(total=total, terms=terms)

@@ -112,14 +112,14 @@ class MarsLoss(BranchReweightingLoss):
     def set_extra_state(self, state: dict) -> None:
         self._switch = dict(state)
 
-    def branch_weights(self, branch_logits, target, epoch):
+    def branch_weights(self, branch_logits, target, epoch, presence=None):
         if not self.in_stage2(epoch):
             return {m: torch.ones_like(target, dtype=torch.float32) for m in branch_logits}
         weights = {}
         for m, z in branch_logits.items():
             p_true = z.softmax(dim=-1).gather(1, target[:, None]).squeeze(1)
             w = mars_weight(p_true, self.gamma[m])
-            weights[m] = w / global_mean(w) if self.params.normalize else w
+            weights[m] = w / global_mean(w, (presence or {}).get(m)) if self.params.normalize else w
         return weights
 
     def forward(self, output, target, epoch):

@@ -33,12 +33,13 @@ class MultiplicationLoss(BranchReweightingLoss):
     class Params(_BetaParams):
         beta: NonNegativeFloat = Field(0.5, description="Liu et al.'s beta (the Mars paper does not state it)")
 
-    def branch_weights(self, branch_logits, target, epoch):
+    def branch_weights(self, branch_logits, target, epoch, presence=None):
         p = true_class_probs(branch_logits, target)
         k = exponent(self.params.beta, len(p))
+        presence = presence or {}
         weights = {}
-        for m in p:
-            others = [1 - p[j] for j in p if j != m]
+        for m in p:  # a branch the sample lacks gets it nothing wrong: a factor 1
+            others = [torch.where(presence[j], 1 - p[j], 1) if j in presence else 1 - p[j] for j in p if j != m]
             weights[m] = torch.stack(others).prod(0) ** k if others else torch.ones_like(p[m])
         return weights
 
@@ -47,7 +48,7 @@ class MultiplicationLoss(BranchReweightingLoss):
 class M3ERLoss(BranchReweightingLoss):
     Params = _BetaParams
 
-    def branch_weights(self, branch_logits, target, epoch):
+    def branch_weights(self, branch_logits, target, epoch, presence=None):
         p = true_class_probs(branch_logits, target)
         k = exponent(self.params.beta, len(p))
         return {m: pm ** k for m, pm in p.items()}

@@ -19,6 +19,11 @@ class Predictions:
     probs: np.ndarray  # (N, K) fused
     branch_probs: dict[str, np.ndarray]  # modality -> (N, K)
     target: np.ndarray
+    presence: dict[str, np.ndarray] | None = None  # modality -> (N,) booleans, for a branch some rows lack
+
+    def present(self, m: str) -> np.ndarray:
+        """(N,) booleans: the rows that have modality ``m`` (a branch is scored on those only)."""
+        return self.presence[m] if self.presence and m in self.presence else np.ones(len(self.target), bool)
 
 
 @torch.no_grad()
@@ -30,15 +35,17 @@ def predict(model: nn.Module, data: TensorData, batch_size: int = 256) -> Predic
     probs, branch, targets = [], {}, []
     for batch in data.batches(batch_size):
         batch = batch.to(device)
-        out = restrict_classes(model(batch.inputs, batch.lengths), batch.class_mask)
+        out = restrict_classes(model(batch.inputs, batch.lengths, **batch.model_kwargs), batch.class_mask)
         probs.append(out.probs.float().cpu())
         for m, z in out.branch_logits.items():
             branch.setdefault(m, []).append(z.float().softmax(-1).cpu())
         targets.append(batch.target)
+    presence = getattr(data, "presence", None)
     return Predictions(
         probs=torch.cat(probs).numpy(),
         branch_probs={m: torch.cat(v).numpy() for m, v in branch.items()},
         target=torch.cat(targets).numpy(),
+        presence={m: p.numpy() for m, p in presence.items()} if presence else None,
     )
 
 
@@ -76,8 +83,10 @@ def classification_metrics(pred: Predictions, n_classes: int) -> dict[str, float
     metrics = {"accuracy": accuracy, "macro_f1": macro_f1, "ua": ua,
                "weighted_f1": weighted_f1(pred.probs, target, n_classes),
                "nll": F.nll_loss(probs.clamp_min(1e-12).log(), target).item()}
-    for m, p in pred.branch_probs.items():
-        metrics[f"accuracy/{m}"] = headline_scores(p, target, n_classes)[0]
+    for m, p in pred.branch_probs.items():  # over the rows that have the branch's modality
+        present = pred.present(m)
+        metrics[f"accuracy/{m}"] = (headline_scores(p[present], target[torch.as_tensor(present)], n_classes)[0]
+                                    if present.any() else float("nan"))
     return metrics
 
 

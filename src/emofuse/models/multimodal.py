@@ -1,6 +1,13 @@
 """Encoders + per-branch classifiers + a fusion (MultiBench-style composition).
 
 The encoders run stage by stage in step so that a fusion's model-level blocks can act between stages.
+
+A modality may be absent: for a whole batch (not in ``inputs``: its branch drops out), or for some rows
+(``presence``: a training corpus without it). Under decision-level fusion a branch then runs on the rows that have
+its modality only, so that a row without it gives it no gradient and no share in its batch statistics (BatchNorm);
+its logits and features on the other rows are zeros, which the fusion and every loss leave out (``ModelOutput
+.presence``). A feature-level fusion reads every row, an absent modality's input being its zero-filled, i.e.
+training-mean, features (mean imputation); a model-level fusion (blocks between encoder stages) cannot and stops.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ class ModelOutput:
     probs: torch.Tensor  # (B, K) fused probabilities
     fused_logits: torch.Tensor | None = None
     features: dict[str, torch.Tensor] | None = None  # modality -> (B, D) pooled branch embeddings
+    presence: dict[str, torch.Tensor] | None = None  # modality -> (B,) booleans, for a branch some rows lack
 
 
 class MultimodalClassifier(nn.Module):
@@ -58,12 +66,18 @@ class MultimodalClassifier(nn.Module):
         probes = set() if self.fusion.decision_level else {id(p) for p in self.classifiers.parameters()}
         return sum(p.numel() for p in self.parameters() if p.requires_grad and id(p) not in probes)
 
-    def forward(self, inputs: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor | None] | None = None) -> ModelOutput:
+    def forward(self, inputs: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor | None] | None = None,
+                presence: dict[str, torch.Tensor] | None = None) -> ModelOutput:
         lengths = lengths or {}
-        present = [m for m in self.encoders if m in inputs]
-        if self.fusion.stage_blocks and len(present) < len(self.encoders):
-            raise ValueError(f"model-level fusion needs every modality ({self.modalities}); got {present}")
-        states = {m: self.encoders[m].begin(inputs[m], lengths.get(m)) for m in present}
+        presence = {m: p for m, p in (presence or {}).items() if m in inputs and m in self.encoders and not bool(p.all())}
+        present = [m for m in self.encoders if m in inputs and not (m in presence and not bool(presence[m].any()))]
+        if self.fusion.stage_blocks and (len(present) < len(self.encoders) or presence):
+            raise ValueError(f"model-level fusion needs every modality ({self.modalities}) on every row; got {present}"
+                             + (f", {', '.join(presence)} on some rows only" if presence else ""))
+        presence = {m: p for m, p in presence.items() if m in present}
+        rows = {m: p.nonzero().squeeze(1) for m, p in presence.items()} if self.fusion.decision_level else {}
+        own = lambda m, x: x[rows[m]] if m in rows and x is not None else x  # noqa: E731
+        states = {m: self.encoders[m].begin(own(m, inputs[m]), own(m, lengths.get(m))) for m in present}
         depth = max(len(self.encoders[m].stages) for m in present)
         for i in range(depth):
             for m in present:
@@ -75,8 +89,12 @@ class MultimodalClassifier(nn.Module):
         features = {m: self.encoders[m].pool(*states[m]) for m in present}
         head_inputs = features if self.fusion.decision_level else {m: h.detach() for m, h in features.items()}
         logits = {m: self.classifiers[m](head_inputs[m]) for m in present}
-        fused = self.fusion(FusionInputs(features, logits, states))
-        return ModelOutput(branch_logits=logits, probs=fused.probs, fused_logits=fused.logits, features=features)
+        for m, r in rows.items():  # back to every row of the batch, zeros where the modality is absent
+            features[m], logits[m] = (x.new_zeros(len(presence[m]), *x.shape[1:]).index_copy(0, r, x)
+                                      for x in (features[m], logits[m]))
+        fused = self.fusion(FusionInputs(features, logits, states, presence or None))
+        return ModelOutput(branch_logits=logits, probs=fused.probs, fused_logits=fused.logits, features=features,
+                           presence=presence or None)
 
 
 def create_model(config: ModelSpec, input_dims: dict[str, int], sequence: dict[str, bool], n_classes: int,

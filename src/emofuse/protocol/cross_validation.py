@@ -38,7 +38,7 @@ from emofuse.protocol.selection import run_selection
 from emofuse.features.cache import FeatureCache
 from emofuse.datasets.feature_set import FeatureSet
 from emofuse.datasets.build import build_features
-from emofuse.datasets.normalize import Standardizer, is_clips
+from emofuse.datasets.normalize import Standardizer, fill_absent, is_clips, select_rows
 from emofuse.losses import LOSSES
 from emofuse.models import create_model
 from emofuse.models.encoders import compute_bound
@@ -101,20 +101,24 @@ def fold_data(fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, corruption: Fol
         splits = [(rows, {m: values[m] for m in modalities}) for rows, values in splits]
     # who spoke each training clip, as an index among the fold's training speakers (speaker-adversarial training)
     speaker = np.searchsorted(np.sort(np.asarray(fold.train_actors)), fs.meta["actor"].to_numpy()[splits[0][0]])
-    scalers = {m: Standardizer.for_values(values).fit(values) for m, values in splits[0][1].items()}
+    train_rows, train_values = splits[0]
+    # a modality some samples lack: statistics of the training rows that have it; the others' values become 0 (the mean)
+    scalers = {m: Standardizer.for_values(values).fit(select_rows(values, np.flatnonzero(inputs.presence[m][train_rows])))
+               for m, values in train_values.items()}
     class_mask = fs.class_mask
     parts = []
     for split, (rows, values) in zip(SPLITS, splits):
-        clean, labels = {m: scalers[m].transform(v) for m, v in values.items()}, label[rows]
-        features = clean
+        presence = {m: inputs.presence[m][rows] for m in fs.presence if m in values}
+        clean = {m: fill_absent(scalers[m].transform(v), presence.get(m)) for m, v in values.items()}
+        features, labels = clean, label[rows]
         if corruption is not None:
             features, labels = corruption.apply(split, rows, clean, labels)
         mask = class_mask[rows] if class_mask is not None else None
         if split == "train" and inputs.train_draws:
             parts.append(RedrawnData(features, labels, training_draws(inputs, fold, scalers, clean, rows, corruption),
-                                     speaker, mask))
+                                     speaker, mask, presence))
         else:
-            parts.append(TensorData(features, labels, speaker if split == "train" else None, mask))
+            parts.append(TensorData(features, labels, speaker if split == "train" else None, mask, presence))
     return FoldData(*parts, scalers, splits[2][0], splits[1][0], corruption)
 
 
@@ -123,7 +127,8 @@ def training_draws(inputs: SpeakerInputs, fold: Fold, scalers: dict[str, Standar
     """Train as you test: each epoch's training inputs from fresh enrolment draws, standardised like the fold's and
     corrupted as planted (the corruption is fixed per clip, so every draw carries the same)."""
     def draw(epoch: int) -> dict:
-        drawn = {**clean, **{m: scalers[m].transform(v) for m, v in inputs.training_draw(fold, epoch).items()}}
+        drawn = {**clean, **{m: fill_absent(scalers[m].transform(v), inputs.presence[m][rows])
+                             for m, v in inputs.training_draw(fold, epoch).items()}}
         return corruption.apply("train", rows, drawn, None)[0] if corruption is not None else drawn
     return draw
 
@@ -165,6 +170,7 @@ def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, 
     data = fold_data(fs, inputs, fold, fold_corruption(config, fs, fold))
     n_classes = len(fs.class_names)
     model = create_model(config.model, fs.input_dims, fs.sequence, n_classes, pretrained=True)
+    check_presence(model, fs)
     loss = LOSSES.create(config.loss.name, config.loss.params, modalities=list(config.data.modalities))
     evaluator = ClassificationEvaluator(n_classes, config.train.eval_batch_size)
     callbacks = [*dynamics_recorders(config.train, fs, fold.train_actors, model, data.train, fold_dir), *(epoch_callbacks or [])]
@@ -179,6 +185,17 @@ def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, 
     return model, fit, data
 
 
+def check_presence(model, fs: FeatureSet) -> None:
+    """A model-level fusion (blocks between encoder stages) needs every modality on every sample: a corpus without
+    one stops, naming it (decision- and feature-level fusions train on it)."""
+    absent = fs.absent_modalities
+    if absent and model.fusion.stage_blocks:
+        said = "; ".join(f"corpus {c!r} has no {' or '.join(ms)}" for c, ms in absent.items())
+        raise ConfigError(f"{said}: fusion {type(model.fusion).registry_name!r} exchanges information between the "
+                          f"encoders of every modality of a sample; use a decision-level fusion (average) or a "
+                          f"feature-level one (concat: mean imputation), or leave the corpus out")
+
+
 @torch.no_grad()
 def last_epoch_train_losses(model, fold_dir: Path, fs: FeatureSet, train: TensorData, fold: Fold,
                             batch_size: int) -> pd.DataFrame:
@@ -191,8 +208,9 @@ def last_epoch_train_losses(model, fold_dir: Path, fs: FeatureSet, train: Tensor
     model.load_state_dict(selected)
     train_meta = fs.meta[np.isin(fs.meta["actor"], fold.train_actors)].reset_index(drop=True)
     table = pd.DataFrame({"clip": train_meta["clip"], "label": preds.target})
-    for m, p in preds.branch_probs.items():
-        table[f"ce_{m}"] = -np.log(np.clip(p[np.arange(len(p)), preds.target], 1e-12, None))
+    for m, p in preds.branch_probs.items():  # NaN where the clip lacks the modality
+        ce = -np.log(np.clip(p[np.arange(len(p)), preds.target], 1e-12, None))
+        table[f"ce_{m}"] = np.where(preds.present(m), ce, np.nan)
     return table
 
 
@@ -285,8 +303,8 @@ def predictions_table(meta: pd.DataFrame, preds, class_names, fold: int) -> pd.D
     )
     for k, name in enumerate(class_names):
         table[f"prob_{name}"] = preds.probs[:, k]
-    for m, p in preds.branch_probs.items():
-        table[f"pred_{m}"] = [class_names[i] for i in p.argmax(1)]
+    for m, p in preds.branch_probs.items():  # empty where the clip lacks the modality
+        table[f"pred_{m}"] = [class_names[i] if present else "" for i, present in zip(p.argmax(1), preds.present(m))]
     return table
 
 

@@ -135,14 +135,25 @@ class SpeakerInputs:
         self.raw, self.meta = fs.features, fs.meta
         self.speakers = fs.meta["actor"].to_numpy()
         self.normalized = speaker_normalized(fs) if features.per_speaker else []
+        # a modality some samples lack (a corpus without it): its statistics come from the samples that have it, and a
+        # speaker with none gets the typical speaker's (their values are zeros, replaced by the training mean later)
+        self.presence = {m: fs.present(m) for m in fs.features}
         # every clip standardised with all of its speaker's clips: training speakers always, everyone unless inductive
-        self.own = {m: speaker_normalize(v, self.speakers) if m in self.normalized else v for m, v in fs.features.items()}
+        self.own = {m: self._own(m, v) if m in self.normalized else v for m, v in fs.features.items()}
         none = np.zeros(len(fs.meta), bool)
         self.enrolment = {"val": none, "test": none}
         if self.inductive and self.k > 0:
             self.enrolment = {"val": draw_enrolment(fs.meta, self.k, seed),
                               "test": draw_enrolment(fs.meta, self.k, seed, pool)}
         self._fold_stats: dict[Fold, tuple[dict[str, Standardizer], dict[str, Enrolment]]] = {}
+
+    def _own(self, m: str, values: Values) -> Values:
+        present = self.presence[m]
+        if present.all():
+            return speaker_normalize(values, self.speakers)
+        rows = np.flatnonzero(present)
+        typical = typical_speaker(select_rows(values, rows), self.speakers[rows])
+        return speaker_normalize(values, self.speakers, present, typical=typical)
 
     @property
     def inductive(self) -> bool:
@@ -155,10 +166,12 @@ class SpeakerInputs:
     def fold_statistics(self, fold: Fold) -> tuple[dict[str, Standardizer], dict[str, Enrolment]]:
         """Per speaker-normalised modality: the fold's typical training speaker and its enrolment estimator."""
         if fold not in self._fold_stats:
-            train = np.flatnonzero(np.isin(self.speakers, fold.train_actors))
-            val = np.flatnonzero(np.isin(self.speakers, fold.val_actors)) if len(fold.val_actors) else train
+            all_train = np.flatnonzero(np.isin(self.speakers, fold.train_actors))
+            all_val = np.flatnonzero(np.isin(self.speakers, fold.val_actors)) if len(fold.val_actors) else all_train
             typical, estimators = {}, {}
             for m in self.normalized:
+                train, val = (rows[self.presence[m][rows]] for rows in (all_train, all_val))
+                val = val if len(val) else train  # no validation speaker has the modality: choose on training ones
                 typical[m] = typical_speaker(select_rows(self.raw[m], train), self.speakers[train])
                 estimators[m] = self._estimator(m, val, typical[m])
             self._fold_stats[fold] = typical, estimators
@@ -195,7 +208,7 @@ class SpeakerInputs:
         for m, values in self.raw.items():
             mine = select_rows(values, rows)
             out[m] = mine if m not in self.normalized else speaker_normalize(
-                mine, self.speakers[rows], self.enrolment[role][rows], estimators[m], typical[m])
+                mine, self.speakers[rows], self.enrolment[role][rows] & self.presence[m][rows], estimators[m], typical[m])
         return out
 
     def training_draw(self, fold: Fold, epoch: int) -> dict[str, Values]:
@@ -211,8 +224,8 @@ class SpeakerInputs:
             rng = np.random.default_rng([self.seed, fold.index, epoch, zlib.crc32(str(s).encode())])
             k = self.k if self.config.train_draw_clips is None else int(rng.choice(self.config.train_draw_clips))
             enrolled[rng.choice(mine, size=min(k, len(mine)), replace=False)] = True
-        return {m: speaker_normalize(select_rows(self.raw[m], train), speakers, enrolled, estimators[m], typical[m])
-                for m in self.normalized}
+        return {m: speaker_normalize(select_rows(self.raw[m], train), speakers, enrolled & self.presence[m][train],
+                                     estimators[m], typical[m]) for m in self.normalized}
 
     def enrolment_table(self, fold: Fold) -> pd.DataFrame:
         """The fold's enrolment clips (validation and test speakers): speaker, role, clip, emotion."""

@@ -7,6 +7,11 @@ and standard deviation), one logistic regression per modality and one on the con
 averages the per-modality probabilities (late average). C is chosen from ``C_GRID`` by accuracy on the fold's
 validation speakers; under ``protocol.refit`` the model with that C is fitted again on training and validation
 speakers, as the network is. Face clips (pixels) are no linear model's input: those modalities are left out.
+
+A modality some clips lack (a training corpus without it): its model is fitted, chosen and scored on the clips that
+have it, and the late average of a clip is over the modalities it has, as the network's branches are. The
+concatenation model reads every clip, an absent modality's inputs being the training mean (mean imputation), as a
+feature-level fusion does.
 """
 
 from __future__ import annotations
@@ -92,6 +97,11 @@ def probabilities(scaler, model: LogisticRegression, x: np.ndarray, n_classes: i
     return out
 
 
+def present_rows(data: TensorData, name: str) -> np.ndarray:
+    """(N,) booleans: the rows a peer model ``name`` reads (a modality's: those that have it; the concatenation: all)."""
+    return data.presence[name].numpy() if name in data.presence else np.ones(len(data), bool)
+
+
 def fit_peer(selection, scored, class_names, test_meta: pd.DataFrame, fold: int) -> tuple[dict, pd.DataFrame]:
     """The peer of one fold: C chosen with ``selection``'s train / val parts, fitted on ``scored``'s train part (the
     refit's, or ``selection`` itself) and scored on its test part. Both are fold data as the network sees them
@@ -108,20 +118,26 @@ def fit_peer(selection, scored, class_names, test_meta: pd.DataFrame, fold: int)
     y_train, y_val = selection.train.target.numpy(), selection.val.target.numpy()
     y_final, y_test = scored.train.target.numpy(), scored.test.target.numpy()
     probs, chosen = {}, {}
-    for name in final_test:
-        chosen[name] = choose_c(part["train"][name], y_train, part["val"][name], y_val, selection.val.class_mask)
-        scaler, model = fit(final_train[name], y_final, chosen[name])
-        probs[name] = restrict(probabilities(scaler, model, final_test[name], len(class_names)), scored.test.class_mask)
+    for name in final_test:  # NaN probabilities where a clip lacks the modality
+        tr, va, ft, te = (present_rows(data, name) for data in (selection.train, selection.val, scored.train, scored.test))
+        val_mask, test_mask = (d.class_mask[torch.as_tensor(r)] if d.class_mask is not None else None
+                               for d, r in ((selection.val, va), (scored.test, te)))
+        chosen[name] = choose_c(part["train"][name][tr], y_train[tr], part["val"][name][va], y_val[va], val_mask)
+        scaler, model = fit(final_train[name][ft], y_final[ft], chosen[name])
+        probs[name] = np.full((len(y_test), len(class_names)), np.nan)
+        probs[name][te] = restrict(probabilities(scaler, model, final_test[name][te], len(class_names)), test_mask)
     if len(modalities) > 1:
-        probs[LATE_AVERAGE] = np.mean([probs[m] for m in modalities], axis=0)
+        probs[LATE_AVERAGE] = np.nanmean([probs[m] for m in modalities], axis=0)
     joint = CONCATENATION if len(modalities) > 1 else modalities[0]
     names = np.asarray(class_names)
     table = pd.DataFrame({"clip": test_meta["clip"], "take": test_meta["take"], "actor": test_meta["actor"], "fold": fold,
                           "label": names[y_test], "pred": names[probs[joint].argmax(1)]})
+    scored_on = {name: ~np.isnan(p).any(1) for name, p in probs.items()}
     for name, p in probs.items():
         if name != joint:
-            table[f"pred_{name}"] = names[p.argmax(1)]
-    record = {"modalities": modalities, "accuracy": {name: float((p.argmax(1) == y_test).mean()) for name, p in probs.items()},
+            table[f"pred_{name}"] = np.where(scored_on[name], names[np.nan_to_num(p, nan=-1).argmax(1)], "")
+    record = {"modalities": modalities, "accuracy": {name: float((p.argmax(1) == y_test)[scored_on[name]].mean())
+                                                     for name, p in probs.items()},
               "chosen_C": chosen, "n_train": len(y_final), "seconds": time.perf_counter() - started}
     return record, table
 
@@ -137,7 +153,8 @@ def peer_figures(records: list[dict], peer: pd.DataFrame) -> dict:
     def figures(name: str) -> dict:
         column = "pred" if name == joint else f"pred_{name}"
         folds = np.array([r["accuracy"][name] for r in records])
-        return {"pooled_accuracy": float((peer[column] == peer["label"]).mean()), "accuracy_mean": float(folds.mean()),
+        scored = peer[peer[column].fillna("") != ""]  # a modality's model: the clips that have it
+        return {"pooled_accuracy": float((scored[column] == scored["label"]).mean()), "accuracy_mean": float(folds.mean()),
                 "accuracy_std": float(folds.std(ddof=1)) if len(folds) > 1 else 0.0,
                 "folds": [float(a) for a in folds]}
 

@@ -24,6 +24,13 @@ class Batch:
     index: torch.Tensor  # rows of the source data, to map predictions back
     speaker: torch.Tensor | None = None  # training speaker index per row, where the data carries it
     class_mask: torch.Tensor | None = None  # (B, K) booleans: the classes of each row's corpus (several corpora only)
+    presence: dict[str, torch.Tensor] | None = None  # modality -> (B,) booleans, for a modality some rows lack
+
+    @property
+    def model_kwargs(self) -> dict:
+        """What a model takes beside inputs and lengths: ``presence`` where some rows lack a modality (only then, so
+        that a model without missing modalities, e.g. a task's, needs no such argument)."""
+        return {"presence": self.presence} if self.presence else {}
 
     def to(self, device: torch.device) -> "Batch":
         return Batch(
@@ -33,6 +40,7 @@ class Batch:
             index=self.index,
             speaker=self.speaker.to(device) if self.speaker is not None else None,
             class_mask=self.class_mask.to(device) if self.class_mask is not None else None,
+            presence={m: p.to(device) for m, p in self.presence.items()} if self.presence else None,
         )
 
 
@@ -68,12 +76,15 @@ def clip_batch(clips: StandardizedClips, rows: torch.Tensor, lens: torch.Tensor,
 
 class TensorData:
     """Rows of per-modality features with targets; ``batches`` yields them in (shuffled) batches. ``class_mask``
-    (N, K): the classes each row may be trained towards and predicted as (its corpus's), where not all."""
+    (N, K): the classes each row may be trained towards and predicted as (its corpus's), where not all. ``presence``:
+    per modality some rows lack (a corpus without it), (N,) booleans of the rows that have it."""
 
     def __init__(self, features: dict[str, np.ndarray | list[np.ndarray] | StandardizedClips], target: np.ndarray,
-                 speaker: np.ndarray | None = None, class_mask: np.ndarray | None = None):
+                 speaker: np.ndarray | None = None, class_mask: np.ndarray | None = None,
+                 presence: dict[str, np.ndarray] | None = None):
         self.speaker = torch.as_tensor(speaker, dtype=torch.long) if speaker is not None else None
         self.class_mask = torch.as_tensor(class_mask, dtype=torch.bool) if class_mask is not None else None
+        self.presence = {m: torch.as_tensor(p, dtype=torch.bool) for m, p in (presence or {}).items() if not p.all()}
         self.inputs: dict[str, torch.Tensor] = {}
         self.lengths: dict[str, torch.Tensor | None] = {}
         self.clips: dict[str, StandardizedClips] = {}
@@ -113,7 +124,8 @@ class TensorData:
         for m, clips in self.clips.items():
             inputs[m], lengths[m] = clip_batch(clips, rows, self.lengths[m][rows], crop, generator, hflip)
         return Batch(inputs, lengths, self.target[rows], rows, self.speaker[rows] if self.speaker is not None else None,
-                     self.class_mask[rows] if self.class_mask is not None else None)
+                     self.class_mask[rows] if self.class_mask is not None else None,
+                     {m: p[rows] for m, p in self.presence.items()} or None)
 
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
                 drop_last: bool = False, crop: int | None = None, hflip: float = 0.0) -> Iterator[Batch]:
@@ -128,8 +140,8 @@ class RedrawnData(TensorData):
     to replace (train-as-you-test enrolment draws, protocol/enrolment.py). The trainer calls ``start_epoch``."""
 
     def __init__(self, features, target: np.ndarray, draw: Callable[[int], dict], speaker: np.ndarray | None = None,
-                 class_mask: np.ndarray | None = None):
-        super().__init__(features, target, speaker, class_mask)
+                 class_mask: np.ndarray | None = None, presence: dict[str, np.ndarray] | None = None):
+        super().__init__(features, target, speaker, class_mask, presence)
         self.draw = draw
 
     def start_epoch(self, epoch: int) -> None:

@@ -111,6 +111,7 @@ def shard_batch(batch: Batch) -> tuple[Batch, float]:
         target=batch.target[rows],
         index=batch.index[rows],
         class_mask=batch.class_mask[rows] if batch.class_mask is not None else None,
+        presence={m: p[rows] for m, p in batch.presence.items()} if batch.presence else None,
     )
     return local, len(rows) * world / n
 

@@ -279,7 +279,7 @@ class Trainer:
                 batch, share = distributed.shard_batch(batch)  # this rank's rows of the global batch
             batch = batch.to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
-                output = step_model(batch.inputs, batch.lengths)
+                output = step_model(batch.inputs, batch.lengths, **batch.model_kwargs)
             loss = run.loss_fn(restrict_classes(output, batch.class_mask), batch.target, epoch)
             if run.adversary is not None:
                 progress = (run.scheduler.last_epoch + 1) / (cfg.epochs * run.scheduled_per_epoch)

@@ -31,6 +31,7 @@ class FusionInputs:
     features: dict[str, torch.Tensor]  # modality -> pooled encoder vector (B, D_m)
     branch_logits: dict[str, torch.Tensor]  # modality -> (B, K)
     tokens: dict[str, State]  # modality -> last encoder stage output, before pooling
+    presence: dict[str, torch.Tensor] | None = None  # modality -> (B,) booleans, for a modality some rows lack
 
 
 @dataclass
