@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from emofuse.config.overrides import set_dotted
 from emofuse.core.registry import ConfigError, Part, Strict, did_you_mean, validated
+from emofuse.data.waveform_augment import Condition
 
 
 class VisualSourceConfig(Strict):
@@ -231,6 +232,24 @@ class DataConfig(Strict):
 DEFAULT_FACE_FEATURES = {"name": "face_features", "params": {"descriptors": ["expression", "hog"], "pool": True}}
 
 
+class AugmentConfig(Strict):
+    """Training-time augmentation of recording conditions as cached copies (features/conditioned.py): each clip has
+    ``copies`` corrupted copies, each with one kind drawn and its ranges drawn, extracted once; every epoch each
+    training clip is fed clean with probability ``p_clean``, else one of its copies. Validation and test stay clean."""
+
+    copies: int = Field(2, ge=1, description="augmented copies per clip")
+    kinds: dict[str, Condition] = Field(..., min_length=1, description="name -> a condition whose numbers may be "
+                                                                       "[low, high] ranges (drawn per copy)")
+    p_clean: float = Field(0.5, ge=0, lt=1, description="per clip and epoch: the chance of the clean clip")
+
+
+def fixed_conditions(value: dict[str, Condition]) -> dict[str, Condition]:
+    ranged = {name: c.ranged() for name, c in value.items() if c.ranged()}
+    if ranged:
+        raise ValueError(f"test conditions are fixed settings, not ranges or choices: {ranged}")
+    return value
+
+
 class FeaturesConfig(Strict):
     audio: Part = Field(default_factory=lambda: Part(name="mfcc"))
     visual: Part | None = Field(
@@ -264,6 +283,8 @@ class FeaturesConfig(Strict):
                                         "statistics, as a file on its own gets them), so that one network serves a "
                                         "file on its own and an enrolled speaker; default: features.adapt_clips")
     workers: int = Field(2, ge=1)
+    augment: AugmentConfig | None = Field(None, description="train on augmented copies of the training clips' audio "
+                                                            "as well as the clean clips (recording conditions)")
 
     @field_validator("speaker_norm", mode="before")
     @classmethod
@@ -370,6 +391,13 @@ class ProtocolConfig(Strict):
                                               "calibration error is reported either way, before and after "
                                               "(protocol/calibration.py). Off by default: on RAVDESS the fitted "
                                               "temperatures made Whisper features' test ECE worse (docs/ravdess.md)")
+    test_conditions: dict[str, Condition] = Field(
+        default_factory=dict, description="name -> a recording condition at fixed settings (data/waveform_augment.py: "
+                                          "noise, gain, telephone, codec, reverb): each fold's test clips are also "
+                                          "scored with their audio so corrupted, fed as the clean clips are; features "
+                                          "of each condition are extracted once and cached (docs/robustness.md)")
+
+    _fixed_conditions = field_validator("test_conditions")(fixed_conditions)
 
 
 class SelectionConfig(Strict):

@@ -34,7 +34,10 @@ from emofuse.protocol.enrolment import EnrolmentPool, SpeakerInputs, enrolment_r
 from emofuse.data.speakers import natural_key
 from emofuse.protocol.folds import Fold, dataset_folds
 from emofuse.protocol.linear_peer import PEER_PREDICTIONS, fit_peer, peer_summary
+from emofuse.protocol.augment import TrainingCopies, training_copies
 from emofuse.protocol.selection import run_selection
+from emofuse.reporting.report import condition_lines
+from emofuse.protocol.test_conditions import CONDITIONS_DIR, condition_summary, test_condition_copies, with_test_audio
 from emofuse.features.cache import FeatureCache
 from emofuse.datasets.feature_set import FeatureSet
 from emofuse.datasets.build import build_features
@@ -93,8 +96,9 @@ class FoldData:
 
 
 def fold_data(fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, corruption: FoldCorruption | None = None,
-              modalities: list[str] | None = None) -> FoldData:
-    """``modalities``: only these (the linear peer's, which leaves face clips out)."""
+              modalities: list[str] | None = None, augment: TrainingCopies | None = None) -> FoldData:
+    """``modalities``: only these (the linear peer's, which leaves face clips out); ``augment``: training clips fed
+    clean or as one of their augmented copies, drawn each epoch (protocol/augment.py)."""
     label = fs.meta["label"].to_numpy()
     splits = inputs.split(fold)
     if modalities is not None:
@@ -114,8 +118,8 @@ def fold_data(fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, corruption: Fol
         if corruption is not None:
             features, labels = corruption.apply(split, rows, clean, labels)
         mask = class_mask[rows] if class_mask is not None else None
-        if split == "train" and inputs.train_draws:
-            parts.append(RedrawnData(features, labels, training_draws(inputs, fold, scalers, clean, rows, corruption),
+        if split == "train" and (inputs.train_draws or augment is not None):
+            parts.append(RedrawnData(features, labels, training_draws(inputs, fold, scalers, clean, rows, corruption, augment),
                                      speaker, mask, presence))
         else:
             parts.append(TensorData(features, labels, speaker if split == "train" else None, mask, presence))
@@ -123,12 +127,14 @@ def fold_data(fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, corruption: Fol
 
 
 def training_draws(inputs: SpeakerInputs, fold: Fold, scalers: dict[str, Standardizer], clean: dict, rows: np.ndarray,
-                   corruption: FoldCorruption | None):
+                   corruption: FoldCorruption | None, augment: TrainingCopies | None = None):
     """Train as you test: each epoch's training inputs from fresh enrolment draws, standardised like the fold's and
     corrupted as planted (the corruption is fixed per clip, so every draw carries the same)."""
     def draw(epoch: int) -> dict:
         drawn = {**clean, **{m: fill_absent(scalers[m].transform(v), inputs.presence[m][rows])
                              for m, v in inputs.training_draw(fold, epoch).items()}}
+        if augment is not None:  # each clip clean or one of its augmented copies, standardised like the clean ones
+            drawn.update({m: scalers[m].transform(v) for m, v in augment.draw(rows, fold.index, epoch).items()})
         return corruption.apply("train", rows, drawn, None)[0] if corruption is not None else drawn
     return draw
 
@@ -162,12 +168,12 @@ def peer_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs,
 
 
 def train_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, fold_dir: Path | None,
-               epoch_callbacks=None, final_epoch: int | None = None):
+               epoch_callbacks=None, final_epoch: int | None = None, augment: TrainingCopies | None = None):
     """Train one fold, select on its validation actors; returns (model with selected weights, fit result, fold data).
     With ``final_epoch`` (a final fit, protocol/final_fit.py) nothing is validated: that epoch's weights are kept."""
     seed = config.seed * 1000 + fold.index
     seed_everything(seed)
-    data = fold_data(fs, inputs, fold, fold_corruption(config, fs, fold))
+    data = fold_data(fs, inputs, fold, fold_corruption(config, fs, fold), augment=augment)
     n_classes = len(fs.class_names)
     model = create_model(config.model, fs.input_dims, fs.sequence, n_classes, pretrained=True)
     check_presence(model, fs)
@@ -225,9 +231,34 @@ def scored_fold(config: ExperimentConfig, fold: Fold) -> Fold:
     return refit_fold(fold) if config.protocol.refit else fold
 
 
-def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, fold_dir: Path) -> dict:
+def score_conditions(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, model,
+                     conditions: dict, fold_dir: Path, test_rows: np.ndarray) -> dict:
+    """The scored model on the fold's test clips with their audio under each recording condition, fed as the clean
+    clips are (the same standardisation, enrolment clips and scored rows: protocol/test_conditions.py)."""
+    (fold_dir / CONDITIONS_DIR).mkdir(exist_ok=True)
+    test_meta = fs.meta.iloc[test_rows].reset_index(drop=True)
+    scores = {}
+    for name, audio in conditions.items():
+        mixed = with_test_audio(fs, audio, fold.test_actors)
+        mixed_inputs = prepare_inputs(mixed, config)
+        mixed_inputs.enrolment = inputs.enrolment  # the same enrolment clips as the clean scoring
+        data = fold_data(mixed, mixed_inputs, fold, fold_corruption(config, mixed, fold))
+        if not np.array_equal(data.test_rows, test_rows):
+            raise RuntimeError(f"condition {name}: other test rows than the clean scoring's")
+        preds = predict(model, data.test, config.train.eval_batch_size)
+        metrics = classification_metrics(preds, len(fs.class_names))
+        table = predictions_table(test_meta, preds, fs.class_names, fold.index)
+        atomic_write_text(fold_dir / CONDITIONS_DIR / f"{name}.csv", table.to_csv(index=False))
+        scores[name] = {"accuracy": metrics["accuracy"], "ua": metrics["ua"]}
+    return scores
+
+
+def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, fold_dir: Path,
+             conditions: dict | None = None, augment: TrainingCopies | None = None) -> dict:
+    """``conditions``: recording condition -> every clip's audio features under it, scored as well; ``augment``:
+    the training clips' augmented copies."""
     started = time.perf_counter()
-    model, fit, data = train_fold(config, fs, inputs, fold, fold_dir)
+    model, fit, data = train_fold(config, fs, inputs, fold, fold_dir, augment=augment)
     val_meta = fs.meta.iloc[data.val_rows].reset_index(drop=True)
     val_preds = predict(model, data.val, config.train.eval_batch_size)
     val_table = predictions_table(val_meta, val_preds, fs.class_names, fold.index)
@@ -237,7 +268,8 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
     if config.protocol.refit:  # the selected epoch, retrained on every speaker outside the test fold
         scored_dir = fold_dir / "refit"
         scored_dir.mkdir(exist_ok=True)
-        model, refit, data = train_fold(config, fs, inputs, scored, scored_dir, final_epoch=fit.best_epoch)
+        model, refit, data = train_fold(config, fs, inputs, scored, scored_dir, final_epoch=fit.best_epoch,
+                                        augment=augment)
         state = refit.best_state
     preds = predict(model, data.test, config.train.eval_batch_size)
     metrics = classification_metrics(preds, len(fs.class_names))
@@ -263,6 +295,9 @@ def run_fold(config: ExperimentConfig, fs: FeatureSet, inputs: SpeakerInputs, fo
         "seconds": time.perf_counter() - started,
         **(data.corruption.summary() if data.corruption is not None else {}),
     }
+    if conditions:
+        result["test_conditions"] = score_conditions(config, fs, inputs, scored, model, conditions, fold_dir,
+                                                     data.test_rows)
     if temperatures is not None:
         result["calibration"] = fold_calibration(temperatures, preds)
     if config.protocol.refit:
@@ -344,8 +379,9 @@ def _cross_validate(config, data_dir, run_dir, cache_dir, progress, only_folds, 
         if distributed.world_size() > 1:
             raise ConfigError("selection.candidates is not supported under torchrun; run each candidate on its own")
         with logging_to(run_dir):
-            return run_selection(config, Path(run_dir), lambda candidate, out: run_cross_validation(
+            summary = run_selection(config, Path(run_dir), lambda candidate, out: run_cross_validation(
                 candidate, data_dir, out, cache_dir, progress, only_folds, enrolment_pool))
+            return with_condition_summary(config, Path(run_dir), summary)
     if not distributed.is_main():  # another torchrun rank: trains each fold with rank 0 and writes nothing
         return _follow_cross_validation(config, Path(data_dir), FeatureCache(cache_dir), only_folds,
                                                    enrolment_pool)
@@ -369,6 +405,8 @@ def _run(config, data_dir, run_dir, cache, progress, only_folds, enrolment_pool=
     folds = dataset_folds(fs.meta, config.protocol.n_folds, config.protocol.val_fraction, config.seed)
     if only_folds:
         folds = [f for f in folds if f.index in only_folds]
+    conditions = test_condition_copies(config, fs, data_dir, cache, progress)
+    augment = training_copies(config, fs, data_dir, cache, progress)
     results, tables = [], []
     for fold in folds:
         fold_dir = run_dir / "folds" / f"fold_{fold.index}"
@@ -379,7 +417,7 @@ def _run(config, data_dir, run_dir, cache, progress, only_folds, enrolment_pool=
             log.info("fold %d already done (accuracy %.4f)", fold.index, result["accuracy"])
         else:
             log.info("fold %d: test %s, val %s", fold.index, listed(fold.test_actors), listed(fold.val_actors))
-            result = run_fold(config, fs, inputs, fold, fold_dir)
+            result = run_fold(config, fs, inputs, fold, fold_dir, conditions, augment)
             log.info("fold %d: accuracy %.4f, UA %.4f, macro-F1 %.4f, %s (best epoch %d of %d, %.1fs)", fold.index,
                      result["accuracy"], result["ua"], result["macro_f1"], rounded(result["modality_accuracy"]), result["best_epoch"],
                      result["epochs_run"], result["seconds"])
@@ -395,6 +433,21 @@ def _run(config, data_dir, run_dir, cache, progress, only_folds, enrolment_pool=
     summary["seconds"] = time.perf_counter() - started
     atomic_write_text(run_dir / "predictions.csv", predictions.to_csv(index=False))
     write_json(run_dir / "results.json", summary)
+    return with_condition_summary(config, run_dir, summary)
+
+
+def with_condition_summary(config: ExperimentConfig, run_dir: Path, summary: dict) -> dict:
+    """The summary with ``test_conditions`` (clean beside each condition, pooled over the scored folds, each fold's
+    model the chosen candidate's under selection), written to results.json; unchanged without conditions."""
+    names = list(config.protocol.test_conditions)
+    if not names:
+        return summary
+    fold_dirs = [run_dir / "folds" / f"fold_{r['fold']}" for r in summary["folds"]]
+    predictions = pd.read_csv(run_dir / "predictions.csv", dtype={"clip": str, "take": str, "actor": str, "corpus": str})
+    summary = {**summary, "test_conditions": condition_summary(fold_dirs, predictions, names, config.seed)}
+    for line in condition_lines(summary["test_conditions"]):
+        log.info("%s", line)
+    write_json(run_dir / "results.json", summary)
     return summary
 
 
@@ -403,12 +456,14 @@ def _follow_cross_validation(config, data_dir, cache, only_folds: list[int] | No
     rank 0 trains (it says which) the same training, in step with it; rank 0 scores, writes and returns."""
     fs = build_features(config.data, config.features, data_dir, cache, progress=False)
     inputs = prepare_inputs(fs, config, enrolment_pool)
+    augment = training_copies(config, fs, data_dir, cache, progress=False)
     folds = dataset_folds(fs.meta, config.protocol.n_folds, config.protocol.val_fraction, config.seed)
     for fold in folds:
         if only_folds and fold.index not in only_folds:
             continue
         if not distributed.from_main(None):  # rank 0 finds no finished result for this fold: train it together
-            fit = train_fold(config, fs, inputs, fold, None)[1]
+            fit = train_fold(config, fs, inputs, fold, None, augment=augment)[1]
             if config.protocol.refit:
-                train_fold(config, fs, inputs, scored_fold(config, fold), None, final_epoch=fit.best_epoch)
+                train_fold(config, fs, inputs, scored_fold(config, fold), None, final_epoch=fit.best_epoch,
+                           augment=augment)
     return {}

@@ -39,10 +39,25 @@ def print_cv_summary(summary: dict, run_dir: Path) -> None:
         console.print(calibration_line(summary["calibration"]), markup=False, soft_wrap=True)
     for line in peer_lines(summary.get("linear_peer")):
         console.print(line, style="bold red" if line.startswith("warning") else None, markup=False, soft_wrap=True)
+    for line in condition_lines(summary.get("test_conditions")):  # protocol.test_conditions
+        console.print(line, markup=False, soft_wrap=True)
     if "selection" in summary:  # protocol/selection.py: a nested choice among candidates
         chosen = ", ".join(f"fold {k}: {name}" for k, name in summary["selection"]["chosen"].items())
         console.print(f"candidates chosen per fold on its validation speakers (nested): {chosen}; predict and export "
                       f"use {summary['deployed_candidate']}")
+
+
+def condition_lines(summary: dict | None) -> list[str]:
+    """The test clips scored clean and under each recording condition (protocol/test_conditions.py): pooled accuracy,
+    its interval over test speakers, UA and the paired difference from clean."""
+    if not summary:
+        return []
+    lines = [f"{'condition':<20} {'accuracy':>8} {'95% CI':>15} {'UA':>6} {'vs clean':>9}"]
+    for name, r in summary["conditions"].items():
+        low, high = r["accuracy_ci"]
+        diff = f"{r['minus_clean']['difference']:+.3f}" if "minus_clean" in r else ""
+        lines.append(f"{name:<20} {r['accuracy']:>8.3f} {f'[{low:.3f}, {high:.3f}]':>15} {r['ua']:>6.3f} {diff:>9}")
+    return lines
 
 
 def calibration_line(calibration: dict) -> str:
