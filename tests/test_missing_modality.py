@@ -20,6 +20,7 @@ from emofuse.losses import LOSSES
 from emofuse.losses.base import restrict_classes
 from emofuse.models.multimodal import create_model
 from emofuse.protocol.cross_validation import run_cross_validation
+from emofuse.protocol.rescore import predictions_at_k
 from emofuse.training.batches import TensorData
 
 from conftest import AU_NAMES, SHARED_DATA, feature_manifest_config, requires_shared_data
@@ -171,6 +172,10 @@ def test_a_cross_validation_trains_on_a_corpus_without_faces(tmp_path, speaker_n
     peer = summary["linear_peer"]
     assert np.isfinite(peer["per_modality"]["visual"]["pooled_accuracy"])
     assert np.isfinite(json.loads((tmp_path / "run" / "results.json").read_text())["accuracy_mean"])
+    if speaker_norm["speaker_norm"] == "inductive":  # scored again with the run's own k: the run's own answers
+        again = predictions_at_k(tmp_path / "run", 2, path, tmp_path / "cache").set_index("clip")
+        names = np.asarray(json.loads((tmp_path / "run" / "data_fingerprint.json").read_text())["class_names"])
+        assert (names[again.loc[predictions["clip"], "pred"]] == predictions["pred"].to_numpy()).all()
 
 
 @requires_shared_data()

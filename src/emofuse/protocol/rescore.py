@@ -22,6 +22,7 @@ from emofuse.metrics.statistics import bootstrap_indices, ratio_interval, speake
 from emofuse.features.cache import FeatureCache
 from emofuse.inference.predict import Predictor
 from emofuse.datasets.build import build_features
+from emofuse.datasets.normalize import fill_absent
 from emofuse.training.batches import TensorData
 
 
@@ -39,8 +40,10 @@ def predictions_at_k(run: Path, k: int, data: Path, cache: Path, pool: Enrolment
         member = members[fold.index]
         rows, values = inputs.split(scored_fold(config, fold))[2]  # held-out speakers' statistics as the run had them
         mask = fs.class_mask[rows] if fs.class_mask is not None else None  # a corpus decides among its own classes
-        preds = predict(member.model, TensorData({m: member.scalers[m].transform(v) for m, v in values.items()},
-                                                 fs.meta["label"].to_numpy()[rows], class_mask=mask),
+        presence = {m: inputs.presence[m][rows] for m in fs.presence}  # a corpus without a modality: as in training
+        preds = predict(member.model, TensorData({m: fill_absent(member.scalers[m].transform(v), presence.get(m))
+                                                  for m, v in values.items()},
+                                                 fs.meta["label"].to_numpy()[rows], class_mask=mask, presence=presence),
                         config.train.eval_batch_size)
         meta = fs.meta.iloc[rows]
         tables.append(pd.DataFrame({"seed": config.seed, "clip": meta["clip"].to_numpy(), "fold": fold.index,
