@@ -123,6 +123,17 @@ def test_a_branch_gets_no_gradient_from_a_sample_without_its_modality(tmp_path, 
         assert all(torch.allclose(p.grad, g, atol=1e-6) for p, g in zip(model.encoders["visual"].parameters(), with_beta))
 
 
+def test_a_branch_with_one_row_of_its_modality_sits_a_training_batch_out(tmp_path):
+    """BatchNorm cannot normalise one row: in training, a branch with a single row of its modality in the batch is
+    left out of it; in evaluation that row is answered by both branches."""
+    model, data = model_and_batch(tmp_path)
+    batch = data.batch(torch.arange(9, 20))
+    out = model.train()(batch.inputs, batch.lengths, **batch.model_kwargs)
+    assert set(out.branch_logits) == {"audio"} and not out.presence
+    out = model.eval()(batch.inputs, batch.lengths, **batch.model_kwargs)
+    assert set(out.branch_logits) == {"audio", "visual"} and out.presence["visual"].sum() == 1
+
+
 def test_the_fused_answer_of_an_audio_only_sample_is_its_audio_branch(tmp_path):
     model, data = model_and_batch(tmp_path)
     model.eval()

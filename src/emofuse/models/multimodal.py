@@ -70,7 +70,10 @@ class MultimodalClassifier(nn.Module):
                 presence: dict[str, torch.Tensor] | None = None) -> ModelOutput:
         lengths = lengths or {}
         presence = {m: p for m, p in (presence or {}).items() if m in inputs and m in self.encoders and not bool(p.all())}
-        present = [m for m in self.encoders if m in inputs and not (m in presence and not bool(presence[m].any()))]
+        # a branch run on its rows only needs two of them in training (BatchNorm cannot normalise one): with fewer,
+        # it sits the batch out
+        fewest = 2 if self.training and self.fusion.decision_level else 1
+        present = [m for m in self.encoders if m in inputs and not (m in presence and int(presence[m].sum()) < fewest)]
         if self.fusion.stage_blocks and (len(present) < len(self.encoders) or presence):
             raise ValueError(f"model-level fusion needs every modality ({self.modalities}) on every row; got {present}"
                              + (f", {', '.join(presence)} on some rows only" if presence else ""))
