@@ -205,6 +205,7 @@ def test_cv_trains_on_augmented_copies(tmp_path):
     from emofuse.config.loading import load_config
     from emofuse.core.registry import ConfigError
     from emofuse.data.sample import sample_dir
+    from emofuse.protocol.augment import training_copies
     from emofuse.protocol.cross_validation import run_cross_validation
     from tests.conftest import REPO
 
@@ -212,11 +213,12 @@ def test_cv_trains_on_augmented_copies(tmp_path):
                  "features.workers=1", "protocol.linear_peer=false",
                  'features.augment={"copies": 2, "kinds": {"noise": {"kind": "noise", "snr_db": [5, 20]}, '
                  '"room": {"kind": "reverb", "rt60_s": [0.2, 0.8]}}}']
-    config = load_config(REPO / "configs" / "ravdess_mars_egemaps.yaml", [*overrides, "features.speaker_norm=none"])
+    inductive = load_config(REPO / "configs" / "ravdess_mars_egemaps.yaml", [*overrides, "features.speaker_norm=inductive"])
+    with pytest.raises(ConfigError, match="speaker_norm: none"):
+        training_copies(inductive, None, None, None)
+    config = load_config(REPO / "configs" / "ravdess_mars_egemaps.yaml", [
+        *overrides, "features.speaker_norm=none"])
     result = run_cross_validation(config, sample_dir(), tmp_path / "run", tmp_path / "cache", progress=False)
     n = result["n_clips"]  # every clip is scored once, clean
     copies = [d for d in (tmp_path / "cache").iterdir() if "~conditioned-" in d.name]
     assert len(copies) == 2 and all(len(list(d.glob("*.npy"))) == n for d in copies)  # each copy extracted once
-    inductive = load_config(REPO / "configs" / "ravdess_mars_egemaps.yaml", [*overrides, "features.speaker_norm=inductive"])
-    with pytest.raises(ConfigError, match="speaker_norm: none"):
-        run_cross_validation(inductive, sample_dir(), tmp_path / "run2", tmp_path / "cache", progress=False)
