@@ -18,6 +18,7 @@ from emofuse.datasets.manifest_set import build_manifest_features
 from emofuse.features.cache import FeatureCache
 from emofuse.losses import LOSSES
 from emofuse.losses.base import restrict_classes
+from emofuse.metrics.classification import classification_metrics, predict
 from emofuse.models.multimodal import create_model
 from emofuse.protocol.cross_validation import run_cross_validation
 from emofuse.protocol.rescore import predictions_at_k
@@ -124,14 +125,21 @@ def test_a_branch_gets_no_gradient_from_a_sample_without_its_modality(tmp_path, 
 
 
 def test_a_branch_with_one_row_of_its_modality_sits_a_training_batch_out(tmp_path):
-    """BatchNorm cannot normalise one row: in training, a branch with a single row of its modality in the batch is
-    left out of it; in evaluation that row is answered by both branches."""
+    """BatchNorm cannot normalise one row: in training, a branch with a single row of its modality in the batch sits
+    it out (zeros, no row present); in evaluation that row is answered by both branches, and a batch without any row
+    of the modality (scored in batches of 10 here) gives the branch's scores where it has them."""
     model, data = model_and_batch(tmp_path)
     batch = data.batch(torch.arange(9, 20))
     out = model.train()(batch.inputs, batch.lengths, **batch.model_kwargs)
-    assert set(out.branch_logits) == {"audio"} and not out.presence
+    assert not out.presence["visual"].any() and not out.branch_logits["visual"].any()
+    assert torch.allclose(out.probs, out.branch_logits["audio"].softmax(-1))
     out = model.eval()(batch.inputs, batch.lengths, **batch.model_kwargs)
-    assert set(out.branch_logits) == {"audio", "visual"} and out.presence["visual"].sum() == 1
+    assert out.presence["visual"].tolist() == [True] + [False] * 10
+    whole, batched = predict(model, data, batch_size=20), predict(model, data, batch_size=10)
+    assert np.allclose(whole.probs, batched.probs, atol=1e-6) and batched.presence["visual"].sum() == 10
+    assert np.allclose(whole.branch_probs["visual"][:10], batched.branch_probs["visual"][:10], atol=1e-6)
+    assert classification_metrics(batched, 5)["accuracy/visual"] == pytest.approx(
+        float((batched.branch_probs["visual"][:10].argmax(1) == batched.target[:10]).mean()))
 
 
 def test_the_fused_answer_of_an_audio_only_sample_is_its_audio_branch(tmp_path):
@@ -148,6 +156,8 @@ def test_the_fused_answer_of_an_audio_only_sample_is_its_audio_branch(tmp_path):
 
 def test_a_feature_level_fusion_reads_the_mean_and_a_model_level_one_stops(tmp_path):
     model, data = model_and_batch(tmp_path, "concat", "fused_cross_entropy")
+    audio_only = data.batch(torch.arange(10, 20))  # a batch without faces: the visual input at its mean
+    assert model(audio_only.inputs, audio_only.lengths, **audio_only.model_kwargs).fused_logits.shape == (10, 5)
     batch = data.batch(torch.arange(20))
     out = model(batch.inputs, batch.lengths, **batch.model_kwargs)
     assert out.fused_logits.shape == (20, 5) and torch.isfinite(out.fused_logits).all()

@@ -70,15 +70,15 @@ class MultimodalClassifier(nn.Module):
                 presence: dict[str, torch.Tensor] | None = None) -> ModelOutput:
         lengths = lengths or {}
         presence = {m: p for m, p in (presence or {}).items() if m in inputs and m in self.encoders and not bool(p.all())}
-        # a branch run on its rows only needs two of them in training (BatchNorm cannot normalise one): with fewer,
-        # it sits the batch out
-        fewest = 2 if self.training and self.fusion.decision_level else 1
-        present = [m for m in self.encoders if m in inputs and not (m in presence and int(presence[m].sum()) < fewest)]
-        if self.fusion.stage_blocks and (len(present) < len(self.encoders) or presence):
-            raise ValueError(f"model-level fusion needs every modality ({self.modalities}) on every row; got {present}"
-                             + (f", {', '.join(presence)} on some rows only" if presence else ""))
-        presence = {m: p for m, p in presence.items() if m in present}
-        rows = {m: p.nonzero().squeeze(1) for m, p in presence.items()} if self.fusion.decision_level else {}
+        if self.fusion.stage_blocks and (len(inputs.keys() & self.encoders.keys()) < len(self.encoders) or presence):
+            raise ValueError(f"model-level fusion needs every modality ({self.modalities}) on every row; got "
+                             f"{sorted(inputs)}" + (f", {', '.join(presence)} on some rows only" if presence else ""))
+        # a branch run on its rows only needs one of them, two in training (BatchNorm cannot normalise one): with
+        # fewer, it sits the batch out (zeros, no row present); a feature-level fusion runs every branch on every row
+        fewest = (2 if self.training else 1) if self.fusion.decision_level else 0
+        sitting_out = [m for m, p in presence.items() if int(p.sum()) < fewest]
+        present = [m for m in self.encoders if m in inputs and m not in sitting_out]
+        rows = {m: p.nonzero().squeeze(1) for m, p in presence.items() if m in present} if self.fusion.decision_level else {}
         own = lambda m, x: x[rows[m]] if m in rows and x is not None else x  # noqa: E731
         states = {m: self.encoders[m].begin(own(m, inputs[m]), own(m, lengths.get(m))) for m in present}
         depth = max(len(self.encoders[m].stages) for m in present)
@@ -95,6 +95,12 @@ class MultimodalClassifier(nn.Module):
         for m, r in rows.items():  # back to every row of the batch, zeros where the modality is absent
             features[m], logits[m] = (x.new_zeros(len(presence[m]), *x.shape[1:]).index_copy(0, r, x)
                                       for x in (features[m], logits[m]))
+        for m in sitting_out:
+            presence[m] = torch.zeros_like(presence[m])
+            features[m] = presence[m].new_zeros(len(presence[m]), self.encoders[m].out_dim, dtype=torch.float32)
+            logits[m] = presence[m].new_zeros(len(presence[m]), self.classifiers[m][-1].out_features, dtype=torch.float32)
+        order = [m for m in self.encoders if m in logits]
+        features, logits = {m: features[m] for m in order}, {m: logits[m] for m in order}
         fused = self.fusion(FusionInputs(features, logits, states, presence or None))
         return ModelOutput(branch_logits=logits, probs=fused.probs, fused_logits=fused.logits, features=features,
                            presence=presence or None)
