@@ -70,9 +70,10 @@ def test_the_capacity_choice_is_nested_and_fit_trains_the_deployed_candidate(tmp
     assert main(["cv", str(REPO / "configs" / "manifest_features.yaml"), "--data", str(manifest), "--out", str(run),
                  "--cache", str(tmp_path / "cache"), "--no-progress", *[a for o in overrides for a in ("--set", o)]]) == 0
     results = json.loads((run / "results.json").read_text())
+    sign = -1 if results["selection"]["monitor"] == "nll" else 1
     for fold in results["folds"]:  # each fold's choice: the best on its own validation speakers (ties: first listed)
         order = list(config.selection.candidates)
-        best = max(order, key=lambda n: (fold["candidate_val"][n], -order.index(n)))
+        best = max(order, key=lambda n: (sign * fold["candidate_val"][n], -order.index(n)))
         assert fold["candidate"] == best
     deployed = results["deployed_candidate"]
     fit = fit_final(config, manifest, tmp_path / "fit", tmp_path / "cache", cv_run=run, progress=False)
@@ -88,15 +89,32 @@ def test_the_capacity_choice_is_nested_and_fit_trains_the_deployed_candidate(tmp
 
 
 def test_a_capacity_best_only_on_a_folds_test_speakers_is_not_chosen_for_it(tmp_path):
-    """Planted: the linear candidate is by far the best on fold 2's test speakers but not on its validation speakers;
-    fold 2 keeps the MLP, so the pooled figure does not take the test speakers' side."""
+    """Planted: the linear candidate is by far the best on fold 2's test speakers but not on its validation speakers
+    (the generic configs choose by validation log-loss: lower is better); fold 2 keeps the MLP, so the pooled figure
+    does not take the test speakers' side."""
     from emofuse.protocol.selection import run_selection
     from test_selection import fake_candidate
 
     config = load_config(REPO / "configs" / "manifest_audio.yaml", ["data.path=m.csv"])
-    plan = {"mlp": ({1: 0.70, 2: 0.80}, {1: 0.7, 2: 0.5}),
-            "mlp_wide": ({1: 0.60, 2: 0.70}, {1: 0.6, 2: 0.6}),
-            "linear": ({1: 0.90, 2: 0.75}, {1: 0.8, 2: 1.0})}
-    result = run_selection(config, tmp_path / "run", lambda cfg, out: fake_candidate(out, *plan[out.name]))
+    assert config.selection.monitor == "nll"
+    plan = {"mlp": ({1: 0.90, 2: 0.60}, {1: 0.7, 2: 0.5}),
+            "mlp_wide": ({1: 1.00, 2: 0.80}, {1: 0.6, 2: 0.6}),
+            "linear": ({1: 0.50, 2: 0.65}, {1: 0.8, 2: 1.0})}
+    result = run_selection(config, tmp_path / "run", lambda cfg, out: fake_candidate(out, *plan[out.name], metric="nll"))
     assert result["selection"]["chosen"] == {1: "linear", 2: "mlp"}
+    assert result["selection"]["monitor"] == "nll"
     assert result["pooled_accuracy"] == pytest.approx((8 + 5) / 20)
+    # by accuracy (the same numbers read as scores, higher better) the choice turns over
+    by_accuracy = config.model_copy(update={"selection": config.selection.model_copy(update={"monitor": "accuracy"})})
+    result = run_selection(by_accuracy, tmp_path / "acc", lambda cfg, out: fake_candidate(out, *plan[out.name]))
+    assert result["selection"]["chosen"] == {1: "mlp_wide", 2: "mlp_wide"}
+
+
+def test_a_selection_monitor_no_candidate_recorded_is_an_error_naming_it(tmp_path):
+    from emofuse.protocol.selection import run_selection
+    from test_selection import fake_candidate
+
+    config = load_config(REPO / "configs" / "manifest_audio.yaml", ["data.path=m.csv"])
+    plan = {name: ({1: 0.5}, {1: 0.5}) for name in config.selection.candidates}
+    with pytest.raises(ConfigError, match="selection.monitor 'nll': no validation nll recorded for candidate"):
+        run_selection(config, tmp_path / "run", lambda cfg, out: fake_candidate(out, *plan[out.name]))

@@ -20,9 +20,9 @@ from conftest import REPO
 TWO = "selection={candidates: {first: {model.dropout: 0.3}, second: {model.dropout: 0.1}}}"
 
 
-def fake_candidate(run_dir, val: dict[int, float], test: dict[int, float]) -> dict:
-    """A finished candidate run: per fold a validation score at the selected epoch, a test accuracy and predictions
-    that are right for that share of 10 clips."""
+def fake_candidate(run_dir, val: dict[int, float], test: dict[int, float], metric: str = "accuracy") -> dict:
+    """A finished candidate run: per fold a validation score (``metric``) at the selected epoch, a test accuracy and
+    predictions that are right for that share of 10 clips."""
     folds = []
     for k in val:
         right = round(10 * test[k])
@@ -31,7 +31,7 @@ def fake_candidate(run_dir, val: dict[int, float], test: dict[int, float]) -> di
         (run_dir / "folds" / f"fold_{k}").mkdir(parents=True)
         table.to_csv(run_dir / "folds" / f"fold_{k}" / "predictions.csv", index=False)
         folds.append({"fold": k, "accuracy": test[k], "macro_f1": test[k], "modality_accuracy": {"audio": test[k]},
-                      "val_at_best": {"accuracy": val[k]}})
+                      "val_at_best": {metric: val[k]}})
     (run_dir / "data_fingerprint.json").write_text('{"sha256": "x"}')
     return {"folds": folds, "pooled_accuracy": sum(test.values()) / len(test), "seconds": 1.0}
 

@@ -402,12 +402,16 @@ class ProtocolConfig(Strict):
 
 class SelectionConfig(Strict):
     """Variants of a config chosen per fold (protocol/selection.py): each candidate is cross-validated on the same
-    folds and every fold keeps the one with the best accuracy on its own validation speakers (its training speakers'
-    share held out), so the test score is a nested estimate."""
+    folds and every fold keeps the one with the best validation score on its own validation speakers (its training
+    speakers' share held out), so the test score is a nested estimate."""
 
     candidates: dict[str, dict[str, Any]] = Field(
         ..., min_length=2, description="name -> {dotted.key: value} overrides of this config (e.g. "
                                        "{features.audio.params.layers: 3}); every candidate must be a valid config")
+    monitor: Literal["accuracy", "nll"] | None = Field(
+        None, description="the validation score each fold chooses by, at each candidate's selected epoch: 'nll' (the "
+                          "log-loss, a proper scoring rule that varies less than accuracy on a few validation "
+                          "speakers), 'accuracy'; None: the early-stopping monitor")
 
 
 class ExperimentConfig(Strict):

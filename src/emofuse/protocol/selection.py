@@ -2,7 +2,8 @@
 
 Every candidate is cross-validated on the same folds (``RUN/candidates/<name>``, each a complete, resumable run).
 Each fold then keeps the candidate whose selected epoch scored best on that fold's own validation speakers, drawn
-from its training speakers; ties go to the candidate listed first. No test speaker's label reaches the choice made
+from its training speakers (``selection.monitor``: accuracy, or the log-loss, which varies less between candidates
+of equal worth on a few hundred validation clips); ties go to the candidate listed first. No test speaker's label reaches the choice made
 for its fold, and the choice may differ between folds, so the pooled test accuracy is a nested estimate of the
 whole recipe, selection included. (Averaging validation scores over folds and picking one candidate for all would
 let each fold's test speakers, who are validation speakers of other folds, take part in its choice.)
@@ -26,12 +27,22 @@ from emofuse.config.schema import ExperimentConfig, candidate_config
 from emofuse.metrics.classification import ClassificationEvaluator, fold_figures
 from emofuse.protocol.linear_peer import peer_summary
 from emofuse.protocol.nested import choose_per_fold, link_fold, fold_predictions
+from emofuse.core.registry import ConfigError
 from emofuse.core.runs import atomic_write_text, start_run, write_json
 
 log = logging.getLogger(__name__)
 
 CandidateRunner = Callable[[ExperimentConfig, Path], dict]
 """(a candidate's config, its run directory) -> its results.json summary (a plain cross-validation)."""
+
+
+def choice_metric(config: ExperimentConfig) -> tuple[str, str]:
+    """(metric, 'max' or 'min') each fold chooses by: ``selection.monitor``, else the metric each candidate's epoch
+    was selected by."""
+    if config.selection.monitor is not None:
+        return config.selection.monitor, "min" if config.selection.monitor == "nll" else "max"
+    stopping = config.train.early_stopping
+    return (stopping.monitor, stopping.mode) if stopping else ClassificationEvaluator.selection_metric
 
 
 def deployed_candidate(chosen: list[str], names: list[str]) -> str:
@@ -44,9 +55,12 @@ def run_selection(config: ExperimentConfig, run_dir: Path, run_candidate: Candid
     start_run(run_dir, dump_config(config))
     names = list(config.selection.candidates)
     summaries = {name: run_candidate(candidate_config(config, name), run_dir / "candidates" / name) for name in names}
-    stopping = config.train.early_stopping  # the metric each candidate's epoch was selected by
-    monitor, mode = (stopping.monitor, stopping.mode) if stopping else ClassificationEvaluator.selection_metric
+    monitor, mode = choice_metric(config)
     by_fold = {name: {r["fold"]: r for r in s["folds"]} for name, s in summaries.items()}
+    lacking = sorted({name for name, results in by_fold.items() for r in results.values() if monitor not in r["val_at_best"]})
+    if lacking:
+        raise ConfigError(f"selection.monitor {monitor!r}: no validation {monitor} recorded for candidate(s) "
+                          f"{', '.join(lacking)} (recorded: {', '.join(sorted(next(iter(by_fold[lacking[0]].values()))['val_at_best']))})")
     val = {name: {k: float(r["val_at_best"][monitor]) for k, r in results.items()} for name, results in by_fold.items()}
     chosen = choose_per_fold(val, mode)
     folds, tables, fold_dirs = [], [], []
