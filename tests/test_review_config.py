@@ -84,7 +84,7 @@ def test_a_process_killed_mid_write_leaves_the_old_file(tmp_path):
     assert len(cut) == 1 and cut[0].name.startswith(".best.pt.") and cut[0].stat().st_size > 0  # the torn write
 
 
-WRITES = re.compile(r"torch\.save\(|\.savefig\((?!buffer|f\b)|np\.savez?(_compressed)?\((?!f\b)|open\([^)]*[\"']w")
+WRITES = re.compile(r"torch\.save\(|\.savefig\((?!buffer|f\b)|np\.savez?(_compressed)?\((?!f\b)|open\((?!buffer)[^)]*[\"']w")
 
 
 def test_run_files_are_written_through_core_atomic():
