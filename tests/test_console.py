@@ -201,6 +201,29 @@ def test_a_refused_run_directory_names_the_differing_keys(tmp_path):
     start_run(tmp_path, yaml.safe_dump(tree, sort_keys=False))  # the same config resumes
 
 
+def test_a_run_written_before_a_key_existed_resumes_unless_the_key_changes_what_it_did(tmp_path):
+    """A config.yaml without a key added since (at its default) is the same config; one without a key whose absence
+    meant another value (OLD_DEFAULTS: protocol.linear_peer was off), or with a changed value, is refused."""
+    from emofuse.config.loading import dump_config, load_config, recorded_config
+
+    config = dump_config(load_config(REPO / "configs" / "manifest_audio.yaml", ["data.path=m.csv"]))
+    tree = yaml.safe_load(config)
+    for key in ("features", "protocol"):
+        older = {**tree, key: {k: v for k, v in tree[key].items() if k not in ("augment", "test_conditions")}}
+        run = tmp_path / key
+        run.mkdir()
+        (run / "config.yaml").write_text(yaml.safe_dump(older, sort_keys=False))
+        start_run(run, config, recorded_config)
+        assert (run / "config.yaml").read_text() == config  # rewritten in full
+    before_peer = {**tree, "protocol": {k: v for k, v in tree["protocol"].items() if k != "linear_peer"}}
+    (tmp_path / "peer").mkdir()
+    (tmp_path / "peer" / "config.yaml").write_text(yaml.safe_dump(before_peer, sort_keys=False))
+    with pytest.raises(ConfigError, match="protocol.linear_peer: \\(absent\\) -> True"):
+        start_run(tmp_path / "peer", config, recorded_config)
+    with pytest.raises(ConfigError, match="holds a run of a different config"):
+        start_run(tmp_path / "features", config.replace("seed: 0", "seed: 1"), recorded_config)
+
+
 def cv_summary(modalities=("audio", "visual")):
     folds = [{"fold": k + 1, "test_actors": [4 * k + 1, 4 * k + 2, 4 * k + 3, 4 * k + 4], "val_actors": [10, 13, 17, 24],
               "accuracy": 0.95 - k / 100, "macro_f1": 0.9475, "modality_accuracy": {m: 0.705 for m in modalities},

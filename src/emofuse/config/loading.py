@@ -100,6 +100,11 @@ def load_run_config(run_dir: str | Path, schema: type[BaseModel] = ExperimentCon
     return config_from_dict(tree, str(path), schema)
 
 
+def recorded_config(run_dir: Path) -> str:
+    """A run directory's config.yaml as today's code reads it, in dump_config's form (for core.runs.start_run)."""
+    return dump_config(load_run_config(run_dir))
+
+
 def dump_config(config: BaseModel) -> str:
     """The YAML a run records; an experiment config's parts with every parameter, defaults included."""
     if isinstance(config, ExperimentConfig):

@@ -10,7 +10,7 @@ import sys
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from emofuse.core.atomic import atomic_write_text
 from emofuse.core.config_diff import describe_yaml_change
@@ -61,15 +61,27 @@ def logging_to(run_dir: Path) -> Iterator[None]:
         handler.close()
 
 
-def start_run(run_dir: Path, resolved_config: str) -> None:
-    """Write the resolved config and versions; a directory holding another config's run is refused."""
+def start_run(run_dir: Path, resolved_config: str, read_recorded: Callable[[Path], str] | None = None) -> None:
+    """Write the resolved config and versions; a directory holding another config's run is refused. A run written
+    before a key existed lacks it: ``read_recorded`` reads its config.yaml as today's code reads a run's config (each
+    absent key at the value of its time), so that a run interrupted before an upgrade resumes when nothing changed."""
     config_path = run_dir / "config.yaml"
-    if config_path.is_file() and config_path.read_text() != resolved_config:
+    if config_path.is_file() and config_path.read_text() != resolved_config \
+            and not _recorded_as(run_dir, resolved_config, read_recorded):
         change = describe_yaml_change(config_path.read_text(), resolved_config)
         raise ConfigError(f"{run_dir} holds a run of a different config (run -> now: {change}); "
                           "use a new --out directory (or --overwrite)")
     atomic_write_text(config_path, resolved_config)
     write_json(run_dir / "versions.json", versions())
+
+
+def _recorded_as(run_dir: Path, resolved_config: str, read_recorded: Callable[[Path], str] | None) -> bool:
+    if read_recorded is None:
+        return False
+    try:
+        return read_recorded(run_dir) == resolved_config
+    except (ConfigError, ValueError):  # a config this code cannot read is not the same config
+        return False
 
 
 def record_fingerprint(run_dir: Path, fingerprint: dict) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from emofuse.config.loading import dump_config
+from emofuse.config.loading import dump_config, recorded_config
 from emofuse.config.schema import ExperimentConfig
 from emofuse.core.console import listed, rounded
 from emofuse.datasets.corruption import SPLITS, FoldCorruption, plants_corruption
@@ -391,7 +391,7 @@ def _cross_validate(config, data_dir, run_dir, cache_dir, progress, only_folds, 
 
 def _run(config, data_dir, run_dir, cache, progress, only_folds, enrolment_pool=None) -> dict:
     started = time.perf_counter()
-    start_run(run_dir, dump_config(config))
+    start_run(run_dir, dump_config(config), recorded_config)
     log.info("run %s: config %s, data %s", run_dir, config.name, data_dir)
 
     fs = build_features(config.data, config.features, data_dir, cache, progress)

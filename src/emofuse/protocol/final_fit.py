@@ -26,7 +26,7 @@ import pandas as pd
 
 from emofuse.core.threads import thread_budget
 from emofuse.models.encoders import compute_bound
-from emofuse.config.loading import dump_config, load_run_config
+from emofuse.config.loading import dump_config, load_run_config, recorded_config
 from emofuse.config.schema import ExperimentConfig, candidate_config
 from emofuse.metrics.calibration import CALIBRATION_FILE
 from emofuse.protocol.calibration import cv_temperatures
@@ -92,7 +92,7 @@ def fit_final(config: ExperimentConfig, data_dir: Path, out: Path, cache_dir: Pa
         return json.loads(done.read_text())
     with logging_to(out), thread_budget(compute_bound(config.model.encoders)):
         started = time.perf_counter()
-        start_run(out, dump_config(config))
+        start_run(out, dump_config(config), recorded_config)
         fs = build_features(config.data, config.features, data_dir, FeatureCache(cache_dir), progress)
         record_fingerprint(out, data_record(fs, data_dir))
         speakers = tuple(sorted(pd.unique(fs.meta["actor"])))

@@ -22,7 +22,7 @@ from typing import Callable
 
 import pandas as pd
 
-from emofuse.config.loading import dump_config
+from emofuse.config.loading import dump_config, recorded_config
 from emofuse.config.schema import ExperimentConfig, candidate_config
 from emofuse.metrics.classification import ClassificationEvaluator, fold_figures
 from emofuse.protocol.linear_peer import peer_summary
@@ -52,7 +52,7 @@ def deployed_candidate(chosen: list[str], names: list[str]) -> str:
 
 def run_selection(config: ExperimentConfig, run_dir: Path, run_candidate: CandidateRunner) -> dict:
     run_dir = Path(run_dir)
-    start_run(run_dir, dump_config(config))
+    start_run(run_dir, dump_config(config), recorded_config)
     names = list(config.selection.candidates)
     summaries = {name: run_candidate(candidate_config(config, name), run_dir / "candidates" / name) for name in names}
     monitor, mode = choice_metric(config)
