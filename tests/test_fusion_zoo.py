@@ -10,7 +10,8 @@ import torch
 from emofuse.config.schema import ModelConfig
 from emofuse.losses import LOSSES
 from emofuse.models import FUSIONS, ModelOutput, create_model
-from emofuse.models.fusion.cbp import CountSketch, compact_bilinear
+from emofuse.models.fusion.base import FusionInputs
+from emofuse.models.fusion.cbp import CompactBilinearFusion, CountSketch, compact_bilinear
 from emofuse.models.fusion.tfn import tensor_fusion
 
 DIMS = {"audio": 20, "visual": 35, "text": 12}
@@ -177,3 +178,18 @@ def test_feature_fusion_probes_do_not_train_the_encoders():
     model(inputs, lengths).branch_logits["audio"].sum().backward()
     assert model.encoders["audio"].stages[0].net[0].weight.grad is None
     assert model.classifiers["audio"][1].weight.grad.abs().sum() > 0
+
+
+def test_cbp_skip_gives_the_classifier_each_modality_beside_the_pooled_code():
+    """Without skip, two clips that differ only in x while y is all zeros pool to the same (zero) code; with skip the
+    classifier reads [CBP(x, y); x; y], so they stay apart and the code is the plain CBP's."""
+    dims = {"audio": 16, "visual": 8}
+    x, zeros = torch.randn(2, 16, generator=torch.Generator().manual_seed(1)), torch.zeros(2, 8)
+    inputs = FusionInputs(features={"audio": x, "visual": zeros}, branch_logits={}, tokens={})
+    plain = CompactBilinearFusion(CompactBilinearFusion.Params(output_dim=256), dims, 3)
+    skip = CompactBilinearFusion(CompactBilinearFusion.Params(output_dim=256, skip=True), dims, 3)
+    assert torch.allclose(plain.fuse(inputs)[0], plain.fuse(inputs)[1])
+    fused = skip.fuse(inputs)
+    assert fused.shape == (2, 256 + 16 + 8) and skip.head[-1].in_features == 256 + 16 + 8
+    assert torch.equal(fused[:, :256], plain.fuse(inputs)) and torch.equal(fused[:, 256:272], x)
+    assert not torch.allclose(fused[0], fused[1])

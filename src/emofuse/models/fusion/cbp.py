@@ -5,6 +5,10 @@ signs s; the sketch of the outer product x (x) y is the circular convolution of 
 IFFT(FFT(Psi(x)) FFT(Psi(y))). Its inner products approximate those of the full outer product:
 <CBP(x, y), CBP(x', y')> ~ <x, x'> <y, y'>. Signed square root and L2 normalisation follow, then a classifier.
 The pooling is bilinear, a product of two vectors: the fusion takes exactly two modalities.
+
+A bilinear code alone has no unimodal terms: what one modality shows whatever the other does must be read through
+products x_i y_j. With ``skip`` the classifier reads the modalities' vectors beside the pooled code, [CBP(x, y); x; y],
+a linear path around the pooling.
 """
 
 from __future__ import annotations
@@ -50,14 +54,15 @@ class CompactBilinearFusion(FusedClassifier):
         output_dim: int = Field(1024, ge=8, description="sketch size d")
         seed: int = Field(0, description="fixes the hashes, so a checkpoint always meets the same sketches")
         dropout: float = Field(0.3, ge=0, lt=1)
+        skip: bool = Field(False, description="the classifier also reads each modality's vector: [CBP(x, y); x; y]")
 
     def __init__(self, params: Params, feature_dims, n_classes, stage_dims=None):
         super().__init__(params, feature_dims, n_classes, stage_dims)
         generator = torch.Generator().manual_seed(params.seed)
         self.sketch = nn.ModuleDict({m: CountSketch(d, params.output_dim, generator) for m, d in feature_dims.items()})
-        self.build_head(params.output_dim, params.dropout)
+        self.build_head(params.output_dim + (sum(feature_dims.values()) if params.skip else 0), params.dropout)
 
     def fuse(self, inputs: FusionInputs) -> torch.Tensor:
         z = compact_bilinear([self.sketch[m](inputs.features[m]) for m in self.feature_dims])
-        z = torch.sign(z) * torch.sqrt(z.abs() + 1e-8)
-        return F.normalize(z, dim=1)
+        z = F.normalize(torch.sign(z) * torch.sqrt(z.abs() + 1e-8), dim=1)
+        return torch.cat([z, *(inputs.features[m] for m in self.feature_dims)], dim=1) if self.params.skip else z
