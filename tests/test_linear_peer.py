@@ -30,13 +30,13 @@ def test_sequences_are_pooled_over_their_own_frames_only():
     assert pooled["visual"].shape == (2, 3)
 
 
-def separable_part(rng, n_per_class: int, n_classes: int = 3) -> TensorData:
+def separable_part(rng, n_per_class: int, n_classes: int = 3, presence: dict | None = None) -> TensorData:
     """A frame-sequence modality and a vector modality whose means both name the class (far apart, little noise)."""
     labels = np.repeat(np.arange(n_classes), n_per_class)
     centres = 5.0 * np.eye(n_classes, 4)
     audio = [centres[y] + 0.1 * rng.normal(size=(int(rng.integers(3, 8)), 4)) for y in labels]
     visual = centres[labels][:, ::-1] + 0.1 * rng.normal(size=(len(labels), 4))
-    return TensorData({"audio": audio, "visual": visual}, labels)
+    return TensorData({"audio": audio, "visual": visual}, labels, presence=presence)
 
 
 def test_linearly_separable_inputs_give_the_peer_full_accuracy():
@@ -126,3 +126,17 @@ def test_no_linear_peer_turns_it_off(sample_run, capsys):
     results = json.loads((out.parent / "off" / "results.json").read_text())
     assert "linear_peer" not in results and results["config"]["protocol"]["linear_peer"] is False
     assert not list((out.parent / "off" / "folds").glob("*/peer_predictions.csv"))
+
+
+def test_a_modality_no_validation_or_test_clip_has_still_gives_a_peer():
+    """Validation and test speakers of a corpus without faces: the visual model's C is chosen on the training clips,
+    it scores no test clip (NaN fold figure, empty answers), and the other models are as before."""
+    rng = np.random.default_rng(0)
+    absent = lambda n: {"visual": np.zeros(3 * n, bool)}  # noqa: E731
+    fold = SimpleNamespace(train=separable_part(rng, 20), val=separable_part(rng, 5, presence=absent(5)),
+                           test=separable_part(rng, 10, presence=absent(10)))
+    meta = {"clip": [f"c{i}" for i in range(30)], "take": [f"t{i}" for i in range(30)], "actor": ["9"] * 30}
+    record, table = fit_peer(fold, fold, ("a", "b", "c"), meta, fold=1)
+    assert record["chosen_C"]["visual"] is not None and np.isnan(record["accuracy"]["visual"])
+    assert record["accuracy"]["audio"] == 1.0 and (table["pred_visual"] == "").all()
+    assert list(table["pred_late_average"]) == list(table["label"])  # the audio model alone where faces are absent

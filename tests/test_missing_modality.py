@@ -236,3 +236,15 @@ def test_real_ravdess_faces_beside_nemo_speech(tmp_path):
     batch = data.batch(torch.arange(len(fs.meta)))
     out = model(batch.inputs, batch.lengths, **batch.model_kwargs)
     assert torch.allclose(out.probs[~ravdess], out.branch_logits["audio"][~ravdess].softmax(-1), atol=1e-6)
+
+
+def test_a_training_batch_where_every_branch_sits_out_is_skipped(tmp_path):
+    """Two rows, each lacking another modality: in training both branches sit the batch out (BatchNorm needs two
+    rows); the model answers zeros with no row present and the loss has nothing to learn from (the trainer skips it)."""
+    model, data = model_and_batch(tmp_path)
+    batch = data.batch(torch.tensor([0, 10]))
+    batch.presence["audio"] = torch.tensor([False, True])
+    out = model.train()(batch.inputs, batch.lengths, **batch.model_kwargs)
+    assert not out.presence["audio"].any() and not out.presence["visual"].any()
+    loss = LOSSES.create("cross_entropy", {}, modalities=["audio", "visual"])
+    assert not loss(restrict_classes(out, batch.class_mask), batch.target, 0).total.requires_grad

@@ -395,7 +395,7 @@ class ProtocolConfig(Strict):
         default_factory=dict, description="name -> a recording condition at fixed settings (data/waveform_augment.py: "
                                           "noise, gain, telephone, codec, reverb): each fold's test clips are also "
                                           "scored with their audio so corrupted, fed as the clean clips are; features "
-                                          "of each condition are extracted once and cached (docs/robustness.md)")
+                                          "of each condition are extracted once and cached (docs/recording-conditions.md)")
 
     _fixed_conditions = field_validator("test_conditions")(fixed_conditions)
 

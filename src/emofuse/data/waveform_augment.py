@@ -66,7 +66,8 @@ class Telephone(Setting):
     low_hz: float = Field(300.0, gt=0)
     high_hz: float = Field(3400.0, gt=0)
     rate: int = Field(8000, gt=0, description="the line's sample rate: down to it and back up")
-    order: int = Field(8, ge=2, le=16, description="Butterworth band-pass order (even)")
+    order: int = Field(8, ge=2, le=16, multiple_of=2, description="Butterworth band-pass order (even: a band-pass "
+                                                                    "of order n is two filters of order n / 2)")
 
 
 class Codec(Setting):

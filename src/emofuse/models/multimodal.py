@@ -81,7 +81,7 @@ class MultimodalClassifier(nn.Module):
         rows = {m: p.nonzero().squeeze(1) for m, p in presence.items() if m in present} if self.fusion.decision_level else {}
         own = lambda m, x: x[rows[m]] if m in rows and x is not None else x  # noqa: E731
         states = {m: self.encoders[m].begin(own(m, inputs[m]), own(m, lengths.get(m))) for m in present}
-        depth = max(len(self.encoders[m].stages) for m in present)
+        depth = max((len(self.encoders[m].stages) for m in present), default=0)  # 0: every branch sits out
         for i in range(depth):
             for m in present:
                 if i < len(self.encoders[m].stages):

@@ -134,7 +134,8 @@ def training_draws(inputs: SpeakerInputs, fold: Fold, scalers: dict[str, Standar
         drawn = {**clean, **{m: fill_absent(scalers[m].transform(v), inputs.presence[m][rows])
                              for m, v in inputs.training_draw(fold, epoch).items()}}
         if augment is not None:  # each clip clean or one of its augmented copies, standardised like the clean ones
-            drawn.update({m: scalers[m].transform(v) for m, v in augment.draw(rows, fold.index, epoch).items()})
+            drawn.update({m: fill_absent(scalers[m].transform(v), inputs.presence[m][rows])
+                          for m, v in augment.draw(rows, fold.index, epoch).items()})
         return corruption.apply("train", rows, drawn, None)[0] if corruption is not None else drawn
     return draw
 

@@ -16,6 +16,8 @@ feature-level fusion does.
 
 from __future__ import annotations
 
+import logging
+
 import time
 import warnings
 from pathlib import Path
@@ -37,6 +39,8 @@ BELOW_MARGIN = 0.005  # a network further than this below its peer (pooled accur
 LEVEL, RESAMPLES = 0.95, 10_000
 PEER_PREDICTIONS = "peer_predictions.csv"
 
+
+log = logging.getLogger(__name__)
 
 def pooled_inputs(data: TensorData) -> dict[str, np.ndarray]:
     """(N, D) clip vectors per modality: vectors as they are; frame sequences as the mean and the standard deviation of
@@ -122,22 +126,33 @@ def fit_peer(selection, scored, class_names, test_meta: pd.DataFrame, fold: int)
         tr, va, ft, te = (present_rows(data, name) for data in (selection.train, selection.val, scored.train, scored.test))
         val_mask, test_mask = (d.class_mask[torch.as_tensor(r)] if d.class_mask is not None else None
                                for d, r in ((selection.val, va), (scored.test, te)))
-        chosen[name] = choose_c(part["train"][name][tr], y_train[tr], part["val"][name][va], y_val[va], val_mask)
-        scaler, model = fit(final_train[name][ft], y_final[ft], chosen[name])
         probs[name] = np.full((len(y_test), len(class_names)), np.nan)
-        probs[name][te] = restrict(probabilities(scaler, model, final_test[name][te], len(class_names)), test_mask)
+        if not (tr.any() and ft.any()):  # no training clip has the modality: no model of it
+            chosen[name] = None
+            continue
+        if not va.any():  # no validation speaker has it (a corpus without it): C chosen on the training clips
+            log.warning("linear peer %s, fold %d: no validation clip has it; C chosen on the training clips", name, fold)
+            va_x, va_y, val_mask = part["train"][name][tr], y_train[tr], None
+        else:
+            va_x, va_y = part["val"][name][va], y_val[va]
+        chosen[name] = choose_c(part["train"][name][tr], y_train[tr], va_x, va_y, val_mask)
+        scaler, model = fit(final_train[name][ft], y_final[ft], chosen[name])
+        if te.any():
+            probs[name][te] = restrict(probabilities(scaler, model, final_test[name][te], len(class_names)), test_mask)
     if len(modalities) > 1:
         probs[LATE_AVERAGE] = np.nanmean([probs[m] for m in modalities], axis=0)
     joint = CONCATENATION if len(modalities) > 1 else modalities[0]
     names = np.asarray(class_names)
-    table = pd.DataFrame({"clip": test_meta["clip"], "take": test_meta["take"], "actor": test_meta["actor"], "fold": fold,
-                          "label": names[y_test], "pred": names[probs[joint].argmax(1)]})
     scored_on = {name: ~np.isnan(p).any(1) for name, p in probs.items()}
-    for name, p in probs.items():
+    answers = {name: np.where(scored_on[name], names[np.nan_to_num(p, nan=-1).argmax(1)], "") for name, p in probs.items()}
+    table = pd.DataFrame({"clip": test_meta["clip"], "take": test_meta["take"], "actor": test_meta["actor"], "fold": fold,
+                          "label": names[y_test], "pred": answers[joint]})
+    for name in probs:
         if name != joint:
-            table[f"pred_{name}"] = np.where(scored_on[name], names[np.nan_to_num(p, nan=-1).argmax(1)], "")
-    record = {"modalities": modalities, "accuracy": {name: float((p.argmax(1) == y_test)[scored_on[name]].mean())
-                                                     for name, p in probs.items()},
+            table[f"pred_{name}"] = answers[name]
+    record = {"modalities": modalities,
+              "accuracy": {name: float((p.argmax(1) == y_test)[scored_on[name]].mean()) if scored_on[name].any()
+                           else float("nan") for name, p in probs.items()},
               "chosen_C": chosen, "n_train": len(y_final), "seconds": time.perf_counter() - started}
     return record, table
 
@@ -154,8 +169,10 @@ def peer_figures(records: list[dict], peer: pd.DataFrame) -> dict:
         column = "pred" if name == joint else f"pred_{name}"
         folds = np.array([r["accuracy"][name] for r in records])
         scored = peer[peer[column].fillna("") != ""]  # a modality's model: the clips that have it
-        return {"pooled_accuracy": float((scored[column] == scored["label"]).mean()), "accuracy_mean": float(folds.mean()),
-                "accuracy_std": float(folds.std(ddof=1)) if len(folds) > 1 else 0.0,
+        folds_scored = folds[~np.isnan(folds)]  # a fold none of whose test clips has the modality scores none
+        return {"pooled_accuracy": float((scored[column] == scored["label"]).mean()),
+                "accuracy_mean": float(folds_scored.mean()) if len(folds_scored) else float("nan"),
+                "accuracy_std": float(folds_scored.std(ddof=1)) if len(folds_scored) > 1 else 0.0,
                 "folds": [float(a) for a in folds]}
 
     return {

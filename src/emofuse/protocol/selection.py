@@ -3,9 +3,9 @@
 Every candidate is cross-validated on the same folds (``RUN/candidates/<name>``, each a complete, resumable run).
 Each fold then keeps the candidate whose selected epoch scored best on that fold's own validation speakers, drawn
 from its training speakers (``selection.monitor``: accuracy, or the log-loss, which varies less between candidates
-of equal worth on a few hundred validation clips); ties go to the candidate listed first. No test speaker's label reaches the choice made
-for its fold, and the choice may differ between folds, so the pooled test accuracy is a nested estimate of the
-whole recipe, selection included. (Averaging validation scores over folds and picking one candidate for all would
+of equal worth on a few hundred validation clips); ties go to the candidate listed first. No test speaker's label
+reaches the choice made for its fold, and the choice may differ between folds, so the pooled test accuracy is a
+nested estimate of the whole recipe, selection included. (Averaging validation scores over folds and picking one candidate for all would
 let each fold's test speakers, who are validation speakers of other folds, take part in its choice.)
 
 ``RUN/folds/fold_k`` links to the chosen candidate's fold directory, so reports, plots and diagnostics read the chosen

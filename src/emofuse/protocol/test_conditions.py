@@ -46,6 +46,9 @@ def audio_copies(config: ExperimentConfig, fs: FeatureSet, data_dir: Path | None
     if "audio" not in data.modalities or data.audio_source != "media":
         raise ConfigError("recording conditions corrupt the audio: they need the audio modality from media files "
                           "(data.audio_source: media)")
+    if "audio" in fs.presence and not np.all(fs.presence["audio"]):
+        raise ConfigError("recording conditions corrupt the audio, which a corpus of this manifest lacks on some rows: "
+                          "leave that corpus out of a run with protocol.test_conditions or features.augment")
     audio_only = data.model_copy(update={"modalities": ["audio"], "sources": {}})
     out = {}
     for name, features in copies.items():

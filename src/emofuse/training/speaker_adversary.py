@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emofuse.config.schema import SpeakerAdversaryConfig
+from emofuse.losses.base import present_mean
 
 
 class GradientReversal(torch.autograd.Function):
@@ -48,14 +49,17 @@ class SpeakerAdversary(nn.Module):
             for m, d in feature_dims.items()
         })
 
-    def forward(self, features: dict[str, torch.Tensor], speakers: torch.Tensor, progress: float):
+    def forward(self, features: dict[str, torch.Tensor], speakers: torch.Tensor, progress: float,
+                presence: dict[str, torch.Tensor] | None = None):
+        """``presence``: per branch some rows lack, those that have it (the others' zero embeddings are no speaker's)."""
         scale = reversal_strength(progress)
         total = torch.zeros((), device=speakers.device)
         terms: dict[str, float] = {}
         for m, h in features.items():
             logits = self.heads[m](GradientReversal.apply(h.float(), scale))
-            ce = F.cross_entropy(logits, speakers)
+            present = (presence or {}).get(m)
+            ce = present_mean(F.cross_entropy(logits, speakers, reduction="none"), present)
             total = total + self.weight * ce
             terms[f"speaker_ce/{m}"] = ce.item()
-            terms[f"speaker_acc/{m}"] = (logits.argmax(1) == speakers).float().mean().item()
+            terms[f"speaker_acc/{m}"] = present_mean((logits.argmax(1) == speakers).float(), present).item()
         return total, terms

@@ -179,6 +179,9 @@ class Trainer:
         model.to(self.device)
         loss_fn.to(self.device)
         ddp = distributed.wrap(model)  # under torchrun only (see training/distributed.py); None in one process
+        if ddp is not None and train.presence:  # a branch sitting a batch out on one rank leaves DDP waiting for it
+            raise ConfigError(f"a corpus without a modality ({', '.join(train.presence)} absent on some rows) is not "
+                              "supported under torchrun; train in one process")
         adversary = self.adversary
         if adversary is not None:
             if ddp is not None:
@@ -283,8 +286,10 @@ class Trainer:
             loss = run.loss_fn(restrict_classes(output, batch.class_mask), batch.target, epoch)
             if run.adversary is not None:
                 progress = (run.scheduler.last_epoch + 1) / (cfg.epochs * run.scheduled_per_epoch)
-                extra, terms = run.adversary(output.features, batch.speaker, progress)
+                extra, terms = run.adversary(output.features, batch.speaker, progress, output.presence)
                 loss = LossOutput(loss.total + extra, {**loss.terms, **terms})
+            if not loss.total.requires_grad:  # every branch sat the batch out (too few rows of its modality)
+                continue
             run.optimizer.zero_grad(set_to_none=True)
             (loss.total * share if run.ddp is not None else loss.total).backward()
             if cfg.grad_clip:
