@@ -228,6 +228,13 @@ def fill_absent(values: Values, present: np.ndarray | None) -> Values:
     return out
 
 
+def standardise(scalers: dict[str, Standardizer], values: dict[str, Values],
+                presence: dict[str, np.ndarray]) -> dict[str, Values]:
+    """Each modality's values standardised with its scaler, the rows that lack the modality at the training mean
+    (``fill_absent``; ``presence``: per modality, the rows that have it, where some lack it)."""
+    return {m: fill_absent(scalers[m].transform(v), presence.get(m)) for m, v in values.items()}
+
+
 def typical_speaker(values: Values, speakers: np.ndarray) -> Standardizer:
     """A typical speaker's statistics: the mean of the speakers' means and the root mean of their variances.
 

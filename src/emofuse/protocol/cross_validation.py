@@ -41,7 +41,7 @@ from emofuse.protocol.test_conditions import CONDITIONS_DIR, condition_summary, 
 from emofuse.features.cache import FeatureCache
 from emofuse.datasets.feature_set import FeatureSet
 from emofuse.datasets.build import build_features
-from emofuse.datasets.normalize import Standardizer, fill_absent, is_clips, select_rows
+from emofuse.datasets.normalize import Standardizer, is_clips, select_rows, standardise
 from emofuse.losses import LOSSES
 from emofuse.models import create_model
 from emofuse.models.encoders import compute_bound
@@ -113,7 +113,7 @@ def fold_data(fs: FeatureSet, inputs: SpeakerInputs, fold: Fold, corruption: Fol
     parts = []
     for split, (rows, values) in zip(SPLITS, splits):
         presence = {m: inputs.presence[m][rows] for m in fs.presence if m in values}
-        clean = {m: fill_absent(scalers[m].transform(v), presence.get(m)) for m, v in values.items()}
+        clean = standardise(scalers, values, presence)
         features, labels = clean, label[rows]
         if corruption is not None:
             features, labels = corruption.apply(split, rows, clean, labels)
@@ -130,12 +130,13 @@ def training_draws(inputs: SpeakerInputs, fold: Fold, scalers: dict[str, Standar
                    corruption: FoldCorruption | None, augment: TrainingCopies | None = None):
     """Train as you test: each epoch's training inputs from fresh enrolment draws, standardised like the fold's and
     corrupted as planted (the corruption is fixed per clip, so every draw carries the same)."""
+    presence = {m: present[rows] for m, present in inputs.presence.items()}
+
     def draw(epoch: int) -> dict:
-        drawn = {**clean, **{m: fill_absent(scalers[m].transform(v), inputs.presence[m][rows])
-                             for m, v in inputs.training_draw(fold, epoch).items()}}
-        if augment is not None:  # each clip clean or one of its augmented copies, standardised like the clean ones
-            drawn.update({m: fill_absent(scalers[m].transform(v), inputs.presence[m][rows])
-                          for m, v in augment.draw(rows, fold.index, epoch).items()})
+        fresh = inputs.training_draw(fold, epoch)
+        if augment is not None:  # each clip clean or one of its augmented copies
+            fresh = {**fresh, **augment.draw(rows, fold.index, epoch)}
+        drawn = {**clean, **standardise(scalers, fresh, presence)}
         return corruption.apply("train", rows, drawn, None)[0] if corruption is not None else drawn
     return draw
 

@@ -17,7 +17,6 @@ feature-level fusion does.
 from __future__ import annotations
 
 import logging
-
 import time
 import warnings
 from pathlib import Path
@@ -39,8 +38,8 @@ BELOW_MARGIN = 0.005  # a network further than this below its peer (pooled accur
 LEVEL, RESAMPLES = 0.95, 10_000
 PEER_PREDICTIONS = "peer_predictions.csv"
 
-
 log = logging.getLogger(__name__)
+
 
 def pooled_inputs(data: TensorData) -> dict[str, np.ndarray]:
     """(N, D) clip vectors per modality: vectors as they are; frame sequences as the mean and the standard deviation of
@@ -101,11 +100,6 @@ def probabilities(scaler, model: LogisticRegression, x: np.ndarray, n_classes: i
     return out
 
 
-def present_rows(data: TensorData, name: str) -> np.ndarray:
-    """(N,) booleans: the rows a peer model ``name`` reads (a modality's: those that have it; the concatenation: all)."""
-    return data.presence[name].numpy() if name in data.presence else np.ones(len(data), bool)
-
-
 def fit_peer(selection, scored, class_names, test_meta: pd.DataFrame, fold: int) -> tuple[dict, pd.DataFrame]:
     """The peer of one fold: C chosen with ``selection``'s train / val parts, fitted on ``scored``'s train part (the
     refit's, or ``selection`` itself) and scored on its test part. Both are fold data as the network sees them
@@ -123,7 +117,8 @@ def fit_peer(selection, scored, class_names, test_meta: pd.DataFrame, fold: int)
     y_final, y_test = scored.train.target.numpy(), scored.test.target.numpy()
     probs, chosen = {}, {}
     for name in final_test:  # NaN probabilities where a clip lacks the modality
-        tr, va, ft, te = (present_rows(data, name) for data in (selection.train, selection.val, scored.train, scored.test))
+        # the rows the model reads: a modality's, those that have it; the concatenation's, all
+        tr, va, ft, te = (data.present(name) for data in (selection.train, selection.val, scored.train, scored.test))
         val_mask, test_mask = (d.class_mask[torch.as_tensor(r)] if d.class_mask is not None else None
                                for d, r in ((selection.val, va), (scored.test, te)))
         probs[name] = np.full((len(y_test), len(class_names)), np.nan)

@@ -22,7 +22,7 @@ from emofuse.metrics.statistics import bootstrap_indices, ratio_interval, speake
 from emofuse.features.cache import FeatureCache
 from emofuse.inference.predict import Predictor
 from emofuse.datasets.build import build_features
-from emofuse.datasets.normalize import fill_absent
+from emofuse.datasets.normalize import standardise
 from emofuse.training.batches import TensorData
 
 
@@ -41,8 +41,7 @@ def predictions_at_k(run: Path, k: int, data: Path, cache: Path, pool: Enrolment
         rows, values = inputs.split(scored_fold(config, fold))[2]  # held-out speakers' statistics as the run had them
         mask = fs.class_mask[rows] if fs.class_mask is not None else None  # a corpus decides among its own classes
         presence = {m: inputs.presence[m][rows] for m in fs.presence}  # a corpus without a modality: as in training
-        preds = predict(member.model, TensorData({m: fill_absent(member.scalers[m].transform(v), presence.get(m))
-                                                  for m, v in values.items()},
+        preds = predict(member.model, TensorData(standardise(member.scalers, values, presence),
                                                  fs.meta["label"].to_numpy()[rows], class_mask=mask, presence=presence),
                         config.train.eval_batch_size)
         meta = fs.meta.iloc[rows]

@@ -103,6 +103,10 @@ class TensorData:
     def __len__(self) -> int:
         return len(self.target)
 
+    def present(self, m: str) -> np.ndarray:
+        """(N,) booleans: the rows that have modality ``m`` (all but where ``presence`` says otherwise)."""
+        return self.presence[m].numpy() if m in self.presence else np.ones(len(self), bool)
+
     def batch(self, rows: torch.Tensor, crop: int | None = None, generator: torch.Generator | None = None,
               hflip: float = 0.0) -> Batch:
         """The given rows; with ``crop``, sequences longer than ``crop`` frames are cut to a random window; with
