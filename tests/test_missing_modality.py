@@ -14,6 +14,7 @@ from emofuse.config.loading import config_from_dict
 from emofuse.config.schema import DataConfig, FeaturesConfig
 from emofuse.core.errors import DataError
 from emofuse.core.registry import ConfigError
+from emofuse.data.manifest import read_manifest
 from emofuse.datasets.manifest_set import build_manifest_features
 from emofuse.features.cache import FeatureCache
 from emofuse.losses import LOSSES
@@ -72,6 +73,9 @@ def test_a_corpus_with_none_of_the_modalities_stops(tmp_path):
     table.to_csv(path, index=False)
     with pytest.raises(DataError, match="corpus 'beta' has none of the columns the config reads"):
         feature_set(path, tmp_path)
+    # unless a modality is looked up by key (a transcript column, a feature table's row), which every row has
+    manifest = read_manifest(path, ["audio_features", "visual_features"], keyed=True)
+    assert {c: sorted(v) for c, v in manifest.absent.items()} == {"audio_features": ["beta"], "visual_features": ["beta"]}
 
 
 def model_and_batch(tmp_path, fusion="average", loss="cross_entropy"):

@@ -16,7 +16,7 @@ from emofuse.config.loading import config_from_dict
 from emofuse.data.ravdess import parse_name
 from emofuse.protocol.cartography import Dynamics, DynamicsRecorder, records_dynamics
 from emofuse.protocol.cross_validation import run_cross_validation
-from emofuse.experiments.diagnose import diagnose
+from emofuse.experiments.diagnose import diagnose, suspicion
 from emofuse.metrics.intervals import t_interval
 from emofuse.models import create_model
 from emofuse.config.schema import ModelConfig
@@ -120,6 +120,30 @@ def test_dynamics_recorder_resumes_without_duplicating_epochs(tmp_path):
         DynamicsRecorder(model, TensorData({"audio": np.zeros((6, 3), np.float32)}, np.ones(6, int)), meta, ["a", "b"], path)
     assert records_dynamics("auto", {"a": np.zeros((2, 3))}) and not records_dynamics("auto", {"a": [np.zeros((5, 3))]})
     assert records_dynamics("on", {"a": [np.zeros((5, 3))]}) and not records_dynamics("off", {"a": np.zeros((2, 3))})
+
+
+def test_dynamics_leave_a_branch_out_of_clips_without_its_modality(tmp_path):
+    """A clip of a corpus without faces has no visual trajectory: NaN there, not a hard clip, and the branches'
+    mean score is its audio branch's."""
+    torch.manual_seed(0)
+    model = create_model(ModelConfig.model_validate({"encoders": {"audio": {"name": "mlp", "params": {"hidden": [4]}},
+                                                                  "visual": {"name": "mlp", "params": {"hidden": [4]}}}}),
+                         {"audio": 3, "visual": 2}, {"audio": False, "visual": False}, 2)
+    rng = np.random.default_rng(0)
+    has_face = np.array([True, True, True, False, False, True])
+    train = TensorData({"audio": rng.normal(size=(6, 3)).astype(np.float32), "visual": rng.normal(size=(6, 2)).astype(np.float32)},
+                       np.array([0, 1, 0, 1, 1, 0]), presence={"visual": has_face})
+    meta = pd.DataFrame({"clip": [f"c{i}" for i in range(6)], "actor": [1] * 6, "label": [0, 1, 0, 1, 1, 0]})
+    recorder = DynamicsRecorder(model, train, meta, ["a", "b"], tmp_path / "dynamics.npz")
+    for epoch in range(2):
+        recorder(epoch, {})
+    coords = Dynamics.load(tmp_path / "dynamics.npz").coordinates()
+    for column in ("confidence_visual", "variability_visual", "correctness_visual", "p_last_visual"):
+        assert coords[column].isna().to_numpy().tolist() == (~has_face).tolist()
+    assert coords[[c for c in coords.columns if c.endswith("_audio")]].notna().all().all()
+    scores = suspicion(coords, ["audio", "visual"], {"audio": 1.0, "visual": 1.0}, normalize=True)
+    assert scores.notna()[[c for c in scores.columns if c.endswith("/mean")]].all().all()
+    np.testing.assert_allclose(scores.loc[~has_face, "confidence/mean"], scores.loc[~has_face, "confidence/audio"])
 
 
 def test_t_interval_over_folds():

@@ -9,8 +9,8 @@ from scipy.signal import welch
 
 from emofuse.config.schema import FeaturesConfig, ProtocolConfig
 from emofuse.data.audio import load_audio
-from emofuse.data.waveform_augment import (Codec, Gain, Noise, Reverb, Telephone, condition_rng, corrupt,
-                                           room_response)
+from emofuse.data.waveform_augment import (Codec, Gain, Noise, Pitch, Reverb, Speed, Telephone, condition_rng,
+                                           corrupt, room_response)
 from emofuse.features import EXTRACTORS
 from emofuse.features.cache import FeatureCache
 from emofuse.features.extract import extract_features
@@ -79,6 +79,28 @@ def test_codec_round_trip_keeps_length_and_signal(codec, bitrate):
     assert out.shape == wave.shape and out.dtype == np.float32
     assert np.corrcoef(wave, out)[0, 1] > 0.9  # aligned: a codec delay left in would decorrelate speech
     assert not np.allclose(wave, out, atol=1e-3)  # and it did change
+
+
+def peak_hz(wave: np.ndarray) -> float:
+    f, p = welch(wave, RATE, nperseg=8192)
+    return float(f[np.argmax(p)])
+
+
+def test_speed_moves_pitch_and_length_together():
+    wave = tone(freqs=(440.0,))
+    faster = corrupt(wave, RATE, [Speed(factor=1.1)], np.random.default_rng(0))
+    assert len(faster) == pytest.approx(len(wave) / 1.1, abs=2)
+    assert peak_hz(faster) == pytest.approx(440.0 * 1.1, abs=3.0)
+    with pytest.raises(ValidationError, match="positive"):
+        Speed(factor=(0.0, 1.1))
+
+
+def test_pitch_moves_the_pitch_and_keeps_the_length():
+    wave = tone(freqs=(440.0,))
+    for semitones in (-3.0, 2.0):
+        shifted = corrupt(wave, RATE, [Pitch(semitones=semitones)], np.random.default_rng(0))
+        assert shifted.shape == wave.shape and shifted.dtype == np.float32
+        assert peak_hz(shifted) == pytest.approx(440.0 * 2 ** (semitones / 12), abs=4.0)
 
 
 def test_room_response_decays_at_its_rt60():

@@ -76,10 +76,12 @@ def _resolve(cell: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def read_manifest(path: str | Path, file_columns: list[str], key_columns: list[str] = (), training: bool = True) -> Manifest:
+def read_manifest(path: str | Path, file_columns: list[str], key_columns: list[str] = (), training: bool = True,
+                  keyed: bool = False) -> Manifest:
     """Read and check a manifest for the given file columns (``audio`` may be served by ``video``) and key columns
     (e.g. the column naming a row's clip in a feature table). ``training`` adds the checks folds need: every label
-    at least twice, a speaker in one split or fold only, two speakers at least."""
+    at least twice, a speaker in one split or fold only, two speakers at least. ``keyed``: some modality is looked up
+    by a key (a key column or the row's id), which every row has."""
     path = Path(path)
     table = read_table(path)
     where = f"{path} (columns: {', '.join(table.columns)})"
@@ -137,7 +139,7 @@ def read_manifest(path: str | Path, file_columns: list[str], key_columns: list[s
             if not (rows["fold"].iat[i].isdecimal() and int(rows["fold"].iat[i]) >= 1):
                 problem(i, "fold", f"{rows['fold'].iat[i]!r} is not a fold number (1, 2, ...)")
 
-    absent = absent_corpora(path, table, rows, file_columns) if training else {}
+    absent = absent_corpora(path, table, rows, file_columns, keyed) if training else {}
     files: dict[str, dict[str, Path]] = {c: {} for c in file_columns}
     columns: dict[str, dict[str, str]] = {c: {} for c in file_columns}
     for column in file_columns:
@@ -167,10 +169,12 @@ def read_manifest(path: str | Path, file_columns: list[str], key_columns: list[s
     return manifest
 
 
-def absent_corpora(path: Path, table: pd.DataFrame, rows: pd.DataFrame, file_columns: list[str]) -> dict[str, list[str]]:
+def absent_corpora(path: Path, table: pd.DataFrame, rows: pd.DataFrame, file_columns: list[str],
+                   keyed: bool = False) -> dict[str, list[str]]:
     """Of several corpora, per file column those without its value on any of their rows (nEMO has no video): their
     rows lack that modality, which is no problem of theirs (an empty cell in a corpus that has the column elsewhere
-    is). A corpus with none of the file columns stops: its rows would train no branch."""
+    is). A corpus with none of the file columns stops, unless a modality is looked up by a key (``keyed``: a
+    transcript, a feature table's row; every row has one): its rows would train no branch."""
     if "corpus" not in rows:
         return {}
     absent: dict[str, list[str]] = {}
@@ -181,7 +185,8 @@ def absent_corpora(path: Path, table: pd.DataFrame, rows: pd.DataFrame, file_col
         for corpus, group in cells.groupby(rows["corpus"].to_numpy()):
             if corpus and not group.any():
                 absent.setdefault(column, []).append(corpus)
-    for corpus in set.intersection(*(set(c) for c in absent.values())) if absent and len(absent) == len(file_columns) else ():
+    refused = absent and len(absent) == len(file_columns) and not keyed
+    for corpus in set.intersection(*(set(c) for c in absent.values())) if refused else ():
         raise DataError(path, f"corpus {corpus!r} has none of the columns the config reads ({', '.join(file_columns)}) "
                               f"on any of its rows: leave it out of the manifest or add its files")
     return absent

@@ -1,4 +1,5 @@
-"""Recording conditions applied to a waveform: noise, gain, telephone band, lossy codecs, reverberation.
+"""Recording conditions applied to a waveform: noise, gain, telephone band, lossy codecs, reverberation, and other
+voices (speed and pitch perturbation).
 
 A model trained on studio recordings meets phones, compressed uploads and echoing rooms. Each kind here is a
 function of (wave, sample_rate, rng, setting) -> wave of the same length, used to score a model on corrupted copies
@@ -89,7 +90,25 @@ class Reverb(Setting):
     drr_db: Value = Field(0.0, description="direct-to-reverberant energy ratio of the room response, in dB")
 
 
-Condition = Annotated[Union[Noise, Gain, Telephone, Codec, Reverb], Field(discriminator="kind")]
+class Speed(Setting):
+    kind: Literal["speed"] = "speed"
+    factor: Value = Field(..., description="playback speed: 1.1 is 10 % faster and higher (pitch and formants up, "
+                                           "duration down), as Kaldi's speed perturbation")
+
+    @field_validator("factor")
+    @classmethod
+    def _positive(cls, value):
+        if min(value if isinstance(value, tuple) else (value,)) <= 0:
+            raise ValueError("a speed factor must be positive")
+        return value
+
+
+class Pitch(Setting):
+    kind: Literal["pitch"] = "pitch"
+    semitones: Value = Field(..., description="pitch and formants moved by this many semitones, the duration kept")
+
+
+Condition = Annotated[Union[Noise, Gain, Telephone, Codec, Reverb, Speed, Pitch], Field(discriminator="kind")]
 
 
 def _power(wave: np.ndarray) -> float:
@@ -211,8 +230,25 @@ def reverb(wave: np.ndarray, sample_rate: int, rng: np.random.Generator, setting
     return wet * np.sqrt(_power(wave) / max(_power(wet), 1e-30))
 
 
+def speed(wave: np.ndarray, sample_rate: int, rng: np.random.Generator, setting: Speed) -> np.ndarray:
+    """Played ``factor`` times faster: another voice (a shorter or longer vocal tract, a higher or lower pitch) saying
+    the same thing; the only kind that changes the clip's length."""
+    from emofuse.data.media import resample
+
+    return resample(np.asarray(wave, dtype=np.float32), int(round(sample_rate * setting.factor)), sample_rate)
+
+
+def pitch(wave: np.ndarray, sample_rate: int, rng: np.random.Generator, setting: Pitch) -> np.ndarray:
+    """librosa's pitch shift (a phase-vocoder time stretch, then resampling back to the length): pitch and formants
+    move together, the tempo stays."""
+    import librosa
+
+    return librosa.effects.pitch_shift(np.asarray(wave, dtype=np.float32), sr=sample_rate, n_steps=setting.semitones)
+
+
 CORRUPTIONS: dict[str, Callable[[np.ndarray, int, np.random.Generator, Setting], np.ndarray]] = {
-    "noise": add_noise, "gain": gain, "telephone": telephone, "codec": reencode, "reverb": reverb,
+    "noise": add_noise, "gain": gain, "telephone": telephone, "codec": reencode, "reverb": reverb, "speed": speed,
+    "pitch": pitch,
 }
 
 
@@ -224,7 +260,8 @@ def condition_rng(content: str, copy: int, conditions: list[Setting]) -> np.rand
 
 
 def corrupt(wave: np.ndarray, sample_rate: int, conditions: list[Setting], rng: np.random.Generator) -> np.ndarray:
-    """One of ``conditions`` (drawn when several) with its ranges drawn, applied: float32, the input's length."""
+    """One of ``conditions`` (drawn when several) with its ranges drawn, applied: float32, the input's length (but
+    under ``speed``)."""
     condition = conditions[int(rng.integers(len(conditions)))] if len(conditions) > 1 else conditions[0]
     setting = condition.fixed(rng)
     out = CORRUPTIONS[setting.kind](np.asarray(wave, dtype=np.float64), sample_rate, rng, setting)

@@ -131,7 +131,8 @@ def build_manifest_features(path: str | Path, data: DataConfig, features: Featur
     takes, which precomputed feature files must have; ``split`` keeps the rows of one split."""
     path = Path(path)
     file_columns, key_columns = needed_columns(data)
-    manifest = read_manifest(path, file_columns, key_columns, training)
+    manifest = read_manifest(path, file_columns, key_columns, training,
+                             keyed=len(modality_files(data)) < len(data.modalities))
     if split is not None:
         if "split" not in manifest.rows:
             raise DataError(path, f"--split {split}: the manifest has no split column")

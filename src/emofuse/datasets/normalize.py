@@ -22,6 +22,18 @@ def select_rows(values: Values, idx: np.ndarray) -> Values:
     return [values[i] for i in idx] if isinstance(values, list) else values[idx]
 
 
+def replace_rows(values: Values, idx: np.ndarray, source: Values) -> Values:
+    """A copy of ``values`` whose rows ``idx`` are ``source``'s rows ``idx`` (another copy of the same clips)."""
+    if not isinstance(values, list):
+        out = values.copy()
+        out[idx] = source[idx]
+        return out
+    out = list(values)
+    for i in idx:
+        out[i] = source[i]
+    return out
+
+
 def _stack(values: Values) -> np.ndarray:
     return np.concatenate(values) if isinstance(values, list) else values
 

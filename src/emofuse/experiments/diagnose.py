@@ -62,12 +62,13 @@ def branches(coords: pd.DataFrame) -> list[str]:
 
 
 def suspicion(coords: pd.DataFrame, modalities: list[str], gammas: dict[str, float], normalize: bool) -> pd.DataFrame:
-    """Per clip, every score for every branch and for the branches together (``mean``)."""
+    """Per clip, every score for every branch and for the branches together (``mean``: over the branches the clip
+    has; a branch whose modality the clip lacks scores NaN)."""
     out = pd.DataFrame(index=coords.index)
     weights = {}
     for m in modalities:
         w = np.exp(-gammas[m] * (1 - coords[f"p_last_{m}"].to_numpy()))
-        weights[m] = w / w.mean() if normalize else w
+        weights[m] = w / np.nanmean(w) if normalize else w
         out[f"mars_weight/{m}"] = -weights[m]
         out[f"confidence/{m}"] = -coords[f"confidence_{m}"]
         out[f"correctness/{m}"] = -coords[f"correctness_{m}"]
@@ -89,13 +90,18 @@ def separation(run_dir: Path, folds: list[tuple[int, Dynamics]] | None = None) -
             continue
         gammas, normalize = mars_setting(config, dyn.modalities)
         scores = suspicion(dyn.coordinates(), dyn.modalities, gammas, normalize)
-        k = int(flipped.sum())
         for column in scores.columns:
             score, branch = column.split("/")
-            top = np.argsort(-scores[column].to_numpy(), kind="stable")[:k]
+            values = scores[column].to_numpy()
+            scored = np.isfinite(values)  # the clips that have this branch's modality
+            planted = flipped[scored]
+            if not planted.any() or planted.all():
+                continue
+            k = int(planted.sum())
+            top = np.argsort(-values[scored], kind="stable")[:k]
             rows.append({"run": str(run_dir), "method": config.get("name"), "seed": config.get("seed"), "fold": fold,
-                         "score": score, "branch": branch, "n_flipped": k, "n_clean": int((~flipped).sum()),
-                         "auroc": roc_auc_score(flipped, scores[column]), "precision_at_rate": float(flipped[top].mean())})
+                         "score": score, "branch": branch, "n_flipped": k, "n_clean": int((~planted).sum()),
+                         "auroc": roc_auc_score(planted, values[scored]), "precision_at_rate": float(planted[top].mean())})
     return pd.DataFrame(rows)
 
 
@@ -133,7 +139,7 @@ def hardest_clips(coords: pd.DataFrame, run_dir: Path) -> pd.DataFrame:
         actor=("actor", "first"), emotion=("true_label", "first"), flipped=("flipped", "any"), n_folds=("clip", "size"),
         **{c: (c, "mean") for c in value_columns}).reset_index()
     for m in modalities:
-        table[f"rank_{m}"] = table[f"confidence_{m}"].rank(method="min").astype(int)
+        table[f"rank_{m}"] = table[f"confidence_{m}"].rank(method="min").astype("Int64")  # none where a clip lacks m
     table["worst_rank"] = table[[f"rank_{m}" for m in modalities]].max(axis=1)
     table = table.sort_values(["worst_rank", *[f"confidence_{m}" for m in modalities]], kind="stable").reset_index(drop=True)
     config = run_config(run_dir)

@@ -18,7 +18,7 @@ import numpy as np
 from emofuse.config.schema import ExperimentConfig
 from emofuse.core.registry import ConfigError
 from emofuse.datasets.feature_set import FeatureSet
-from emofuse.datasets.normalize import select_rows
+from emofuse.datasets.normalize import replace_rows, select_rows
 from emofuse.features.cache import FeatureCache
 from emofuse.protocol.test_conditions import audio_copies, conditioned_audio
 
@@ -34,13 +34,9 @@ class TrainingCopies:
         """The audio features of ``rows`` for this epoch: each clean or one of its copies."""
         rng = np.random.default_rng([self.seed, fold, epoch, 0xA06])
         which = np.where(rng.random(len(rows)) < self.p_clean, 0, rng.integers(1, len(self.copies) + 1, len(rows)))
-        sources = [self.clean, *self.copies]
-        if isinstance(self.clean, list):
-            return {"audio": [sources[k][i] for k, i in zip(which, rows)]}
-        values = select_rows(self.clean, rows).copy()
-        for k in range(1, len(sources)):
-            chosen = which == k
-            values[chosen] = sources[k][rows[chosen]]
+        values = select_rows(self.clean, rows)
+        for k, copy in enumerate(self.copies, start=1):
+            values = replace_rows(values, np.flatnonzero(which == k), select_rows(copy, rows))
         return {"audio": values}
 
 

@@ -4,7 +4,8 @@ After each epoch the training clips are scored in eval mode; a clip's trajectory
 branch m gives the label it is trained on) summarises into its *confidence* (mean over epochs), *variability*
 (standard deviation over epochs) and *correctness* (share of epochs whose prediction is the label). Easy clips
 sit at high confidence, hard-to-learn ones at low confidence and low variability, where mislabelled clips are
-expected too; the Mars weight exp(-gamma_m (1 - p_m[y])) sees only the last point of the trajectory.
+expected too; the Mars weight exp(-gamma_m (1 - p_m[y])) sees only the last point of the trajectory. A clip without
+modality m (a corpus without it, in a manifest of several) has no trajectory on branch m: NaN, not a hard clip.
 """
 
 from __future__ import annotations
@@ -68,8 +69,11 @@ class DynamicsRecorder:
         preds = predict(self.model, self.train, self.batch_size)
         rows = np.arange(len(self.labels))
         for m, probs in preds.branch_probs.items():
-            self.p_label[m] = self.p_label.get(m, [])[:keep] + [probs[rows, self.labels].astype(np.float32)]
-            self.pred[m] = self.pred.get(m, [])[:keep] + [probs.argmax(1).astype(np.int8)]
+            absent = ~self.train.present(m)
+            p_label, pred = probs[rows, self.labels].astype(np.float32), probs.argmax(1).astype(np.int8)
+            p_label[absent], pred[absent] = np.nan, -1
+            self.p_label[m] = self.p_label.get(m, [])[:keep] + [p_label]
+            self.pred[m] = self.pred.get(m, [])[:keep] + [pred]
         arrays = {**self.meta, "epochs": np.asarray(self.epochs), "modalities": np.asarray(list(self.p_label), dtype=str)}
         for m in self.p_label:
             arrays[f"p_{m}"], arrays[f"pred_{m}"] = np.stack(self.p_label[m]), np.stack(self.pred[m])
@@ -115,12 +119,13 @@ class Dynamics:
                    {m: z[f"p_{m}"] for m in modalities}, {m: z[f"pred_{m}"] for m in modalities})
 
     def coordinates(self) -> pd.DataFrame:
-        """Per clip and branch: confidence, variability, correctness over the epochs, and p_m[y] of the last epoch."""
+        """Per clip and branch: confidence, variability, correctness over the epochs, and p_m[y] of the last epoch
+        (NaN on a branch whose modality the clip lacks)."""
         table = pd.DataFrame({"clip": self.clip, "actor": self.actor, "label": [self.class_names[i] for i in self.label],
                               "true_label": [self.class_names[i] for i in self.true_label], "flipped": self.flipped})
         for m, p in self.p_label.items():
             table[f"confidence_{m}"] = p.mean(0)
             table[f"variability_{m}"] = p.std(0)
-            table[f"correctness_{m}"] = (self.pred[m] == self.label[None, :]).mean(0)
+            table[f"correctness_{m}"] = np.where(self.pred[m][0] < 0, np.nan, (self.pred[m] == self.label[None, :]).mean(0))
             table[f"p_last_{m}"] = p[-1]
         return table

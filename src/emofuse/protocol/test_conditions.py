@@ -20,6 +20,7 @@ from emofuse.config.schema import ExperimentConfig, FeaturesConfig
 from emofuse.core.registry import ConfigError, Part
 from emofuse.datasets.build import build_features
 from emofuse.datasets.feature_set import FeatureSet
+from emofuse.datasets.normalize import replace_rows
 from emofuse.features.cache import FeatureCache
 from emofuse.metrics.classification import unweighted_recall
 from emofuse.metrics.statistics import bootstrap_indices, paired_difference, ratio_interval, speaker_counts
@@ -76,15 +77,7 @@ def test_condition_copies(config: ExperimentConfig, fs: FeatureSet, data_dir: Pa
 def with_test_audio(fs: FeatureSet, audio: np.ndarray | list, test_actors) -> FeatureSet:
     """``fs`` with the test speakers' audio features replaced by ``audio``'s (everyone else's stay clean)."""
     rows = np.flatnonzero(np.isin(fs.meta["actor"].to_numpy(), list(test_actors)))
-    clean = fs.features["audio"]
-    if isinstance(clean, list):
-        mixed = list(clean)
-        for i in rows:
-            mixed[i] = audio[i]
-    else:
-        mixed = clean.copy()
-        mixed[rows] = audio[rows]
-    return dataclasses.replace(fs, features={**fs.features, "audio": mixed})
+    return dataclasses.replace(fs, features={**fs.features, "audio": replace_rows(fs.features["audio"], rows, audio)})
 
 
 def condition_summary(fold_dirs: list[Path], clean: pd.DataFrame, names: list[str], seed: int) -> dict:
