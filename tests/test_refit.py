@@ -3,6 +3,7 @@ validation actors up to that epoch, and those weights (with statistics of the sa
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -66,6 +67,25 @@ def test_a_refit_run_scores_the_weights_trained_on_every_actor_outside_the_test_
     names = [c[len("prob_"):] for c in predictions.columns if c.startswith("prob_")]
     rescored["pred"] = [names[i] for i in rescored["pred"]]
     assert rescored.set_index("clip")["pred"].to_dict() == predictions.set_index("clip")["pred"].to_dict()
+
+
+@pytest.mark.parametrize("setting,draws", [("inductive", True), ("inductive", False), ("transductive", False)])
+def test_augmented_copies_are_speaker_normalised_with_statistics_of_the_copies(setting, draws):
+    """A copy that moves every clip of the training speakers by the same affine map (another microphone) trains on
+    exactly the clean inputs: the speaker's statistics, their enrolment draw included, come from the epoch's copies."""
+    fs = feature_set()
+    inputs = SpeakerInputs(fs, FeaturesConfig(speaker_norm=setting, adapt_clips=4, enrolment="full", train_draws=draws),
+                           seed=0)
+    fold = Fold(1, test_actors=(1, 2), val_actors=(3,), train_actors=(4, 5, 6))
+    train, _ = inputs.split(fold)[0]
+    copy = {"audio": 3.0 * fs.features["audio"][train] - 7.0}
+    drawn = inputs.training_values(fold, 2, copy)
+    expected = inputs.training_draw(fold, 2)["audio"] if draws else inputs.own["audio"][train]
+    np.testing.assert_allclose(drawn["audio"], expected, atol=1e-4)
+    # the face keeps its inputs: this epoch's enrolment draw with draws, else the fixed training ones (not returned)
+    assert set(drawn) == ({"audio", "visual"} if draws else {"audio"})
+    if draws:  # each epoch its own enrolment draw
+        assert not np.allclose(expected, inputs.training_draw(fold, 3)["audio"])
 
 
 def test_the_linear_peer_refits_on_training_and_validation_speakers():

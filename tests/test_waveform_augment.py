@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -223,24 +224,31 @@ def test_training_copies_feed_each_clip_clean_or_one_copy_per_epoch():
 
 
 @pytest.mark.slow
-def test_cv_trains_on_augmented_copies(tmp_path):
+def test_cv_trains_on_augmented_copies(tmp_path, caplog):
     from emofuse.config.loading import load_config
-    from emofuse.core.registry import ConfigError
     from emofuse.data.sample import sample_dir
-    from emofuse.protocol.augment import training_copies
     from emofuse.protocol.cross_validation import run_cross_validation
+    from emofuse.protocol.final_fit import fit_final
     from tests.conftest import REPO
 
     overrides = ["protocol.n_folds=2", "train.epochs=3", "train.early_stopping.min_epochs=0", "loss.params.switch_epoch=1",
                  "features.workers=1", "protocol.linear_peer=false",
                  'features.augment={"copies": 2, "kinds": {"noise": {"kind": "noise", "snr_db": [5, 20]}, '
                  '"room": {"kind": "reverb", "rt60_s": [0.2, 0.8]}}}']
-    inductive = load_config(REPO / "configs" / "ravdess_mars_egemaps.yaml", [*overrides, "features.speaker_norm=inductive"])
-    with pytest.raises(ConfigError, match="speaker_norm: none"):
-        training_copies(inductive, None, None, None)
-    config = load_config(REPO / "configs" / "ravdess_mars_egemaps.yaml", [
-        *overrides, "features.speaker_norm=none"])
+    config = load_config(REPO / "configs" / "ravdess_mars_egemaps.yaml", [*overrides, "features.speaker_norm=none"])
     result = run_cross_validation(config, sample_dir(), tmp_path / "run", tmp_path / "cache", progress=False)
     n = result["n_clips"]  # every clip is scored once, clean
     copies = [d for d in (tmp_path / "cache").iterdir() if "~conditioned-" in d.name]
     assert len(copies) == 2 and all(len(list(d.glob("*.npy"))) == n for d in copies)  # each copy extracted once
+    # with enrolment (each speaker's statistics from the epoch's mix of clean clips and copies), and in a final fit:
+    # the same cached copies
+    inductive = load_config(REPO / "configs" / "ravdess_mars_egemaps.yaml", [
+        *overrides, "features.speaker_norm=inductive", "features.adapt_clips=5", "features.train_draws=true"])
+    enrolled = run_cross_validation(inductive, sample_dir(), tmp_path / "enrolled", tmp_path / "cache", progress=False)
+    assert enrolled["n_clips"] == n - 5 * len({a for f in enrolled["folds"] for a in f["test_actors"]})
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        fit = fit_final(inductive, sample_dir(), tmp_path / "fit", tmp_path / "cache", epoch=1, progress=False)
+    assert "audio copy augment_1" in caplog.text  # the final fit trains on the copies too
+    assert fit["epoch"] == 1 and (tmp_path / "fit" / "folds" / "fold_0" / "best.pt").is_file()
+    assert sorted(d for d in (tmp_path / "cache").iterdir() if "~conditioned-" in d.name) == sorted(copies)

@@ -5,7 +5,9 @@ Each clip has ``copies`` corrupted copies (data/waveform_augment.py: per copy on
 (features/conditioned.py). Every epoch each training clip is fed clean with probability ``p_clean``, else one of
 its copies, drawn from the seed, fold and epoch alone (a resumed run draws alike). Validation and test clips, the
 fold's standardisation statistics and the linear peer stay clean: the model learns from the copies, and is selected
-and scored as without them.
+and scored as without them. Under speaker normalisation a training speaker's statistics come from the same epoch's
+mix of clean clips and copies (their enrolment draws included), as a deployed speaker's enrolment clips are recorded
+under whatever conditions they were.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from emofuse.config.schema import ExperimentConfig
-from emofuse.core.registry import ConfigError
 from emofuse.datasets.feature_set import FeatureSet
 from emofuse.datasets.normalize import replace_rows, select_rows
 from emofuse.features.cache import FeatureCache
@@ -46,9 +47,6 @@ def training_copies(config: ExperimentConfig, fs: FeatureSet, data_dir: Path | N
     augment = config.features.augment
     if augment is None:
         return None
-    if config.features.speaker_norm != "none":
-        raise ConfigError("features.augment is built for features.speaker_norm: none (a copy's speaker statistics are "
-                          "not defined yet); set --set features.speaker_norm=none")
     kinds = list(augment.kinds.values())
     wanted = {f"augment_{c}": conditioned_audio(config.features, kinds, copy_index=c) for c in range(augment.copies)}
     copies = audio_copies(config, fs, data_dir, cache, wanted, progress)

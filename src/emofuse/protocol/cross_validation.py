@@ -133,10 +133,8 @@ def training_draws(inputs: SpeakerInputs, fold: Fold, scalers: dict[str, Standar
     presence = {m: present[rows] for m, present in inputs.presence.items()}
 
     def draw(epoch: int) -> dict:
-        fresh = inputs.training_draw(fold, epoch)
-        if augment is not None:  # each clip clean or one of its augmented copies
-            fresh = {**fresh, **augment.draw(rows, fold.index, epoch)}
-        drawn = {**clean, **standardise(scalers, fresh, presence)}
+        copies = augment.draw(rows, fold.index, epoch) if augment is not None else {}  # each clip clean or a copy
+        drawn = {**clean, **standardise(scalers, inputs.training_values(fold, epoch, copies), presence)}
         return corruption.apply("train", rows, drawn, None)[0] if corruption is not None else drawn
     return draw
 

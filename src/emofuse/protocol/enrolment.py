@@ -211,10 +211,12 @@ class SpeakerInputs:
                 mine, self.speakers[rows], self.enrolment[role][rows] & self.presence[m][rows], estimators[m], typical[m])
         return out
 
-    def training_draw(self, fold: Fold, epoch: int) -> dict[str, Values]:
+    def training_draw(self, fold: Fold, epoch: int, raw: dict[str, Values] | None = None) -> dict[str, Values]:
         """Train as you test: the fold's training clips, each speaker standardised through the fold's estimator from
         k clips of their own drawn for this epoch (from the seed, fold and epoch alone: a resumed run redraws alike);
-        with ``train_draw_clips`` k is drawn per speaker too, k = 0 giving the typical speaker's statistics."""
+        with ``train_draw_clips`` k is drawn per speaker too, k = 0 giving the typical speaker's statistics.
+        ``raw``: this epoch's features of the training clips for some modalities (augmented copies), in place of the
+        clean ones; a speaker's enrolment clips are then drawn from them too."""
         train = np.flatnonzero(np.isin(self.speakers, fold.train_actors))
         typical, estimators = self.fold_statistics(fold)
         enrolled = np.zeros(len(train), bool)  # a speaker drawn with no clip gets the typical speaker's statistics
@@ -224,8 +226,19 @@ class SpeakerInputs:
             rng = np.random.default_rng([self.seed, fold.index, epoch, zlib.crc32(str(s).encode())])
             k = self.k if self.config.train_draw_clips is None else int(rng.choice(self.config.train_draw_clips))
             enrolled[rng.choice(mine, size=min(k, len(mine)), replace=False)] = True
-        return {m: speaker_normalize(select_rows(self.raw[m], train), speakers, enrolled & self.presence[m][train],
-                                     estimators[m], typical[m]) for m in self.normalized}
+        raw = raw or {}
+        return {m: speaker_normalize(raw[m] if m in raw else select_rows(self.raw[m], train), speakers,
+                                     enrolled & self.presence[m][train], estimators[m], typical[m]) for m in self.normalized}
+
+    def training_values(self, fold: Fold, epoch: int, raw: dict[str, Values]) -> dict[str, Values]:
+        """This epoch's features of the fold's training clips where they differ from the clean, fixed ones: fresh
+        enrolment draws (``train_draws``) and ``raw``'s modalities (augmented copies), each normalised per speaker
+        as the setting normalises training speakers (without draws: with all of the speaker's clips this epoch; the
+        copies are of audio, which every clip has)."""
+        if self.train_draws:
+            return {**raw, **self.training_draw(fold, epoch, raw)}
+        speakers = self.speakers[np.isin(self.speakers, fold.train_actors)]
+        return {m: speaker_normalize(values, speakers) if m in self.normalized else values for m, values in raw.items()}
 
     def enrolment_table(self, fold: Fold) -> pd.DataFrame:
         """The fold's enrolment clips (validation and test speakers): speaker, role, clip, emotion."""

@@ -30,6 +30,7 @@ from emofuse.config.loading import dump_config, load_run_config, recorded_config
 from emofuse.config.schema import ExperimentConfig, candidate_config
 from emofuse.metrics.calibration import CALIBRATION_FILE
 from emofuse.protocol.calibration import cv_temperatures
+from emofuse.protocol.augment import training_copies
 from emofuse.protocol.cross_validation import data_record, fold_standardizers, prepare_inputs, train_fold
 from emofuse.protocol.folds import Fold
 from emofuse.features.cache import FeatureCache
@@ -93,7 +94,8 @@ def fit_final(config: ExperimentConfig, data_dir: Path, out: Path, cache_dir: Pa
     with logging_to(out), thread_budget(compute_bound(config.model.encoders)):
         started = time.perf_counter()
         start_run(out, dump_config(config), recorded_config)
-        fs = build_features(config.data, config.features, data_dir, FeatureCache(cache_dir), progress)
+        cache = FeatureCache(cache_dir)
+        fs = build_features(config.data, config.features, data_dir, cache, progress)
         record_fingerprint(out, data_record(fs, data_dir))
         speakers = tuple(sorted(pd.unique(fs.meta["actor"])))
         fold = Fold(0, (), (), speakers)
@@ -102,7 +104,8 @@ def fit_final(config: ExperimentConfig, data_dir: Path, out: Path, cache_dir: Pa
         fold_dir.mkdir(parents=True, exist_ok=True)
         log.info("final fit on all %d speakers (%d clips), epochs 0..%d%s", len(speakers), len(fs.meta), epoch,
                  f" (median of the folds' selected epochs {selected} in {cv_run})" if selected else "")
-        model, fit, data = train_fold(config, fs, inputs, fold, fold_dir, final_epoch=epoch)
+        augment = training_copies(config, fs, data_dir, cache, progress)
+        model, fit, data = train_fold(config, fs, inputs, fold, fold_dir, final_epoch=epoch, augment=augment)
         atomic_torch_save(fold_dir / "best.pt", fit.best_state)
         write_json(fold_dir / "standardizer.json", fold_standardizers(inputs, data.scalers, fold))
         atomic_write_text(fold_dir / "history.csv", pd.DataFrame(fit.history).to_csv(index=False))
