@@ -64,10 +64,12 @@ ABOUT = {
     "speech": {
         "corpus": "RAVDESS (English) and nEMO (Polish), speech, audio only",
         "nesting": "the recipe (Whisper base hidden states 2-4, the network's size and regularisation, training on "
-                   "0- and 10-clip statistics) was chosen during development on cross-validated and leave-one-corpus-out accuracy of these two corpora: not "
+                   "0- and 10-clip statistics, augmented recording conditions) was chosen during development on cross-validated and leave-one-corpus-out accuracy of these two corpora: not "
                    "strictly nested; the leave-one-corpus-out figures are the fairer guide to other corpora",
-        "limits": ["acted speech of 33 actors in two languages (English, Polish), studio recordings: expect lower "
-                   "accuracy on spontaneous speech, other languages, noisy, telephone or far-field recordings",
+        "limits": ["acted speech of 33 actors in two languages (English, Polish), studio recordings with simulated "
+                   "noise, telephone band, codecs and rooms added in training: expect lower accuracy on spontaneous "
+                   "speech, other languages and real far-field or noisy recordings (recording_conditions gives the "
+                   "simulated ones)",
                    "8 classes; calm and disgust are learned from RAVDESS only: restrict the answer to the classes you "
                    "need with `emofuse predict --classes`",
                    "enrolment (`emofuse predict --speaker`) helps on acted corpora; with few or one-sided clips the "
@@ -94,6 +96,19 @@ def per_corpus(predictions: pd.DataFrame) -> dict:
     if "corpus" in predictions:
         out["per_corpus"] = {str(c): accuracy_with_interval(t) for c, t in predictions.groupby("corpus")}
     return out
+
+
+def recording_conditions(cv: dict, config) -> dict | None:
+    """The cross-validation's test speakers scored again under each fixed condition of ``protocol.test_conditions``
+    (at the recipe's enrolment clips), and what the model trained on (``features.augment``)."""
+    if "test_conditions" not in cv:
+        return None
+    augment = config.features.augment
+    return {"enrolment_clips": config.features.adapt_clips if config.features.speaker_norm == "inductive" else 0,
+            "conditions": {name: config.protocol.test_conditions[name].model_dump(mode="json")
+                           for name in config.protocol.test_conditions},
+            "scores": cv["test_conditions"]["conditions"], "interval": cv["test_conditions"]["interval"],
+            "trained_on": augment.model_dump(mode="json") if augment is not None else None}
 
 
 def leave_one_corpus_out(config, corpora: dict[str, Path], work: Path, cache: Path) -> list[dict]:
@@ -175,6 +190,7 @@ def main() -> None:
             **estimates,
             "fold_accuracy_at_recipe_k": [f["accuracy"] for f in cv["folds"]],
         },
+        "recording_conditions": recording_conditions(cv, config),
         "leave_one_corpus_out": leave_one_corpus_out(config, corpora, work / "loco", args.cache)
         if len(corpora) > 1 else None,
         "cross_corpus": cross_corpus(work / "model", args.crema_d) if args.crema_d.is_dir() else None,
