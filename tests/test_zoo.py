@@ -37,6 +37,11 @@ def test_the_default_model_is_bundled_with_a_complete_card():
             assert per["interval"][0] <= per["accuracy"] <= per["interval"][1] and per["n_speakers"] == speakers[corpus]
     for row in card.get("leave_one_corpus_out") or []:  # a corpus never heard: every one of its speakers scored
         assert row["held_out"] not in row["trained_on"] and row["k=0"]["n_speakers"] == speakers[row["held_out"]]
+    conditions = card.get("recording_conditions")
+    if conditions:  # the cross-validation's test speakers again under each fixed condition, clean first
+        assert list(conditions["scores"]) == ["clean", *conditions["conditions"]]
+        for v in conditions["scores"].values():
+            assert v["accuracy_ci"][0] <= v["accuracy"] <= v["accuracy_ci"][1]
     directory = zoo.model_dir(zoo.DEFAULT)
     assert zoo.weights_sha256(directory) == card["weights_sha256"]  # the card describes the shipped weights
     fingerprint = json.loads((directory / "data_fingerprint.json").read_text())

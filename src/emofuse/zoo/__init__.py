@@ -74,6 +74,15 @@ def format_card(c: dict) -> str:
                      f"{row['held_out']} speaker among {len(row['k=0']['classes'])} shared classes):")
         lines += [f"  {'a file on its own' if k == 'k=0' else f'{k[2:]} clips of the speaker known'}: "
                   f"{_estimate(row[k])}, UA {row[k]['ua']:.3f}" for k in ("k=0", "k=10")]
+    r = c.get("recording_conditions")
+    if r:
+        k = r["enrolment_clips"]
+        lines.append(f"under other recording conditions (the cross-validation's test speakers, "
+                     f"{'a file on its own' if k == 0 else f'{k} clips of the speaker known'}; trained "
+                     f"{'on augmented copies of ' + ', '.join(r['trained_on']['kinds']) if r['trained_on'] else 'on clean clips'}):")
+        lines += [f"  {name}: {v['accuracy']:.3f} [{v['accuracy_ci'][0]:.3f}, {v['accuracy_ci'][1]:.3f}]"
+                  + (f", {100 * v['minus_clean']['difference']:+.1f} points" if "minus_clean" in v else "")
+                  for name, v in r["scores"].items()]
     x = c.get("cross_corpus")
     if x:
         lines.append(f"cross-corpus: {x['corpus']}, {x['correct']} of {x['n_clips']} clips correct "
