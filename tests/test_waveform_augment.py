@@ -172,6 +172,18 @@ def test_conditioned_extractor_caches_each_condition_once(tmp_path):
     assert first.features[path].shape == clean.shape and not np.allclose(first.features[path], clean)
 
 
+def test_a_codec_copy_is_keyed_by_the_codec_build(monkeypatch):
+    """Another PyAV / FFmpeg build encodes another waveform: its copies are rendered again, not read from the cache."""
+    import av
+
+    mp3 = EXTRACTORS.create("conditioned", {"extractor": "mfcc", "params": {},
+                                            "conditions": [{"kind": "codec", "codec": "mp3", "bitrate_kbps": 32}]})
+    noise = EXTRACTORS.create("conditioned", {"extractor": "mfcc", "params": {}, "conditions": [{"kind": "noise", "snr_db": 0}]})
+    keys = mp3.settings_key(), noise.settings_key()
+    monkeypatch.setattr(av, "__version__", "0.0.0")
+    assert mp3.settings_key() != keys[0] and noise.settings_key() == keys[1]
+
+
 @pytest.mark.slow
 def test_cv_scores_each_test_condition_as_it_scores_clean_clips(tmp_path):
     """Each fold's test clips scored clean and under each condition; an identity condition (gain 0 dB) reproduces the

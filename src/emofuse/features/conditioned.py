@@ -30,6 +30,16 @@ class ConditionedParams(BaseModel):
     copy_index: int = Field(0, ge=0, description="which copy of the clip: another index draws other noise and settings")
 
 
+def codec_versions(conditions: list) -> list[str]:
+    """What a lossy codec's output depends on besides its settings: PyAV and the FFmpeg libraries it bundles (another
+    build encodes another waveform), so that a copy made with another build is rendered again rather than reused."""
+    if not any(c.kind == "codec" for c in conditions):
+        return []
+    import av
+
+    return [f"av {av.__version__}", *(f"{name} {'.'.join(map(str, v))}" for name, v in sorted(av.library_versions.items()))]
+
+
 @EXTRACTORS.register("conditioned")
 class ConditionedAudio(AudioExtractor):
     Params = ConditionedParams
@@ -51,7 +61,8 @@ class ConditionedAudio(AudioExtractor):
         return self.base.sequence
 
     def settings_key(self) -> str:
-        spec = "|".join([self.version, str(self.params.copy_index), *(c.key() for c in self.params.conditions)])
+        spec = "|".join([self.version, str(self.params.copy_index), *(c.key() for c in self.params.conditions),
+                         *codec_versions(self.params.conditions)])
         return f"{self.base.settings_key()}~{self.registry_name}-{hashlib.sha256(spec.encode()).hexdigest()[:16]}"
 
     def extract_file(self, path: Path) -> tuple[np.ndarray, None]:
