@@ -67,7 +67,7 @@ ABOUT = {
                    "0- and 10-clip statistics, augmented recording conditions) was chosen during development on cross-validated and leave-one-corpus-out accuracy of these two corpora: not "
                    "strictly nested; the leave-one-corpus-out figures are the fairer guide to other corpora",
         "limits": ["acted speech of 33 actors in two languages (English, Polish), studio recordings with simulated "
-                   "noise, telephone band, codecs and rooms added in training: expect lower accuracy on spontaneous "
+                   "noise, level changes, telephone band and rooms added in training: expect lower accuracy on spontaneous "
                    "speech, other languages and real far-field or noisy recordings (recording_conditions gives the "
                    "simulated ones)",
                    "8 classes; calm and disgust are learned from RAVDESS only: restrict the answer to the classes you "
