@@ -22,15 +22,17 @@ def select_rows(values: Values, idx: np.ndarray) -> Values:
     return [values[i] for i in idx] if isinstance(values, list) else values[idx]
 
 
-def replace_rows(values: Values, idx: np.ndarray, source: Values) -> Values:
-    """A copy of ``values`` whose rows ``idx`` are ``source``'s rows ``idx`` (another copy of the same clips)."""
+def replace_rows(values: Values, idx: np.ndarray, source: Values, source_idx: np.ndarray | None = None) -> Values:
+    """A copy of ``values`` whose rows ``idx`` are ``source``'s rows ``source_idx`` (default: ``idx``, when ``source``
+    is another copy of the same clips)."""
+    source_idx = idx if source_idx is None else source_idx
     if not isinstance(values, list):
         out = values.copy()
-        out[idx] = source[idx]
+        out[idx] = source[source_idx]
         return out
     out = list(values)
-    for i in idx:
-        out[i] = source[i]
+    for i, j in zip(idx, source_idx):
+        out[i] = source[j]
     return out
 
 

@@ -37,7 +37,8 @@ class TrainingCopies:
         which = np.where(rng.random(len(rows)) < self.p_clean, 0, rng.integers(1, len(self.copies) + 1, len(rows)))
         values = select_rows(self.clean, rows)
         for k, copy in enumerate(self.copies, start=1):
-            values = replace_rows(values, np.flatnonzero(which == k), select_rows(copy, rows))
+            chosen = np.flatnonzero(which == k)
+            values = replace_rows(values, chosen, copy, rows[chosen])
         return {"audio": values}
 
 

@@ -53,6 +53,10 @@ def _estimate(value: dict) -> str:
             f"{value['n_speakers']} speakers)")
 
 
+def _clips_known(k: int) -> str:
+    return "a file on its own" if k == 0 else f"{k} clips of the speaker known"
+
+
 def format_card(c: dict) -> str:
     """A card as text for the console and the docs: what a user must know before trusting the model."""
     t, e = c["training_data"], c["estimates"]
@@ -65,20 +69,18 @@ def format_card(c: dict) -> str:
     for key, value in e.items():
         if key.startswith("k="):
             k = int(key[2:])
-            how = "a file on its own" if k == 0 else f"{k} clips of the speaker known (emofuse predict --speaker)"
+            how = _clips_known(k) + ("" if k == 0 else " (emofuse predict --speaker)")
             lines.append(f"  {how}: {_estimate(value)}")
             lines += [f"    {corpus}: {_estimate(v)}" for corpus, v in value.get("per_corpus", {}).items()]
     lines += [f"  protocol: {e['protocol']}", f"  nesting: {e['nesting']}"]
     for row in c.get("leave_one_corpus_out") or []:
         lines.append(f"on a corpus it never heard (trained on {' + '.join(row['trained_on'])} only, scored on every "
                      f"{row['held_out']} speaker among {len(row['k=0']['classes'])} shared classes):")
-        lines += [f"  {'a file on its own' if k == 'k=0' else f'{k[2:]} clips of the speaker known'}: "
-                  f"{_estimate(row[k])}, UA {row[k]['ua']:.3f}" for k in ("k=0", "k=10")]
+        lines += [f"  {_clips_known(int(k[2:]))}: {_estimate(row[k])}, UA {row[k]['ua']:.3f}" for k in ("k=0", "k=10")]
     r = c.get("recording_conditions")
     if r:
-        k = r["enrolment_clips"]
         lines.append(f"under other recording conditions (the cross-validation's test speakers, "
-                     f"{'a file on its own' if k == 0 else f'{k} clips of the speaker known'}; trained "
+                     f"{_clips_known(r['enrolment_clips'])}; trained "
                      f"{'on augmented copies of ' + ', '.join(r['trained_on']['kinds']) if r['trained_on'] else 'on clean clips'}):")
         lines += [f"  {name}: {v['accuracy']:.3f} [{v['accuracy_ci'][0]:.3f}, {v['accuracy_ci'][1]:.3f}]"
                   + (f", {100 * v['minus_clean']['difference']:+.1f} points" if "minus_clean" in v else "")
